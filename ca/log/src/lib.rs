@@ -1,0 +1,1 @@
+//! Signet's verifiable log (work in progress).

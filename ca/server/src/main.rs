@@ -1,0 +1,2 @@
+//! signet-ca
+fn main() {}

@@ -1,0 +1,2 @@
+//! Virtual YubiKey binary.
+fn main() {}

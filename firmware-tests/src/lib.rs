@@ -1,0 +1,1 @@
+//! Virtual YubiKey (work in progress).

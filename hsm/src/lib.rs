@@ -1,0 +1,1 @@
+//! Signet HSM layer (work in progress).
