@@ -1,1 +1,30 @@
-//! Signet HSM layer (work in progress).
+//! Signet's signing layer: one abstraction over hardware that holds CA keys.
+//!
+//! Keys are generated inside the device (sensitive, never extractable) and
+//! used through it; nothing in this crate can read, export or delete a
+//! private key. Blocking device calls stay inside a pool of worker threads
+//! ([`Token`] hands out [`Reply`] values that threads wait on and async tasks
+//! await), so callers never block an async runtime.
+//!
+//! The PKCS#11 backend covers SoftHSM2, YubiHSM 2 and network or cloud HSMs.
+//! Signing goes through `signature::Signer` adapters ([`SshSigner`],
+//! [`X509Signer`]) so certificate builders never know which device signs.
+#![deny(missing_docs)]
+
+mod algorithm;
+mod error;
+mod pin;
+mod pool;
+mod public_key;
+mod signer;
+mod token;
+mod uri;
+
+pub use algorithm::{KeyAlgorithm, RsaHash};
+pub use error::{Error, Result};
+pub use pin::{Pin, PinSource};
+pub use pool::Reply;
+pub use public_key::PublicKey;
+pub use signer::{SshSigner, X509Signature, X509Signer, X509VerifyingKey};
+pub use token::{Capabilities, KeyProtection, KeyRef, Token, TokenConfig, TokenDescription};
+pub use uri::{Pkcs11Uri, TokenFacts, TokenSelector};

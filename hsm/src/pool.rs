@@ -1,0 +1,235 @@
+//! The session pool: the one place where blocking PKCS#11 calls meet callers.
+//!
+//! Each worker thread owns one logged-in session. Callers submit jobs and get
+//! a [`Reply`], which a thread can wait on and an async task can await, so
+//! no async runtime thread ever blocks inside the token.
+//!
+//! A job that fails with a session, login or device error is run once more
+//! on a freshly opened and logged-in session; a PIN error is never retried,
+//! because retries lock real tokens.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use cryptoki::context::Pkcs11;
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::ObjectHandle;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+
+use crate::{Error, Pin, Result};
+
+/// An error inside a job: either a raw PKCS#11 failure, which may be
+/// recoverable by reopening the session, or a final one.
+#[derive(Debug)]
+pub(crate) enum JobError {
+    Pkcs11(CkError),
+    Final(Error),
+}
+
+impl From<CkError> for JobError {
+    fn from(err: CkError) -> Self {
+        Self::Pkcs11(err)
+    }
+}
+
+impl From<Error> for JobError {
+    fn from(err: Error) -> Self {
+        Self::Final(err)
+    }
+}
+
+impl JobError {
+    /// Errors after which a new session (and login) may succeed.
+    fn is_recoverable(&self) -> bool {
+        matches!(
+            self,
+            Self::Pkcs11(CkError::Pkcs11(
+                RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::UserNotLoggedIn
+                    | RvError::DeviceError
+                    | RvError::DeviceRemoved
+                    | RvError::TokenNotPresent
+                    | RvError::ObjectHandleInvalid
+                    | RvError::KeyHandleInvalid,
+                _
+            ))
+        )
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Self::Pkcs11(err) => err.into(),
+            Self::Final(err) => err,
+        }
+    }
+}
+
+/// One worker's session and its cache of private-key handles by label.
+pub(crate) struct WorkerSession {
+    ctx: Pkcs11,
+    slot: Slot,
+    pin: Arc<Pin>,
+    session: Option<Session>,
+    key_handles: HashMap<String, ObjectHandle>,
+}
+
+impl WorkerSession {
+    /// Opens a read-write session and logs in. Another session of this
+    /// process may already have logged in (login state is per application),
+    /// which is not an error.
+    pub(crate) fn open(ctx: Pkcs11, slot: Slot, pin: Arc<Pin>) -> Result<Self> {
+        let mut worker = Self {
+            ctx,
+            slot,
+            pin,
+            session: None,
+            key_handles: HashMap::new(),
+        };
+        worker.ensure_session()?;
+        Ok(worker)
+    }
+
+    fn ensure_session(&mut self) -> Result<&Session> {
+        if self.session.is_none() {
+            let session = self.ctx.open_rw_session(self.slot)?;
+            let secret = cryptoki::types::AuthPin::from(self.pin.expose());
+            match session.login(UserType::User, Some(&secret)) {
+                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+                Err(err) => return Err(err.into()),
+            }
+            self.session = Some(session);
+        }
+        self.session.as_ref().ok_or(Error::PoolStopped)
+    }
+
+    /// Runs `op` on the session; on a recoverable failure reopens the session
+    /// and runs it once more.
+    pub(crate) fn run<T>(
+        &mut self,
+        mut op: impl FnMut(
+            &Session,
+            &mut HashMap<String, ObjectHandle>,
+        ) -> std::result::Result<T, JobError>,
+    ) -> Result<T> {
+        self.ensure_session()?;
+        let first = match self.session.as_ref() {
+            Some(session) => op(session, &mut self.key_handles),
+            None => return Err(Error::PoolStopped),
+        };
+        match first {
+            Ok(value) => Ok(value),
+            Err(err) if err.is_recoverable() => {
+                log::warn!("PKCS#11 session failed ({err:?}); reopening it once");
+                self.key_handles.clear();
+                if let Some(old) = self.session.take() {
+                    // The session is already broken; closing it may fail too.
+                    let _ = old.close();
+                }
+                self.ensure_session()?;
+                match self.session.as_ref() {
+                    Some(session) => {
+                        op(session, &mut self.key_handles).map_err(JobError::into_error)
+                    }
+                    None => Err(Error::PoolStopped),
+                }
+            }
+            Err(err) => Err(err.into_error()),
+        }
+    }
+
+    /// Test hook: ends the login behind the pool's back, as a token reset or
+    /// another application's logout would.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn logout(&mut self) -> Result<()> {
+        if let Some(session) = self.session.as_ref() {
+            session.logout()?;
+        }
+        Ok(())
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut WorkerSession) + Send>;
+
+/// The answer to a submitted job: wait for it from a thread, or await it.
+#[must_use = "a reply does nothing unless waited on"]
+pub struct Reply<T>(oneshot::Receiver<Result<T>>);
+
+impl<T> Reply<T> {
+    /// Blocks the calling thread until the job is done. Not for async tasks.
+    pub fn wait(self) -> Result<T> {
+        self.0.recv().unwrap_or(Err(Error::PoolStopped))
+    }
+
+    /// Waits without blocking an async runtime thread.
+    pub async fn wait_async(self) -> Result<T> {
+        self.0.await.unwrap_or(Err(Error::PoolStopped))
+    }
+}
+
+/// A fixed set of worker threads, each with its own session.
+pub(crate) struct SessionPool {
+    jobs: Option<crossbeam_channel::Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl SessionPool {
+    /// Starts one thread per session. Sessions are opened (and the first one
+    /// logs in) before any thread starts, so a wrong PIN fails here, once.
+    pub(crate) fn start(sessions: Vec<WorkerSession>) -> Result<Self> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let mut workers = Vec::with_capacity(sessions.len());
+        for (index, mut session) in sessions.into_iter().enumerate() {
+            let rx = rx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("signet-hsm-{index}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv() {
+                        job(&mut session);
+                    }
+                })
+                .map_err(|e| Error::Pkcs11 {
+                    function: "spawn worker".into(),
+                    rv: e.to_string(),
+                })?;
+            workers.push(handle);
+        }
+        Ok(Self {
+            jobs: Some(tx),
+            workers,
+        })
+    }
+
+    /// Queues a job for the next free session.
+    pub(crate) fn submit<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WorkerSession) -> Result<T> + Send + 'static,
+    ) -> Reply<T> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let boxed: Job = Box::new(move |session| {
+            // The caller may have given up waiting; that is not an error here.
+            let _ = reply_tx.send(job(session));
+        });
+        if let Some(jobs) = self.jobs.as_ref() {
+            // A send error means the workers are gone; the reply then reports PoolStopped.
+            let _ = jobs.send(boxed);
+        }
+        Reply(reply_rx)
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.workers.len()
+    }
+}
+
+impl Drop for SessionPool {
+    fn drop(&mut self) {
+        // Closing the queue ends every worker's loop; their sessions close on drop.
+        self.jobs.take();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
