@@ -43,6 +43,12 @@ pub enum Error {
         /// How many matched.
         count: usize,
     },
+    /// Initialisation was asked for a label that an initialised token already has.
+    #[error("a token labelled {0:?} already exists; refusing to initialise another")]
+    TokenExists(String),
+    /// The module offers no uninitialised slot to create a token in.
+    #[error("the module has no free (uninitialised) slot for a new token")]
+    NoFreeSlot,
     /// A PKCS#11 URI (RFC 7512) could not be parsed.
     #[error("invalid PKCS#11 URI: {0}")]
     InvalidUri(String),

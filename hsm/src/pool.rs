@@ -25,6 +25,8 @@ use crate::{Error, Pin, Result};
 #[derive(Debug)]
 pub(crate) enum JobError {
     Pkcs11(CkError),
+    /// The session lost its login (private objects are invisible).
+    NotLoggedIn,
     Final(Error),
 }
 
@@ -43,25 +45,30 @@ impl From<Error> for JobError {
 impl JobError {
     /// Errors after which a new session (and login) may succeed.
     fn is_recoverable(&self) -> bool {
-        matches!(
-            self,
-            Self::Pkcs11(CkError::Pkcs11(
-                RvError::SessionHandleInvalid
-                    | RvError::SessionClosed
-                    | RvError::UserNotLoggedIn
-                    | RvError::DeviceError
-                    | RvError::DeviceRemoved
-                    | RvError::TokenNotPresent
-                    | RvError::ObjectHandleInvalid
-                    | RvError::KeyHandleInvalid,
-                _
-            ))
-        )
+        matches!(self, Self::NotLoggedIn)
+            || matches!(
+                self,
+                Self::Pkcs11(CkError::Pkcs11(
+                    RvError::SessionHandleInvalid
+                        | RvError::SessionClosed
+                        | RvError::UserNotLoggedIn
+                        | RvError::DeviceError
+                        | RvError::DeviceRemoved
+                        | RvError::TokenNotPresent
+                        | RvError::ObjectHandleInvalid
+                        | RvError::KeyHandleInvalid,
+                    _
+                ))
+            )
     }
 
     fn into_error(self) -> Error {
         match self {
             Self::Pkcs11(err) => err.into(),
+            Self::NotLoggedIn => Error::Pkcs11 {
+                function: "C_FindObjects".into(),
+                rv: "the session is not logged in".into(),
+            },
             Self::Final(err) => err,
         }
     }

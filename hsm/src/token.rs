@@ -160,22 +160,7 @@ impl Token {
     /// Loads the module, finds the token, reads the PIN, logs in once (a
     /// wrong PIN fails here and is not retried) and starts the session pool.
     pub fn open(config: &TokenConfig) -> Result<Self> {
-        if !config.module.exists() {
-            return Err(Error::ModuleMissing(config.module.clone()));
-        }
-        let ctx = Pkcs11::new(&config.module).map_err(|e| Error::ModuleLoad {
-            path: config.module.clone(),
-            detail: e.to_string(),
-        })?;
-        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-            Err(err) => {
-                return Err(Error::ModuleLoad {
-                    path: config.module.clone(),
-                    detail: format!("C_Initialize: {err}"),
-                })
-            }
-        }
+        let ctx = load_module(&config.module)?;
         let (slot, description) = find_slot(&ctx, &config.token)?;
         let capabilities = read_capabilities(&ctx, slot)?;
         let pin = Arc::new(config.pin.load()?);
@@ -264,14 +249,15 @@ impl Token {
             .submit(move |worker| {
                 worker.run(|session, cache| {
                     let handle = private_key_handle(session, cache, &label)?;
-                    let attrs = session.get_attributes(
+                    // Ask for the secret parts directly: the token must answer
+                    // "sensitive" (or "no such attribute"), never a value.
+                    let info = session.get_attribute_info(
                         handle,
                         &[AttributeType::Value, AttributeType::PrivateExponent],
                     )?;
-                    Ok(attrs.iter().any(|a| match a {
-                        Attribute::Value(v) | Attribute::PrivateExponent(v) => !v.is_empty(),
-                        _ => false,
-                    }))
+                    Ok(info.iter().any(
+                        |i| matches!(i, cryptoki::object::AttributeInfo::Available(n) if *n > 0),
+                    ))
                 })
             })
             .wait()
@@ -322,6 +308,26 @@ impl Token {
     #[cfg(feature = "test-hooks")]
     pub fn force_logout(&self) -> Result<()> {
         self.inner.pool.submit(|worker| worker.logout()).wait()
+    }
+}
+
+/// Loads and initialises a PKCS#11 module, with errors that tell a missing
+/// file from a file that is not a module.
+pub(crate) fn load_module(module: &std::path::Path) -> Result<Pkcs11> {
+    if !module.exists() {
+        return Err(Error::ModuleMissing(module.to_path_buf()));
+    }
+    let ctx = Pkcs11::new(module).map_err(|e| Error::ModuleLoad {
+        path: module.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        // Another part of this process initialised the module already.
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(ctx),
+        Err(err) => Err(Error::ModuleLoad {
+            path: module.to_path_buf(),
+            detail: format!("C_Initialize: {err}"),
+        }),
     }
 }
 
@@ -454,6 +460,12 @@ fn find_one(
         Attribute::Label(label.as_bytes().to_vec()),
     ])?;
     match found.len() {
+        // Private objects are invisible without a login: "not found" is only
+        // an answer when the session is logged in. Otherwise the pool
+        // reopens the session and logs in again.
+        0 if class == ObjectClass::PRIVATE_KEY && !logged_in(session)? => {
+            Err(JobError::NotLoggedIn)
+        }
         0 => Ok(None),
         1 => Ok(Some(found[0])),
         count => Err(JobError::Final(Error::KeyAmbiguous {
@@ -461,6 +473,12 @@ fn find_one(
             count,
         })),
     }
+}
+
+fn logged_in(session: &Session) -> std::result::Result<bool, JobError> {
+    use cryptoki::session::SessionState;
+    let state = session.get_session_info()?.session_state();
+    Ok(matches!(state, SessionState::RoUser | SessionState::RwUser))
 }
 
 fn private_key_handle(

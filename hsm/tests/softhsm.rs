@@ -1,0 +1,225 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! signet-hsm against a real PKCS#11 module: SoftHSM2 by default, or the
+//! module named by `SIGNET_PKCS11_MODULE`. Each test has its own token and
+//! runs in its own process (cargo-nextest).
+
+use std::process::Command;
+
+use signature::Verifier;
+use signet_hsm::{Error, KeyAlgorithm, PinSource, PublicKey, RsaHash, Token, TokenSelector};
+use signet_testkit::{softhsm_module, SoftHsm};
+
+fn verify(public: &PublicKey, message: &[u8], raw: &[u8], rsa_hash: RsaHash) {
+    match public {
+        PublicKey::EcdsaP256(key) => {
+            let sig = p256::ecdsa::Signature::from_slice(raw).unwrap();
+            key.verify(message, &sig).unwrap();
+        }
+        PublicKey::EcdsaP384(key) => {
+            let sig = p384::ecdsa::Signature::from_slice(raw).unwrap();
+            key.verify(message, &sig).unwrap();
+        }
+        PublicKey::Ed25519(key) => {
+            let sig = ed25519_dalek::Signature::from_slice(raw).unwrap();
+            key.verify(message, &sig).unwrap();
+        }
+        PublicKey::Rsa(key) => {
+            let sig = rsa::pkcs1v15::Signature::try_from(raw).unwrap();
+            match rsa_hash {
+                RsaHash::Sha256 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key.clone())
+                    .verify(message, &sig)
+                    .unwrap(),
+                RsaHash::Sha512 => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(key.clone())
+                    .verify(message, &sig)
+                    .unwrap(),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_supported_key_type_is_generated_protected_and_signs() {
+    let hsm = SoftHsm::create("hsm-all-types");
+    let token = Token::open(&hsm.token_config(2)).unwrap();
+    let supported = token.capabilities().supported_algorithms();
+    // SoftHSM2 2.6 does all five; a real module may do fewer and is then
+    // tested on what it has.
+    if std::env::var_os("SIGNET_PKCS11_MODULE").is_none() {
+        assert_eq!(supported, KeyAlgorithm::ALL.to_vec());
+    }
+    for algorithm in supported {
+        let label = format!("test-{algorithm}");
+        let key = token.generate_key(&label, algorithm).unwrap();
+        assert_eq!(key.algorithm(), algorithm);
+        assert_eq!(key.public_key().ca_algorithm(), Some(algorithm));
+
+        let protection = token.key_protection(&key).unwrap();
+        assert!(
+            protection.sensitive && !protection.extractable,
+            "{algorithm}: {protection:?}"
+        );
+        assert!(
+            protection.always_sensitive && protection.never_extractable,
+            "{algorithm}"
+        );
+        assert!(
+            protection.local,
+            "{algorithm}: key must be generated on the token"
+        );
+        assert!(
+            !token.private_value_is_readable(&key).unwrap(),
+            "{algorithm}: private key readable"
+        );
+
+        let message = b"signet conformance message";
+        for hash in [RsaHash::Sha256, RsaHash::Sha512] {
+            let raw = token.sign(&key, message, hash).wait().unwrap();
+            verify(key.public_key(), message, &raw, hash);
+        }
+
+        // Found again by label, with the same public key.
+        let again = token.find_key(&label, algorithm).unwrap().unwrap();
+        assert_eq!(again, key);
+        // Never a second key under the same label.
+        assert!(matches!(
+            token.generate_key(&label, algorithm),
+            Err(Error::KeyExists(_))
+        ));
+        // A lookup with the wrong type is refused, not silently accepted.
+        let other = if algorithm == KeyAlgorithm::Ed25519 {
+            KeyAlgorithm::EcdsaP256
+        } else {
+            KeyAlgorithm::Ed25519
+        };
+        assert!(matches!(
+            token.find_key(&label, other),
+            Err(Error::KeyTypeMismatch { .. })
+        ));
+    }
+    assert!(token
+        .find_key("no-such-key", KeyAlgorithm::EcdsaP256)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn pkcs11_tool_sees_sensitive_never_extractable_keys_and_cannot_read_them() {
+    let hsm = SoftHsm::create("hsm-pkcs11-tool");
+    {
+        let token = Token::open(&hsm.token_config(1)).unwrap();
+        token
+            .generate_key("ca-key", KeyAlgorithm::EcdsaP256)
+            .unwrap();
+    }
+    let pkcs11_tool = |args: &[&str]| {
+        Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", hsm.conf())
+            .arg("--module")
+            .arg(softhsm_module())
+            .args([
+                "--token-label",
+                hsm.label(),
+                "--login",
+                "--pin",
+                &hsm.user_pin(),
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listed = pkcs11_tool(&["--list-objects", "--type", "privkey"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{text}");
+    assert!(text.contains("ca-key"), "{text}");
+    assert!(text.contains("sensitive"), "{text}");
+    assert!(text.contains("never extractable"), "{text}");
+
+    // pkcs11-tool declines to export private keys at all; what matters is
+    // that nothing comes out. The token's own refusal (CKR_ATTRIBUTE_SENSITIVE
+    // on CKA_VALUE) is asserted in every_supported_key_type_… below.
+    let out = hsm.dir().join("exported");
+    let read = pkcs11_tool(&[
+        "--read-object",
+        "--type",
+        "privkey",
+        "--label",
+        "ca-key",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!out.exists(), "the private key was written out");
+    assert!(read.stdout.is_empty(), "no key material on stdout");
+}
+
+#[test]
+fn wrong_pin_is_reported_once_and_never_echoed() {
+    let hsm = SoftHsm::create("hsm-wrong-pin");
+    let wrong = hsm.dir().join("wrong-pin");
+    std::fs::write(&wrong, "00000000\n").unwrap();
+    let mut config = hsm.token_config(4);
+    config.pin = PinSource::File(wrong);
+    let err = Token::open(&config).unwrap_err();
+    assert!(matches!(err, Error::PinIncorrect), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        !text.contains("00000000") && text.contains("not retried"),
+        "{text}"
+    );
+    // The right PIN still works: the failed attempt did not lock the token.
+    Token::open(&hsm.token_config(1)).unwrap();
+}
+
+#[test]
+fn pool_recovers_after_the_login_is_lost() {
+    let hsm = SoftHsm::create("hsm-recovery");
+    let token = Token::open(&hsm.token_config(1)).unwrap();
+    let key = token.generate_key("k", KeyAlgorithm::EcdsaP256).unwrap();
+    token.force_logout().unwrap();
+    let raw = token
+        .sign(&key, b"after logout", RsaHash::Sha256)
+        .wait()
+        .unwrap();
+    verify(key.public_key(), b"after logout", &raw, RsaHash::Sha256);
+}
+
+#[test]
+fn bad_module_and_token_selection_fail_clearly() {
+    let hsm = SoftHsm::create("hsm-selection");
+    let mut config = hsm.token_config(1);
+
+    config.module = "/nonexistent/libpkcs11.so".into();
+    let err = Token::open(&config).unwrap_err();
+    assert!(matches!(err, Error::ModuleMissing(_)), "{err}");
+
+    let not_a_module = hsm.dir().join("not-a-module.so");
+    std::fs::write(&not_a_module, "this is text").unwrap();
+    config.module = not_a_module;
+    let err = Token::open(&config).unwrap_err();
+    assert!(matches!(err, Error::ModuleLoad { .. }), "{err}");
+
+    let mut config = hsm.token_config(1);
+    config.token = TokenSelector::Label("no such token".into());
+    let err = Token::open(&config).unwrap_err().to_string();
+    assert!(
+        err.contains("no such token") && err.contains("hsm-selection"),
+        "{err}"
+    );
+
+    let mut config = hsm.token_config(1);
+    config.token = TokenSelector::Uri(
+        signet_hsm::Pkcs11Uri::parse("pkcs11:token=hsm-selection;manufacturer=SoftHSM%20project")
+            .unwrap(),
+    );
+    Token::open(&config).unwrap();
+}
+
+#[test]
+fn empty_pin_file_is_refused_before_any_login() {
+    let hsm = SoftHsm::create("hsm-empty-pin");
+    let empty = hsm.dir().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let mut config = hsm.token_config(1);
+    config.pin = PinSource::File(empty);
+    let err = Token::open(&config).unwrap_err().to_string();
+    assert!(err.contains("is empty"), "{err}");
+}

@@ -1,0 +1,14 @@
+//! Fixtures for tests that talk to real peers: a private SoftHSM2 token per
+//! test, and a throw-away OpenSSH `sshd` on a loopback port.
+//!
+//! Everything lives in a temporary directory owned by the fixture and is
+//! removed (processes stopped) when the fixture is dropped, also when the
+//! test fails.
+#![deny(missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod softhsm;
+mod sshd;
+
+pub use softhsm::{softhsm_module, SoftHsm};
+pub use sshd::{free_port, Sshd};

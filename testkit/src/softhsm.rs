@@ -1,0 +1,123 @@
+//! A private SoftHSM2 token: its own configuration file and token directory.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use rand::RngExt;
+use zeroize::Zeroizing;
+
+/// The PKCS#11 module the tests use: `SIGNET_PKCS11_MODULE` if set, else
+/// Debian's SoftHSM2.
+pub fn softhsm_module() -> PathBuf {
+    std::env::var_os("SIGNET_PKCS11_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
+}
+
+/// A SoftHSM2 configuration and token directory of the test's own, with one
+/// initialised token and its user PIN in a file.
+pub struct SoftHsm {
+    dir: tempfile::TempDir,
+    label: String,
+}
+
+fn random_pin() -> Zeroizing<String> {
+    let mut rng = rand::rng();
+    Zeroizing::new(
+        (0..8)
+            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+            .collect(),
+    )
+}
+
+fn write_secret(path: &Path, value: &str) {
+    let mut file = std::fs::File::create(path).unwrap();
+    file.write_all(value.as_bytes()).unwrap();
+    file.write_all(b"\n").unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+impl SoftHsm {
+    /// Creates the configuration and token directory and initialises a token
+    /// named `label` with random SO and user PINs (written to files, never
+    /// passed on a command line).
+    ///
+    /// This points `SOFTHSM2_CONF` of the current process at the new
+    /// configuration, which SoftHSM2 reads once per process: tests that open
+    /// tokens in-process must each run in their own process (the test
+    /// runner is cargo-nextest, which does that).
+    pub fn create(label: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("signet-softhsm-")
+            .tempdir()
+            .unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).unwrap();
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let so_pin = random_pin();
+        let user_pin = random_pin();
+        write_secret(&dir.path().join("so-pin"), &so_pin);
+        write_secret(&dir.path().join("user-pin"), &user_pin);
+        let hsm = Self {
+            dir,
+            label: label.to_owned(),
+        };
+        // SAFETY of the environment: tests run one per process under nextest.
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        signet_hsm::initialize_token(
+            &softhsm_module(),
+            label,
+            &signet_hsm::Pin::from_secret(so_pin).unwrap(),
+            &signet_hsm::Pin::from_secret(user_pin).unwrap(),
+        )
+        .expect("initialise SoftHSM2 token");
+        hsm
+    }
+
+    /// The token label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The directory everything lives in (also a good place for test files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Path of the SoftHSM2 configuration, for `SOFTHSM2_CONF` of child processes.
+    pub fn conf(&self) -> PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    /// File holding the user PIN.
+    pub fn pin_file(&self) -> PathBuf {
+        self.dir.path().join("user-pin")
+    }
+
+    /// The user PIN itself, for tools that only take it as an argument.
+    pub fn user_pin(&self) -> String {
+        std::fs::read_to_string(self.pin_file())
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// A token configuration for this token with `sessions` sessions.
+    pub fn token_config(&self, sessions: usize) -> signet_hsm::TokenConfig {
+        signet_hsm::TokenConfig {
+            module: softhsm_module(),
+            token: signet_hsm::TokenSelector::Label(self.label.clone()),
+            pin: signet_hsm::PinSource::File(self.pin_file()),
+            sessions: std::num::NonZeroUsize::new(sessions.max(1)).unwrap(),
+        }
+    }
+}
