@@ -51,6 +51,9 @@ pub enum MerkleError {
         /// The second (newer) size.
         new: u64,
     },
+    /// A consistency proof from the empty tree was asked for or given.
+    #[error("consistency with an empty tree proves nothing")]
+    EmptyOldTree,
     /// A proof has a different number of hashes than the sizes demand.
     #[error("proof has {got} hashes, {expected} expected")]
     WrongProofLength {

@@ -3,21 +3,31 @@
 //! A consistency proof shows that the tree of `new` leaves starts with the tree
 //! of `old` leaves: the log only appended, it never rewrote history.
 //!
-//! Two edge cases the RFC leaves open are fixed here: from an empty tree
-//! (`old == 0`) every tree is consistent and the proof is empty; between two
-//! trees of equal size the proof is empty and the roots must be equal.
+//! RFC 9162 defines proofs for `0 < old < new`. At the edges: between two
+//! trees of equal (non-zero) size the proof is empty and the roots must be
+//! equal; a proof from the empty tree (`old == 0`) would prove nothing, so it
+//! is refused with [`MerkleError::EmptyOldTree`] rather than silently
+//! accepted (a verifier's first checkpoint has nothing to be consistent with).
 
 use super::hash::{node_hash, Hash};
 use super::store::HashStore;
 use super::tree::{range_root, split_point};
 use crate::error::{MerkleError, Result};
 
-/// Number of hashes in the consistency proof from `old` to `new` leaves.
-pub fn consistency_proof_len(old: u64, new: u64) -> Result<usize> {
+fn check_sizes(old: u64, new: u64) -> Result<()> {
     if old > new {
         return Err(MerkleError::SizesOutOfOrder { old, new }.into());
     }
-    if old == 0 || old == new {
+    if old == 0 {
+        return Err(MerkleError::EmptyOldTree.into());
+    }
+    Ok(())
+}
+
+/// Number of hashes in the consistency proof from `old` to `new` leaves.
+pub fn consistency_proof_len(old: u64, new: u64) -> Result<usize> {
+    check_sizes(old, new)?;
+    if old == new {
         return Ok(0);
     }
     // Walk SUBPROOF(m, D[n], b) without hashing.
@@ -97,9 +107,6 @@ pub fn verify_consistency(
         if old_root != new_root {
             return Err(MerkleError::DifferentRoots.into());
         }
-        return Ok(());
-    }
-    if old == 0 {
         return Ok(());
     }
 
