@@ -12,9 +12,11 @@ pub mod apdu;
 pub mod applet;
 pub mod attest;
 pub mod error;
+pub mod harness;
 pub mod keys;
 pub mod state;
 pub mod tlv;
 pub mod touch;
+pub mod vpcd;
 
 pub use error::{Error, Result};

@@ -1,2 +1,114 @@
-//! Virtual YubiKey binary.
-fn main() {}
+//! `virtual-yubikey`: a YubiKey 5 PIV applet that plugs into pcscd through
+//! vsmartcard's vpcd driver, for testing Signet (and any PIV software)
+//! without hardware.
+
+use clap::Parser;
+use signet_firmware_tests::attest::{AttestationRoot, ROOT_CERT_FILE};
+use signet_firmware_tests::harness::{build_applet, VirtualKeyOptions};
+use signet_firmware_tests::touch::TouchControl;
+use signet_firmware_tests::vpcd;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+/// Emulates a YubiKey 5 PIV applet as a virtual smart card.
+///
+/// The card connects, as a TCP client, to pcscd's vpcd driver (Debian
+/// package `vsmartcard-vpcd`; its reader entry in /etc/reader.conf.d/vpcd
+/// listens on 127.0.0.1:35963 by default). Any PC/SC client then sees a
+/// YubiKey: the `yubikey` crate, yubico-piv-tool, ykcs11, opensc. Name the
+/// reader "Yubico YubiKey OTP+FIDO+CCID" (FRIENDLYNAME) so that ykcs11 and
+/// yubico-piv-tool accept it.
+///
+/// Factory state: PIN 123456, PUK 12345678, management key
+/// 010203040506070801020304050607080102030405060708 (3DES before firmware
+/// 5.7, AES-192 from 5.7). Attestation certificates chain, through the
+/// card's f9 certificate, to the root in --attestation-root (created there
+/// if the directory holds none; trust its attestation-root.pem). It is a
+/// test root, never Yubico's.
+///
+/// Touch: approved at once unless --touch-control names a file holding
+/// `approve`, `deny` or `delay <ms>`, read at every touch.
+///
+/// Example:
+///   virtual-yubikey --serial 1234567 --firmware 5.7.1 \
+///       --attestation-root /tmp/att --state /tmp/yk.json
+#[derive(Debug, Parser)]
+#[command(version, verbatim_doc_comment)]
+struct Args {
+    /// Serial number the card reports (GET SERIAL, attestation).
+    #[arg(long, default_value_t = 13_371_337)]
+    serial: u32,
+    /// Firmware version to emulate, e.g. 5.4.3 or 5.7.1 (5.7 enables AES-192
+    /// default management key, Ed25519/X25519 and RSA-3072/4096).
+    #[arg(long, default_value = "5.4.3", value_parser = parse_firmware)]
+    firmware: [u8; 3],
+    /// Directory with the attestation root (attestation-root.key.pem,
+    /// attestation-root.pem); created if empty.
+    #[arg(long)]
+    attestation_root: PathBuf,
+    /// JSON file holding the card's state (keys in the clear: a test
+    /// device). Loaded if present, rewritten after every change.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Address of pcscd's vpcd driver.
+    #[arg(long, default_value = "127.0.0.1:35963")]
+    vpcd: String,
+    /// File steering the touch sensor (`approve`, `deny`, `delay <ms>`).
+    #[arg(long)]
+    touch_control: Option<PathBuf>,
+}
+
+fn parse_firmware(s: &str) -> Result<[u8; 3], String> {
+    let parts: Vec<u8> = s
+        .split('.')
+        .map(|p| p.parse::<u8>().map_err(|e| format!("{s}: {e}")))
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [5, minor, patch] => Ok([5, *minor, *patch]),
+        _ => Err(format!("{s}: expected 5.x.y (YubiKey 5 firmware)")),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("virtual-yubikey: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let root = AttestationRoot::load_or_create(&args.attestation_root)?;
+    let mut touch = TouchControl::new();
+    if let Some(path) = args.touch_control {
+        touch = touch.with_control_file(path);
+    }
+    let opts = VirtualKeyOptions {
+        serial: args.serial,
+        firmware: args.firmware,
+        root: Some(root.clone()),
+        state_file: args.state,
+    };
+    let mut applet = build_applet(&opts, &root, touch)?;
+    let addr: SocketAddr = args
+        .vpcd
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| format!("{}: no address", args.vpcd))?;
+    let info = applet.state().info;
+    eprintln!(
+        "virtual-yubikey: serial {} firmware {}.{}.{}, connecting to vpcd at {addr}; \
+         attestation root {}",
+        info.serial,
+        info.firmware[0],
+        info.firmware[1],
+        info.firmware[2],
+        args.attestation_root.join(ROOT_CERT_FILE).display()
+    );
+    let stop = AtomicBool::new(false);
+    vpcd::run(addr, &mut applet, &stop)?;
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! Test harness: a private `pcscd` with a vpcd reader named like a YubiKey,
+//! and a virtual card plugged into it.
+//!
+//! Isolation. Debian's pcscd 1.9.9 ignores `PCSCLITE_CSOCK_NAME` for its own
+//! socket (only libpcsclite clients honour it) and always uses
+//! `/run/pcscd/pcscd.comm`. The harness therefore starts pcscd in a private
+//! mount namespace (`unshare --mount`, plus `--map-root-user` when not root)
+//! where a per-process directory is bind-mounted over `/run/pcscd`; clients
+//! — this process, the `yubikey` crate, ykcs11, yubico-piv-tool, opensc —
+//! reach it through `PCSCLITE_CSOCK_NAME=<dir>/pcscd.comm`. The system pcscd
+//! and other test runs are neither seen nor disturbed. The vpcd driver
+//! listens on a free TCP port pair chosen per run.
+//!
+//! Everything is stopped on `Drop` (also when a test panics). Tests that use
+//! a device take turns through a cross-process file lock ([`DeviceLock`]),
+//! because nextest runs each test in its own process.
+
+use crate::applet::Applet;
+use crate::attest::AttestationRoot;
+use crate::state::{CardState, DeviceInfo};
+use crate::touch::TouchControl;
+use crate::vpcd::RunningCard;
+use crate::{Error, Result};
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The reader name ykcs11 (needs a "Yubico" prefix) and yubico-piv-tool
+/// (matches "Yubikey") accept; pcscd appends " 00 00".
+pub const READER_NAME: &str = "Yubico YubiKey OTP+FIDO+CCID";
+
+/// The vpcd driver shipped by Debian's `vsmartcard-vpcd`.
+pub const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
+
+/// The environment variable libpcsclite clients read for the socket path.
+pub const SOCKET_ENV: &str = "PCSCLITE_CSOCK_NAME";
+
+/// Set to `1` to run pcscd with `--debug --apdu` (logs PINs: tests only).
+pub const DEBUG_ENV: &str = "SIGNET_PCSCD_DEBUG";
+
+fn harness_err(msg: impl Into<String>) -> Error {
+    Error::Harness(msg.into())
+}
+
+/// Exclusive use of "the device" across processes and threads.
+#[derive(Debug)]
+pub struct DeviceLock {
+    _file: File,
+}
+
+impl DeviceLock {
+    /// Blocks until no other test holds the lock.
+    pub fn acquire() -> Result<Self> {
+        let path = std::env::temp_dir().join("signet-device-tests.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        file.lock()
+            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// The directory bind-mounted over `/run/pcscd` for this process's pcscd.
+pub fn socket_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("signet-pcsc-{}", std::process::id()))
+}
+
+/// The pcscd socket clients of this process use.
+pub fn socket_path() -> PathBuf {
+    socket_dir().join("pcscd.comm")
+}
+
+/// Points this process's libpcsclite at the private pcscd. libpcsclite reads
+/// the variable once, so the path is fixed per process and reused by every
+/// pcscd this process starts (one at a time).
+pub fn use_private_pcscd() {
+    static SET: OnceLock<()> = OnceLock::new();
+    SET.get_or_init(|| {
+        // Set once, before this process makes any PC/SC call.
+        std::env::set_var(SOCKET_ENV, socket_path());
+    });
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Finds a port `p` with `p + 1` also free (vpcd listens on both).
+fn free_port_pair() -> Result<u16> {
+    for _ in 0..50 {
+        let a = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))
+            .map_err(|e| Error::io("finding a free port", e))?;
+        let port = a
+            .local_addr()
+            .map_err(|e| Error::io("local addr", e))?
+            .port();
+        if port == u16::MAX {
+            continue;
+        }
+        if TcpListener::bind((Ipv4Addr::UNSPECIFIED, port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(harness_err("no free TCP port pair for vpcd"))
+}
+
+/// A private pcscd with one vpcd reader entry (two slots).
+#[derive(Debug)]
+pub struct Pcscd {
+    child: Child,
+    port: u16,
+    conf: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Pcscd {
+    /// Starts pcscd in its own mount namespace and waits for its socket.
+    pub fn start() -> Result<Self> {
+        if !Path::new(VPCD_DRIVER).exists() {
+            return Err(harness_err(format!(
+                "{VPCD_DRIVER} missing: install the Debian package vsmartcard-vpcd"
+            )));
+        }
+        use_private_pcscd();
+        let port = free_port_pair()?;
+        let conf = tempfile::Builder::new()
+            .prefix("signet-pcscd-")
+            .tempdir()
+            .map_err(|e| Error::io("creating pcscd config dir", e))?;
+        let readers = conf.path().join("reader.conf.d");
+        std::fs::create_dir_all(&readers).map_err(|e| Error::io("creating reader.conf.d", e))?;
+        let entry = format!(
+            "FRIENDLYNAME \"{READER_NAME}\"\nDEVICENAME   /dev/null:0x{port:04X}\n\
+             LIBPATH      {VPCD_DRIVER}\nCHANNELID    0x{port:04X}\n"
+        );
+        std::fs::write(readers.join("vpcd"), entry)
+            .map_err(|e| Error::io("writing the vpcd reader entry", e))?;
+
+        let run_dir = socket_dir();
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| Error::io(format!("creating {}", run_dir.display()), e))?;
+        for stale in ["pcscd.comm", "pcscd.pid"] {
+            let _ = std::fs::remove_file(run_dir.join(stale));
+        }
+        // The mount point must exist in the parent namespace.
+        if std::fs::create_dir_all("/run/pcscd").is_err() && !Path::new("/run/pcscd").is_dir() {
+            return Err(harness_err(
+                "/run/pcscd does not exist and cannot be created (run as root or create it)",
+            ));
+        }
+        let log = conf.path().join("pcscd.log");
+        let log_file = File::create(&log).map_err(|e| Error::io("creating pcscd log", e))?;
+        let log_err = log_file
+            .try_clone()
+            .map_err(|e| Error::io("cloning pcscd log handle", e))?;
+        let debug = std::env::var(DEBUG_ENV).is_ok_and(|v| v == "1");
+        let script = format!(
+            "mount --bind \"$0\" /run/pcscd && exec pcscd --foreground {} -c \"$1\"",
+            if debug { "--debug --apdu" } else { "" }
+        );
+        let mut cmd = Command::new("unshare");
+        if !is_root() {
+            cmd.arg("--map-root-user");
+        }
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .arg(&run_dir)
+            .arg(&readers)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::io("starting unshare/pcscd (util-linux, pcscd)", e))?;
+        let mut pcscd = Self {
+            child,
+            port,
+            conf,
+            log,
+        };
+        pcscd.wait_for_socket()?;
+        Ok(pcscd)
+    }
+
+    fn wait_for_socket(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let socket = socket_path();
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(harness_err(format!(
+                    "pcscd exited ({status}) during start-up: {}",
+                    self.log_tail()
+                )));
+            }
+            if socket.exists() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(harness_err(format!(
+            "pcscd socket {} did not appear: {}",
+            socket.display(),
+            self.log_tail()
+        )))
+    }
+
+    /// The last lines of pcscd's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Where the vpcd driver waits for card `slot` (0 or 1).
+    pub fn vpcd_addr(&self, slot: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port + slot))
+    }
+
+    /// Environment for child processes (tools) that must use this pcscd.
+    pub fn envs(&self) -> Vec<(String, PathBuf)> {
+        vec![(SOCKET_ENV.to_string(), socket_path())]
+    }
+
+    /// The private configuration directory (holds the log).
+    pub fn dir(&self) -> &Path {
+        self.conf.path()
+    }
+
+    /// `opensc-tool -l` against this pcscd.
+    pub fn list_readers(&self) -> Result<String> {
+        let out = Command::new("opensc-tool")
+            .arg("-l")
+            .env(SOCKET_ENV, socket_path())
+            .output()
+            .map_err(|e| Error::io("running opensc-tool -l (package opensc)", e))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Waits until `opensc-tool -l` shows `n` readers named like a YubiKey
+    /// holding a card.
+    pub fn wait_for_cards(&self, n: usize, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            last = self.list_readers()?;
+            let present = last
+                .lines()
+                .filter(|l| l.contains(READER_NAME) && l.split_whitespace().nth(1) == Some("Yes"))
+                .count();
+            if present >= n {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(harness_err(format!(
+            "card not seen by opensc-tool -l within {timeout:?}:\n{last}\npcscd log:\n{}",
+            self.log_tail()
+        )))
+    }
+}
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        // SIGTERM first so pcscd closes its driver sockets cleanly.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for file in ["pcscd.comm", "pcscd.pid"] {
+            let _ = std::fs::remove_file(socket_dir().join(file));
+        }
+    }
+}
+
+/// How to build a virtual key for a test.
+#[derive(Debug, Clone)]
+pub struct VirtualKeyOptions {
+    /// Serial number.
+    pub serial: u32,
+    /// Firmware version.
+    pub firmware: [u8; 3],
+    /// Attestation root; a fresh one when `None`.
+    pub root: Option<AttestationRoot>,
+    /// Persist the card state here (loaded if it exists).
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for VirtualKeyOptions {
+    fn default() -> Self {
+        Self {
+            serial: 13_371_337,
+            firmware: [5, 4, 3],
+            root: None,
+            state_file: None,
+        }
+    }
+}
+
+/// A running virtual YubiKey behind a private pcscd. Field order is drop
+/// order: card out, then pcscd down, then the lock released.
+#[derive(Debug)]
+pub struct VirtualYubiKey {
+    card: Option<RunningCard>,
+    pcscd: Pcscd,
+    touch: TouchControl,
+    root: AttestationRoot,
+    serial: u32,
+    _lock: DeviceLock,
+}
+
+/// Builds the applet for `opts` (fresh or from its state file).
+pub fn build_applet(
+    opts: &VirtualKeyOptions,
+    root: &AttestationRoot,
+    touch: TouchControl,
+) -> Result<Applet> {
+    let state = match &opts.state_file {
+        Some(path) if path.exists() => CardState::load(path)?,
+        _ => {
+            let info = DeviceInfo {
+                serial: opts.serial,
+                firmware: opts.firmware,
+                form_factor: 1,
+            };
+            let state = CardState::new(info, root)?;
+            if let Some(path) = &opts.state_file {
+                state.save(path)?;
+            }
+            state
+        }
+    };
+    Ok(Applet::new(state, opts.state_file.clone(), touch))
+}
+
+impl VirtualYubiKey {
+    /// Takes the device lock, starts pcscd and the card, and waits until
+    /// `opensc-tool -l` sees it.
+    pub fn start(opts: VirtualKeyOptions) -> Result<Self> {
+        let lock = DeviceLock::acquire()?;
+        let root = match opts.root.clone() {
+            Some(root) => root,
+            None => AttestationRoot::create()?,
+        };
+        let touch = TouchControl::new();
+        let applet = build_applet(&opts, &root, touch.clone())?;
+        let serial = applet.state().info.serial;
+        let pcscd = Pcscd::start()?;
+        let card = RunningCard::spawn(applet, pcscd.vpcd_addr(0))?;
+        pcscd.wait_for_cards(1, Duration::from_secs(15))?;
+        Ok(Self {
+            card: Some(card),
+            pcscd,
+            touch,
+            root,
+            serial,
+            _lock: lock,
+        })
+    }
+
+    /// The card's serial number.
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// The touch sensor.
+    pub fn touch(&self) -> &TouchControl {
+        &self.touch
+    }
+
+    /// The attestation root the card's `f9` certificate chains to.
+    pub fn root(&self) -> &AttestationRoot {
+        &self.root
+    }
+
+    /// The private pcscd.
+    pub fn pcscd(&self) -> &Pcscd {
+        &self.pcscd
+    }
+
+    /// Pulls the card out; returns its applet (state included).
+    pub fn remove(&mut self) -> Option<Applet> {
+        self.card.take().and_then(RunningCard::stop)
+    }
+
+    /// Plugs an applet in (after [`VirtualYubiKey::remove`]) and waits for it.
+    pub fn insert(&mut self, applet: Applet) -> Result<()> {
+        self.card = Some(RunningCard::spawn(applet, self.pcscd.vpcd_addr(0))?);
+        self.pcscd.wait_for_cards(1, Duration::from_secs(15))
+    }
+}
