@@ -1,4 +1,5 @@
 //! Signed notes: published vectors (C2SP, golang.org/x/mod sumdb) and bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
 
 mod common;
 

@@ -1,0 +1,261 @@
+//! The entry format: canonical encoding, strict decoding, field rules.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+
+mod common;
+
+use sha2::{Digest, Sha256};
+use signet_log::entry::{
+    Actor, Base64Bytes, Entry, EntryKind, IssuedCertificate, PinPolicy, PivDevice, Sha256Hex,
+    TouchPolicy,
+};
+use signet_log::{EntryError, Error};
+
+fn cert(serial: &str) -> IssuedCertificate {
+    let bytes = b"ssh-ed25519-cert-v01@openssh.com certificate bytes".to_vec();
+    IssuedCertificate {
+        serial: serial.into(),
+        public_key_fingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU".into(),
+        not_before: 1_763_856_000,
+        not_after: 1_763_884_800,
+        sha256: Sha256Hex(Sha256::digest(&bytes).into()),
+        bytes: Base64Bytes(bytes),
+    }
+}
+
+fn ssh_user_entry() -> Entry {
+    Entry {
+        kind: EntryKind::SshUserCert,
+        time: 1_763_856_000,
+        actor: Actor::User {
+            name: "alice".into(),
+            webauthn_credential_id: Some(Base64Bytes(vec![1, 2, 3, 4, 250])),
+            piv_device: Some(PivDevice {
+                serial: 12_345_678,
+                pin_policy: PinPolicy::Once,
+                touch_policy: TouchPolicy::Always,
+            }),
+        },
+        request_hash: Some(Sha256Hex([0x11; 32])),
+        subject: None,
+        principals: vec!["root".into(), "ubuntu".into()],
+        roles: vec!["prod-sre".into()],
+        certificate: Some(cert("9876543210")),
+    }
+}
+
+fn lock_entry() -> Entry {
+    Entry {
+        kind: EntryKind::Lock,
+        time: 1_763_856_100,
+        actor: Actor::LocalAdmin {
+            unix_user: "secops".into(),
+        },
+        request_hash: None,
+        subject: Some("alice".into()),
+        principals: vec![],
+        roles: vec![],
+        certificate: None,
+    }
+}
+
+fn entry_err(r: signet_log::Result<Entry>) -> EntryError {
+    match r {
+        Err(Error::Entry(e)) => e,
+        other => panic!("expected an entry error, got {other:?}"),
+    }
+}
+
+/// The canonical encodings are committed as vectors: a change to the format
+/// shows up as a changed file, never silently.
+#[test]
+fn golden_encodings() {
+    for (name, e) in [("ssh-user-cert", ssh_user_entry()), ("lock", lock_entry())] {
+        let bytes = e.to_canonical_bytes().unwrap();
+        let path = common::vector_path(&format!("entry/{name}.json"));
+        if std::env::var_os("SIGNET_REGENERATE_VECTORS").is_some() {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let golden = std::fs::read(&path).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            String::from_utf8(golden.clone()).unwrap()
+        );
+        assert_eq!(Entry::from_bytes(&golden).unwrap(), e);
+        assert_eq!(
+            e.leaf_hash().unwrap(),
+            signet_log::merkle::leaf_hash(&golden)
+        );
+    }
+}
+
+#[test]
+fn encoding_is_sorted_and_compact() {
+    let s = String::from_utf8(lock_entry().to_canonical_bytes().unwrap()).unwrap();
+    assert_eq!(
+        s,
+        r#"{"actor":{"type":"local-admin","unix_user":"secops"},"kind":"lock","subject":"alice","time":1763856100,"version":1}"#
+    );
+}
+
+#[test]
+fn rejects_non_canonical_and_unknown() {
+    let good = String::from_utf8(lock_entry().to_canonical_bytes().unwrap()).unwrap();
+    type Case = (String, fn(&EntryError) -> bool);
+    let cases: Vec<Case> = vec![
+        // whitespace, key order, escapes
+        (good.replace(",", ", "), |e| *e == EntryError::NonCanonical),
+        (format!("{good}\n"), |e| *e == EntryError::NonCanonical),
+        (format!(" {good}"), |e| *e == EntryError::NonCanonical),
+        (
+            r#"{"kind":"lock","actor":{"type":"local-admin","unix_user":"secops"},"subject":"alice","time":1763856100,"version":1}"#.into(),
+            |e| *e == EntryError::NonCanonical,
+        ),
+        (good.replace("alice", "\\u0061lice"), |e| *e == EntryError::NonCanonical),
+        // duplicate keys
+        (good.replace("\"time\"", "\"time\":1,\"time\""), |e| matches!(e, EntryError::Invalid(_) | EntryError::NonCanonical)),
+        (good.replace("\"kind\":\"lock\"", "\"kind\":\"lock\",\"kind\":\"lock\""), |e| matches!(e, EntryError::Invalid(_) | EntryError::NonCanonical)),
+        (good.replace("\"subject\"", "\"principals\":[],\"subject\""), |e| *e == EntryError::NonCanonical),
+        (good.replace("\"subject\"", "\"request_hash\":null,\"subject\""), |e| *e == EntryError::NonCanonical),
+        // unknown fields, top level and nested
+        (good.replace("\"subject\"", "\"extra\":1,\"subject\""), |e| matches!(e, EntryError::Invalid(_))),
+        (good.replace("\"unix_user\"", "\"uid\":0,\"unix_user\""), |e| matches!(e, EntryError::Invalid(_) | EntryError::NonCanonical)),
+        (good.replace("local-admin", "robot"), |e| matches!(e, EntryError::Invalid(_))),
+        (good.replace("\"lock\"", "\"lockdown\""), |e| matches!(e, EntryError::Invalid(_))),
+        // versions
+        (good.replace("\"version\":1", "\"version\":2"), |e| *e == EntryError::UnsupportedVersion),
+        (good.replace("\"version\":1", "\"version\":\"1\""), |e| *e == EntryError::UnsupportedVersion),
+        (good.replace("\"version\":1", "\"version\":1.0"), |e| *e == EntryError::UnsupportedVersion),
+        (good.replace(",\"version\":1", ""), |e| *e == EntryError::UnsupportedVersion),
+        // numbers
+        (good.replace("1763856100", "1763856100.0"), |e| matches!(e, EntryError::Invalid(_))),
+        (good.replace("1763856100", "1.7638561e9"), |e| matches!(e, EntryError::Invalid(_))),
+        (good.replace("1763856100", "-1"), |e| matches!(e, EntryError::Invalid(_))),
+        (good.replace("1763856100", "18446744073709551616"), |e| matches!(e, EntryError::Invalid(_))),
+        // not an object, not JSON
+        ("[]".into(), |e| matches!(e, EntryError::Invalid(_))),
+        ("".into(), |e| matches!(e, EntryError::Invalid(_))),
+        ("{".into(), |e| matches!(e, EntryError::Invalid(_))),
+        ("null".into(), |e| matches!(e, EntryError::Invalid(_))),
+        ("[".repeat(100_000), |e| matches!(e, EntryError::Invalid(_) | EntryError::TooLarge(_))),
+    ];
+    for (text, ok) in cases {
+        let e = entry_err(Entry::from_bytes(text.as_bytes()));
+        assert!(ok(&e), "{text:.200}: {e:?}");
+    }
+    assert!(Entry::from_bytes(b"\xff\xfe").is_err());
+}
+
+#[test]
+fn field_rules() {
+    let check = |e: Entry| match e.to_canonical_bytes() {
+        Err(Error::Entry(EntryError::BadField(f))) => f,
+        other => panic!("expected a field error, got {other:?}"),
+    };
+    let mut e = ssh_user_entry();
+    e.certificate = None;
+    assert_eq!(check(e), "certificate");
+
+    for serial in ["", "01", "-1", "18446744073709551616", "abc"] {
+        let mut e = ssh_user_entry();
+        e.certificate = Some(cert(serial));
+        assert_eq!(check(e), "certificate.serial", "{serial}");
+    }
+    let mut e = ssh_user_entry();
+    e.kind = EntryKind::X509Cert;
+    e.certificate = Some(cert("7f3a0012"));
+    e.to_canonical_bytes().unwrap();
+    for serial in ["0a", "7F", "", &"a".repeat(41)] {
+        let mut e = e.clone();
+        e.certificate = Some(cert(serial));
+        assert_eq!(check(e), "certificate.serial", "{serial}");
+    }
+
+    let mut e = ssh_user_entry();
+    if let Some(c) = e.certificate.as_mut() {
+        c.bytes.0.push(0);
+    }
+    assert_eq!(check(e), "certificate.sha256");
+
+    for fp in [
+        "",
+        "SHA256:",
+        "MD5:aa",
+        "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+    ] {
+        let mut e = ssh_user_entry();
+        if let Some(c) = e.certificate.as_mut() {
+            c.public_key_fingerprint = fp.into();
+        }
+        assert_eq!(check(e), "certificate.public_key_fingerprint", "{fp}");
+    }
+
+    let mut e = ssh_user_entry();
+    if let Some(c) = e.certificate.as_mut() {
+        c.not_after = c.not_before;
+    }
+    assert_eq!(check(e), "certificate.not_after");
+
+    let mut e = ssh_user_entry();
+    e.principals.push(String::new());
+    assert_eq!(check(e), "principals");
+
+    let mut e = lock_entry();
+    e.subject = Some("a\nb".into());
+    assert_eq!(check(e), "subject");
+
+    let mut e = ssh_user_entry();
+    e.actor = Actor::User {
+        name: String::new(),
+        webauthn_credential_id: None,
+        piv_device: None,
+    };
+    assert_eq!(check(e), "actor.name");
+
+    // Too big for an entry bundle.
+    let mut e = ssh_user_entry();
+    let bytes = vec![0u8; 60_000];
+    if let Some(c) = e.certificate.as_mut() {
+        c.sha256 = Sha256Hex(Sha256::digest(&bytes).into());
+        c.bytes = Base64Bytes(bytes);
+    }
+    assert!(matches!(
+        e.to_canonical_bytes(),
+        Err(Error::Entry(EntryError::TooLarge(_)))
+    ));
+}
+
+#[test]
+fn every_kind_round_trips() {
+    for kind in [
+        EntryKind::SshUserCert,
+        EntryKind::SshHostCert,
+        EntryKind::X509Cert,
+        EntryKind::AdminSign,
+        EntryKind::Enrollment,
+        EntryKind::KeyRemoval,
+        EntryKind::RoleChange,
+        EntryKind::Lock,
+        EntryKind::Unlock,
+        EntryKind::KeyRotation,
+    ] {
+        let mut e = if kind.issues_certificate() {
+            ssh_user_entry()
+        } else {
+            lock_entry()
+        };
+        e.kind = kind;
+        if kind == EntryKind::X509Cert {
+            e.certificate = Some(cert("1f"));
+        }
+        let bytes = e.to_canonical_bytes().unwrap();
+        assert_eq!(Entry::from_bytes(&bytes).unwrap(), e, "{kind:?}");
+    }
+}
+
+#[test]
+fn strings_with_escapes_round_trip() {
+    let mut e = lock_entry();
+    e.subject = Some("quote\" backslash\\ é ✓ \u{2028}".into());
+    let bytes = e.to_canonical_bytes().unwrap();
+    assert_eq!(Entry::from_bytes(&bytes).unwrap(), e);
+}
