@@ -278,6 +278,11 @@ impl Applet {
         if cmd.data.len() < PIV_AID.len() || !cmd.data.starts_with(&PIV_AID) {
             return Err(StatusWord::NOT_FOUND);
         }
+        // (Re)selecting the applet drops PIN verification: hosts rely on this
+        // to read the retry counter (an empty VERIFY answers 9000 while
+        // verified), as libykpiv and the `yubikey` crate do.
+        self.session.pin_verified = false;
+        self.session.pin_fresh = false;
         // Application property template: PIX, and the coexistent tag
         // allocation authority (the PIV AID), as a YubiKey answers.
         let mut apt = tlv::encode(0x4F, &[0x00, 0x00, 0x10, 0x00, 0x01, 0x00]);
