@@ -7,7 +7,8 @@
 //! `SIGNET_YUBIKEY_DESTRUCTIVE=1`, and expect factory credentials (PIN
 //! 123456, PUK 12345678, default management key).
 
-#![allow(dead_code, unreachable_pub)]
+// Test support: a failed set-up is a failed test, so panicking is the point.
+#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)]
 
 use der::{Decode, Encode};
 use signet_firmware_tests::harness::{DeviceLock, VirtualKeyOptions, VirtualYubiKey};
@@ -27,7 +28,7 @@ pub const PIN: &[u8] = b"123456";
 pub const PUK: &[u8] = b"12345678";
 
 enum Target {
-    Virtual(VirtualYubiKey),
+    Virtual(Box<VirtualYubiKey>),
     Real { serial: u32, _lock: DeviceLock },
 }
 
@@ -61,7 +62,9 @@ impl Fixture {
                 })
             }
             Err(_) => Some(Self {
-                target: Target::Virtual(VirtualYubiKey::start(opts).expect("virtual YubiKey")),
+                target: Target::Virtual(Box::new(
+                    VirtualYubiKey::start(opts).expect("virtual YubiKey"),
+                )),
             }),
         }
     }
