@@ -1,2 +1,419 @@
-//! signet-ca
-fn main() {}
+//! `signet-ca`: the Signet certificate authority's admin command line.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use signet_ca::authority::{local_admin, Authority, CertKind, IssuedCert, RawRequest};
+use signet_ca::config::Config;
+use signet_ca::keys::{self, KeyRole};
+use signet_ca::store::SledStore;
+use signet_ca::{bench, x509, Error};
+use signet_hsm::{Pin, Token, X509Signer};
+
+const AFTER_HELP: &str = "\
+Every command reads the configuration given with --config (TOML; see
+deploy/signet-ca.example.toml). The HSM PIN comes from the file or
+environment variable the configuration names, never from the command line.
+
+Exit codes:
+  0  success
+  1  internal failure (store, encoding)
+  2  bad usage, configuration or request (the message names the field)
+  3  the HSM is unreachable or refused (module, token, PIN, mechanism)
+  4  refused by policy (e.g. a TTL above the configured maximum)";
+
+/// Signet certificate authority: keys born in the HSM, every certificate logged.
+#[derive(Parser)]
+#[command(name = "signet-ca", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// The CA configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Key ceremony: generate the four CA keys inside the token (SSH user CA,
+    /// SSH host CA, X.509 CA, log key) and write the X.509 root certificate.
+    /// Run again, it keeps existing keys and says so.
+    Init {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a CA public key: an OpenSSH line for ssh-user-ca / ssh-host-ca
+    /// (use it as TrustedUserCAKeys or in an @cert-authority line), the PEM
+    /// root certificate for x509-ca, the PEM public key for log-key.
+    Export {
+        /// Which key: ssh-user-ca, ssh-host-ca, x509-ca or log-key.
+        key: KeyRole,
+    },
+    /// Break-glass issuance by the local administrator (needs the HSM PIN).
+    /// Logged like any other issuance.
+    Sign {
+        /// Print a JSON object (certificate, serial, log index) instead of the certificate.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        kind: SignKind,
+    },
+    /// Measure raw token signatures/s against issued certificates/s.
+    Bench {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Pool size to compare with one session (default: hsm.sessions).
+        #[arg(long)]
+        sessions: Option<usize>,
+    },
+    /// Token administration.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Initialise a free slot as the configured token (software tokens and
+    /// first setup): label from hsm.token_label, user PIN from the
+    /// configured pin_file/pin_env, SO PIN from --so-pin-file.
+    Init {
+        /// File holding the security officer PIN.
+        #[arg(long, value_name = "FILE")]
+        so_pin_file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SignKind {
+    /// An OpenSSH user certificate.
+    SshUser(SshUserArgs),
+    /// An OpenSSH host certificate.
+    SshHost(SshHostArgs),
+    /// An X.509 client certificate (PEM).
+    X509Client(X509ClientArgs),
+}
+
+#[derive(Args)]
+struct SshUserArgs {
+    /// The user the certificate is for (goes into the key id).
+    #[arg(long)]
+    user: String,
+    /// A login the certificate allows; repeat for several.
+    #[arg(long = "principal", value_name = "LOGIN")]
+    principals: Vec<String>,
+    /// Validity, e.g. 30m, 8h (at most issuance.ssh_user_max_ttl).
+    #[arg(long)]
+    ttl: String,
+    /// The user's OpenSSH public key file (.pub) or PEM public key.
+    #[arg(long, value_name = "FILE")]
+    public_key: PathBuf,
+}
+
+#[derive(Args)]
+struct SshHostArgs {
+    /// A host name the certificate is valid for; repeat for several.
+    #[arg(long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
+    /// Validity, e.g. 30d (at most issuance.ssh_host_max_ttl).
+    #[arg(long)]
+    ttl: String,
+    /// The host's public key file, e.g. /etc/ssh/ssh_host_ed25519_key.pub.
+    #[arg(long, value_name = "FILE")]
+    public_key: PathBuf,
+}
+
+#[derive(Args)]
+struct X509ClientArgs {
+    /// The user the certificate names (CN and SAN URI).
+    #[arg(long)]
+    user: String,
+    /// Validity, e.g. 8h (at most issuance.x509_client_max_ttl).
+    #[arg(long)]
+    ttl: String,
+    /// The public key: OpenSSH public key or PEM SubjectPublicKeyInfo.
+    #[arg(long, value_name = "FILE")]
+    public_key: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("signet-ca: {err}");
+            ExitCode::from(err.exit_class() as u8)
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, Error> {
+    let path = path.ok_or_else(|| Error::BadRequest {
+        field: "--config",
+        reason: "is required".into(),
+    })?;
+    Config::load(path)
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Init { json } => init(&config, json),
+        Command::Export { key } => export(&config, key),
+        Command::Sign { json, kind } => sign(config, kind, json),
+        Command::Bench { seconds, sessions } => {
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
+                return Err(Error::BadRequest {
+                    field: "--seconds",
+                    reason: "must be between 0 and 600".into(),
+                });
+            }
+            if sessions == Some(0) || sessions.is_some_and(|s| s > 64) {
+                return Err(Error::BadRequest {
+                    field: "--sessions",
+                    reason: "must be between 1 and 64".into(),
+                });
+            }
+            eprintln!(
+                "Benchmarking on token {:?}; bench keys only, never the CA keys.",
+                token_name(&config)
+            );
+            let lines = bench::run(&config, seconds, sessions, |msg| eprintln!("{msg}"))?;
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Init { so_pin_file },
+        } => {
+            let label = config
+                .hsm
+                .token_label
+                .clone()
+                .ok_or_else(|| Error::BadRequest {
+                    field: "hsm.token_label",
+                    reason: "token init needs a label (not a URI)".into(),
+                })?;
+            let so_pin = Pin::from_file(&so_pin_file)?;
+            let user_pin = config.token_config()?.pin.load()?;
+            signet_hsm::initialize_token(&config.hsm.module, &label, &so_pin, &user_pin)?;
+            eprintln!("Initialised token {label:?}; next: signet-ca init --config …");
+            Ok(())
+        }
+    }
+}
+
+fn token_name(config: &Config) -> String {
+    config
+        .hsm
+        .token_label
+        .clone()
+        .or_else(|| config.hsm.token_uri.clone())
+        .unwrap_or_default()
+}
+
+fn open_token(config: &Config) -> Result<Token, Error> {
+    Ok(Token::open(&config.token_config()?)?)
+}
+
+fn init(config: &Config, json: bool) -> Result<(), Error> {
+    let token = open_token(config)?;
+    let desc = token.description();
+    eprintln!(
+        "Token {:?} ({}, {}), slot {}.",
+        desc.facts.label, desc.facts.manufacturer, desc.facts.model, desc.slot_id
+    );
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::File {
+        path: config.data_dir.clone(),
+        reason: format!("cannot create: {e}"),
+    })?;
+    let results = keys::ceremony(&token, config)?;
+
+    // The root certificate: kept if it matches the token's key, refused if
+    // it does not, created if absent.
+    let x509_key = results
+        .iter()
+        .find(|r| r.role == KeyRole::X509Ca)
+        .map(|r| r.key.clone())
+        .ok_or_else(|| Error::NotInitialised("no x509-ca key".into()))?;
+    let root_path = config.root_cert_path();
+    let root_created = match std::fs::read_to_string(&root_path) {
+        Ok(text) => {
+            let root = x509::from_pem(&text)?;
+            if &x509::public_key_of(&root)? != x509_key.public_key() {
+                return Err(Error::File {
+                    path: root_path,
+                    reason: "this root certificate is not for the token's x509-ca key; move it away to create a new one".into(),
+                });
+            }
+            false
+        }
+        Err(_) => {
+            let root = x509::create_root(
+                &X509Signer::new(token.clone(), x509_key),
+                &config.x509.root_common_name,
+                &config.x509.organization,
+                config.x509.root_validity,
+            )?;
+            write_new_file(&root_path, x509::to_pem(&root)?.as_bytes())?;
+            true
+        }
+    };
+    // The store exists from the first ceremony on.
+    SledStore::open(&config.store_path())?;
+
+    let mut out = std::io::stdout().lock();
+    let mut json_keys = Vec::new();
+    for result in &results {
+        let public = result.key.public_key();
+        let fingerprint = public.ssh_fingerprint()?;
+        let state = if result.generated {
+            "generated"
+        } else {
+            "kept (already on the token)"
+        };
+        if json {
+            json_keys.push(serde_json::json!({
+                "role": result.role.name(),
+                "algorithm": result.key.algorithm().name(),
+                "label": result.key.label(),
+                "generated": result.generated,
+                "fingerprint": fingerprint,
+                "public_key": public.to_openssh_line(&result.key.label())?,
+            }));
+        } else {
+            let _ = writeln!(
+                out,
+                "{:<12} {:<11} {:<28} {fingerprint}",
+                result.role.name(),
+                result.key.algorithm().name(),
+                state
+            );
+            let _ = writeln!(out, "    {}", public.to_openssh_line(&result.key.label())?);
+        }
+    }
+    if json {
+        let doc = serde_json::json!({
+            "token": desc.facts.label,
+            "keys": json_keys,
+            "root_certificate": root_path,
+            "root_created": root_created,
+        });
+        let _ = writeln!(out, "{doc:#}");
+    } else {
+        let _ = writeln!(
+            out,
+            "X.509 root certificate: {} ({})",
+            root_path.display(),
+            if root_created { "created" } else { "kept" }
+        );
+    }
+    Ok(())
+}
+
+/// Writes a file that must not exist yet (never overwrites).
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let file_err = |e: std::io::Error| Error::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(file_err)?;
+    file.write_all(bytes).map_err(file_err)?;
+    file.sync_all().map_err(file_err)
+}
+
+fn export(config: &Config, role: KeyRole) -> Result<(), Error> {
+    let text = match role {
+        KeyRole::X509Ca => {
+            let path = config.root_cert_path();
+            std::fs::read_to_string(&path).map_err(|_| {
+                Error::NotInitialised(format!("no root certificate at {}", path.display()))
+            })?
+        }
+        _ => {
+            let token = open_token(config)?;
+            let key = keys::load(&token, config, role)?;
+            match role {
+                KeyRole::LogKey => key.public_key().to_spki_pem()?,
+                _ => format!("{}\n", key.public_key().to_openssh_line(&key.label())?),
+            }
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+fn read_public_key(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::BadRequest {
+        field: "--public-key",
+        reason: format!("cannot read {}: {e}", path.display()),
+    })
+}
+
+fn sign(config: Config, kind: SignKind, json: bool) -> Result<(), Error> {
+    // Parse everything the request says before touching the HSM.
+    let raw = match kind {
+        SignKind::SshUser(args) => RawRequest {
+            kind: CertKind::SshUser,
+            user: Some(args.user),
+            principals: args.principals,
+            ttl: args.ttl,
+            public_key: read_public_key(&args.public_key)?,
+        },
+        SignKind::SshHost(args) => RawRequest {
+            kind: CertKind::SshHost,
+            user: None,
+            principals: args.hosts,
+            ttl: args.ttl,
+            public_key: read_public_key(&args.public_key)?,
+        },
+        SignKind::X509Client(args) => RawRequest {
+            kind: CertKind::X509Client,
+            user: Some(args.user),
+            principals: Vec::new(),
+            ttl: args.ttl,
+            public_key: read_public_key(&args.public_key)?,
+        },
+    };
+    signet_ca::authority::precheck(&config, &raw)?;
+    let token = open_token(&config)?;
+    let store = Arc::new(SledStore::open(&config.store_path())?);
+    let authority = Authority::open(config, token, store)?;
+    let approved = authority.approve(raw)?;
+    let issued = authority.issue(approved, local_admin())?;
+    let text = match &issued.certificate {
+        IssuedCert::Ssh(cert) => format!(
+            "{}\n",
+            cert.to_openssh()
+                .map_err(|e| Error::Certificate(e.to_string()))?
+        ),
+        IssuedCert::X509(der_bytes) => x509::der_to_pem(der_bytes)?,
+    };
+    if json {
+        let doc = serde_json::json!({
+            "certificate": text,
+            "serial": issued.serial,
+            "log_index": issued.log_index,
+        });
+        println!("{doc}");
+    } else {
+        print!("{text}");
+        eprintln!(
+            "Issued serial {} (log entry {}).",
+            issued.serial, issued.log_index
+        );
+    }
+    Ok(())
+}

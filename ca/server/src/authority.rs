@@ -1,0 +1,370 @@
+//! Issuance: a raw request becomes an [`ApprovedRequest`] only through the
+//! checks, only an approved request is signed, and only an issuance whose
+//! log entry is durable comes back as [`Issued`]. The types make the wrong
+//! order impossible.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::Digest;
+use signet_hsm::{SshSigner, Token, X509Signer};
+use signet_log::entry::{Actor, Base64Bytes, Entry, EntryKind, IssuedCertificate, Sha256Hex};
+use ssh_key::certificate::Builder;
+use x509_cert::Certificate;
+
+use crate::config::Config;
+use crate::keys::{self, KeyRole};
+use crate::profile::{SshProfile, CLOCK_SKEW_BACKDATE, SSH_HOST, SSH_USER};
+use crate::request::{checked_name, checked_principals, checked_ttl, SubjectKey};
+use crate::store::{SerialKind, Store};
+use crate::{x509, Error, Result};
+
+/// The kinds of certificate the CA issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertKind {
+    /// OpenSSH user certificate.
+    SshUser,
+    /// OpenSSH host certificate.
+    SshHost,
+    /// X.509 client certificate.
+    X509Client,
+}
+
+/// A request as it arrives: strings and bytes, nothing checked yet.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    /// What to issue.
+    pub kind: CertKind,
+    /// The user (user and X.509 certs); unused for host certs.
+    pub user: Option<String>,
+    /// Logins (user certs) or host names (host certs).
+    pub principals: Vec<String>,
+    /// Requested validity, e.g. `8h`.
+    pub ttl: String,
+    /// Contents of the public key file.
+    pub public_key: Vec<u8>,
+}
+
+/// A request that passed every check. Only [`Authority::approve`] makes one.
+#[derive(Debug, Clone)]
+pub struct ApprovedRequest {
+    kind: CertKind,
+    subject: String,
+    principals: Vec<String>,
+    not_before: u64,
+    not_after: u64,
+    public_key: SubjectKey,
+}
+
+/// The certificate itself.
+#[derive(Debug, Clone)]
+pub enum IssuedCert {
+    /// An OpenSSH certificate.
+    Ssh(Box<ssh_key::Certificate>),
+    /// An X.509 certificate (DER).
+    X509(Vec<u8>),
+}
+
+/// A certificate whose log entry is durable. Only [`Authority::issue`] makes one.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The certificate.
+    pub certificate: IssuedCert,
+    /// Its serial: decimal for OpenSSH, hex for X.509.
+    pub serial: String,
+    /// Index of its entry in the log.
+    pub log_index: u64,
+}
+
+/// The CA: keys on the token, the root certificate, the store and the limits.
+pub struct Authority {
+    config: Config,
+    ssh_user: SshSigner,
+    ssh_host: SshSigner,
+    x509: X509Signer,
+    root: Certificate,
+    store: Arc<dyn Store>,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Authority {
+    /// Loads the CA keys from the token and the root from the data dir.
+    pub fn open(config: Config, token: Token, store: Arc<dyn Store>) -> Result<Self> {
+        let ssh_user = SshSigner::new(
+            token.clone(),
+            keys::load(&token, &config, KeyRole::SshUserCa)?,
+        )?;
+        let ssh_host = SshSigner::new(
+            token.clone(),
+            keys::load(&token, &config, KeyRole::SshHostCa)?,
+        )?;
+        let x509_key = keys::load(&token, &config, KeyRole::X509Ca)?;
+        let root_path = config.root_cert_path();
+        let root_text = std::fs::read_to_string(&root_path).map_err(|_| {
+            Error::NotInitialised(format!("no root certificate at {}", root_path.display()))
+        })?;
+        let root = x509::from_pem(&root_text)?;
+        if &x509::public_key_of(&root)? != x509_key.public_key() {
+            return Err(Error::NotInitialised(format!(
+                "{} does not match the token's x509-ca key",
+                root_path.display()
+            )));
+        }
+        Ok(Self {
+            ssh_user,
+            ssh_host,
+            x509: X509Signer::new(token, x509_key),
+            root,
+            store,
+            config,
+        })
+    }
+
+    /// Assembles a CA from parts that are already loaded (the benchmark uses
+    /// this with throw-away keys so it never issues under the real CA keys).
+    pub fn from_parts(
+        config: Config,
+        ssh_user: SshSigner,
+        ssh_host: SshSigner,
+        x509: X509Signer,
+        root: Certificate,
+        store: Arc<dyn Store>,
+    ) -> Self {
+        Self {
+            config,
+            ssh_user,
+            ssh_host,
+            x509,
+            root,
+            store,
+        }
+    }
+
+    /// The store this CA appends to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Checks a raw request against the configuration: names, principals,
+    /// TTL within the maximum for its kind, a usable public key.
+    pub fn approve(&self, raw: RawRequest) -> Result<ApprovedRequest> {
+        let Checked {
+            subject,
+            principals,
+            ttl,
+            public_key,
+        } = check_request(&self.config, &raw)?;
+        let now = SystemTime::now();
+        let mut not_after = now + ttl;
+        if raw.kind == CertKind::X509Client {
+            // A certificate never outlives its issuer.
+            let root_end: SystemTime = self.root.tbs_certificate().validity().not_after.into();
+            not_after = not_after.min(root_end);
+        }
+        Ok(ApprovedRequest {
+            kind: raw.kind,
+            subject,
+            principals,
+            not_before: unix(now - CLOCK_SKEW_BACKDATE),
+            not_after: unix(not_after),
+            public_key,
+        })
+    }
+
+    /// Signs an approved request, appends its entry durably, and only then
+    /// returns the certificate.
+    pub fn issue(&self, request: ApprovedRequest, actor: Actor) -> Result<Issued> {
+        let (kind, serial_kind) = match request.kind {
+            CertKind::SshUser => (EntryKind::SshUserCert, SerialKind::Ssh),
+            CertKind::SshHost => (EntryKind::SshHostCert, SerialKind::Ssh),
+            CertKind::X509Client => (EntryKind::X509Cert, SerialKind::X509),
+        };
+        let (certificate, serial, bytes) = match request.kind {
+            CertKind::SshUser => self.sign_ssh(&request, &SSH_USER, &self.ssh_user)?,
+            CertKind::SshHost => self.sign_ssh(&request, &SSH_HOST, &self.ssh_host)?,
+            CertKind::X509Client => self.sign_x509(&request)?,
+        };
+        let entry = Entry {
+            kind,
+            time: unix(SystemTime::now()),
+            actor,
+            request_hash: None,
+            subject: Some(request.subject.clone()),
+            principals: request.principals.clone(),
+            roles: Vec::new(),
+            certificate: Some(IssuedCertificate {
+                serial: serial.clone(),
+                public_key_fingerprint: request.public_key.fingerprint(),
+                not_before: request.not_before,
+                not_after: request.not_after,
+                sha256: Sha256Hex(sha2::Sha256::digest(&bytes).into()),
+                bytes: Base64Bytes(bytes),
+            }),
+        };
+        let log_index = self.store.append(
+            entry.to_canonical_bytes()?,
+            Some((serial_kind, serial.clone())),
+        )?;
+        Ok(Issued {
+            certificate,
+            serial,
+            log_index,
+        })
+    }
+
+    fn reserve_ssh_serial(&self) -> Result<u64> {
+        for _ in 0..16 {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).map_err(|e| Error::Certificate(e.to_string()))?;
+            let serial = u64::from_be_bytes(bytes);
+            if serial != 0
+                && self
+                    .store
+                    .reserve_serial(SerialKind::Ssh, &serial.to_string())?
+            {
+                return Ok(serial);
+            }
+        }
+        Err(Error::Store(
+            "could not find an unused serial number".into(),
+        ))
+    }
+
+    fn sign_ssh(
+        &self,
+        request: &ApprovedRequest,
+        profile: &SshProfile,
+        signer: &SshSigner,
+    ) -> Result<(IssuedCert, String, Vec<u8>)> {
+        let cert_err = |e: ssh_key::Error| Error::Certificate(e.to_string());
+        let serial = self.reserve_ssh_serial()?;
+        let mut nonce = [0u8; 32];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Certificate(e.to_string()))?;
+        let mut builder = Builder::new(
+            nonce.to_vec(),
+            request.public_key.ssh().clone(),
+            request.not_before,
+            request.not_after,
+        )
+        .map_err(cert_err)?;
+        builder
+            .serial(serial)
+            .map_err(cert_err)?
+            .cert_type(profile.cert_type)
+            .map_err(cert_err)?
+            .key_id(profile.key_id(&request.subject, serial))
+            .map_err(cert_err)?;
+        for principal in &request.principals {
+            builder
+                .valid_principal(principal.clone())
+                .map_err(cert_err)?;
+        }
+        for extension in profile.extensions {
+            builder.extension(*extension, "").map_err(cert_err)?;
+        }
+        let cert = builder.sign(signer).map_err(cert_err)?;
+        let bytes = ssh_key::encoding::Encode::encode_vec(&cert)
+            .map_err(|e| Error::Certificate(e.to_string()))?;
+        Ok((IssuedCert::Ssh(Box::new(cert)), serial.to_string(), bytes))
+    }
+
+    fn sign_x509(&self, request: &ApprovedRequest) -> Result<(IssuedCert, String, Vec<u8>)> {
+        let mut reserved = None;
+        for _ in 0..16 {
+            let (serial, hex) = x509::random_serial()?;
+            if self.store.reserve_serial(SerialKind::X509, &hex)? {
+                reserved = Some((serial, hex));
+                break;
+            }
+        }
+        let (serial, hex) = reserved
+            .ok_or_else(|| Error::Store("could not find an unused serial number".into()))?;
+        let spec = x509::ClientCertSpec {
+            user: &request.subject,
+            public_key: request.public_key.x509("--public-key")?,
+            not_before: UNIX_EPOCH + Duration::from_secs(request.not_before),
+            not_after: UNIX_EPOCH + Duration::from_secs(request.not_after),
+            trust_domain: &self.config.x509.trust_domain,
+        };
+        let der_bytes = x509::issue_client(&self.x509, &self.root, &spec, serial)?;
+        Ok((IssuedCert::X509(der_bytes.clone()), hex, der_bytes))
+    }
+}
+
+struct Checked {
+    subject: String,
+    principals: Vec<String>,
+    ttl: Duration,
+    public_key: SubjectKey,
+}
+
+fn check_request(config: &Config, raw: &RawRequest) -> Result<Checked> {
+    let limits = &config.issuance;
+    let (subject, principals, max) = match raw.kind {
+        CertKind::SshUser => {
+            let user = checked_name(raw.user.as_deref().unwrap_or_default(), "--user")?;
+            let principals = checked_principals(&raw.principals, "--principal")?;
+            (user, principals, limits.ssh_user_max_ttl)
+        }
+        CertKind::SshHost => {
+            let hosts = checked_principals(&raw.principals, "--host")?;
+            (hosts[0].clone(), hosts, limits.ssh_host_max_ttl)
+        }
+        CertKind::X509Client => {
+            let user = checked_name(raw.user.as_deref().unwrap_or_default(), "--user")?;
+            (user, Vec::new(), limits.x509_client_max_ttl)
+        }
+    };
+    let ttl = checked_ttl(&raw.ttl, max, "--ttl")?;
+    let public_key = SubjectKey::parse(&raw.public_key, "--public-key")?;
+    if raw.kind == CertKind::X509Client {
+        public_key.x509("--public-key")?;
+    }
+    Ok(Checked {
+        subject,
+        principals,
+        ttl,
+        public_key,
+    })
+}
+
+/// Runs every check on a request that needs no key or state, so a bad
+/// request is refused before the HSM is even opened.
+pub fn precheck(config: &Config, raw: &RawRequest) -> Result<()> {
+    check_request(config, raw).map(|_| ())
+}
+
+/// The local administrator, for break-glass issuance from the CA host:
+/// the unix account this process runs as (from the kernel, not from `$USER`).
+pub fn local_admin() -> Actor {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|rest| rest.split_whitespace().next().map(str::to_owned))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let uid_field = fields.nth(1)?;
+                (uid_field == uid).then(|| name.to_owned())
+            })
+        });
+    Actor::LocalAdmin {
+        unix_user: match name {
+            Some(name) => format!("{name} (uid {uid})"),
+            None => format!("uid {uid}"),
+        },
+    }
+}

@@ -1,0 +1,91 @@
+//! The CA's error type. Each variant maps to an exit code class so scripts
+//! can tell a bad request from a broken HSM.
+
+use std::path::PathBuf;
+
+/// Everything the CA can refuse or fail at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration file is unreadable or invalid.
+    #[error("config {path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+    /// A request argument is malformed (names the field).
+    #[error("{field}: {reason}")]
+    BadRequest {
+        /// The field or flag, e.g. `--ttl`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request is well-formed but policy refuses it (e.g. TTL above the maximum).
+    #[error("refused by policy: {0}")]
+    Policy(String),
+    /// The token failed or refused.
+    #[error(transparent)]
+    Hsm(#[from] signet_hsm::Error),
+    /// The CA is not initialised (keys or root certificate missing).
+    #[error("the CA is not initialised: {0} (run `signet-ca init`)")]
+    NotInitialised(String),
+    /// The issuance store failed.
+    #[error("store: {0}")]
+    Store(String),
+    /// The log format refused an entry.
+    #[error("log entry: {0}")]
+    Log(#[from] signet_log::Error),
+    /// Building or encoding a certificate failed.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// A file could not be written or read.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// Result with the CA's error.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Exit codes of `signet-ca`, documented in its `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitClass {
+    /// 1: an internal failure (store, encoding).
+    Internal = 1,
+    /// 2: bad usage, configuration or request.
+    Usage = 2,
+    /// 3: the HSM is unreachable or refused (module, token, PIN, mechanism).
+    Hsm = 3,
+    /// 4: refused by policy.
+    Policy = 4,
+}
+
+impl Error {
+    /// The exit code class of this error.
+    pub fn exit_class(&self) -> ExitClass {
+        match self {
+            Self::Config { .. } | Self::BadRequest { .. } | Self::NotInitialised(_) => {
+                ExitClass::Usage
+            }
+            Self::Policy(_) => ExitClass::Policy,
+            Self::Hsm(_) => ExitClass::Hsm,
+            Self::Store(_) | Self::Log(_) | Self::Certificate(_) | Self::File { .. } => {
+                ExitClass::Internal
+            }
+        }
+    }
+
+    pub(crate) fn bad(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::BadRequest {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

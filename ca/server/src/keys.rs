@@ -1,0 +1,118 @@
+//! The CA's four keys, their labels on the token, and the key ceremony
+//! (`signet-ca init`).
+
+use std::fmt;
+
+use signet_hsm::{KeyAlgorithm, KeyRef, Token};
+
+use crate::config::Config;
+use crate::{Error, Result};
+
+/// The role of a CA key. Each role is a separate key on the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyRole {
+    /// Signs OpenSSH user certificates.
+    SshUserCa,
+    /// Signs OpenSSH host certificates.
+    SshHostCa,
+    /// Signs X.509 certificates.
+    X509Ca,
+    /// Signs log checkpoints.
+    LogKey,
+}
+
+impl KeyRole {
+    /// All roles, in ceremony order.
+    pub const ALL: [KeyRole; 4] = [Self::SshUserCa, Self::SshHostCa, Self::X509Ca, Self::LogKey];
+
+    /// The name used on the command line (`signet-ca export ssh-user-ca`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SshUserCa => "ssh-user-ca",
+            Self::SshHostCa => "ssh-host-ca",
+            Self::X509Ca => "x509-ca",
+            Self::LogKey => "log-key",
+        }
+    }
+
+    /// The `CKA_LABEL` of the key pair on the token.
+    pub fn label(self) -> String {
+        format!("signet-{}", self.name())
+    }
+
+    /// The key type the configuration asks for.
+    pub fn algorithm(self, config: &Config) -> KeyAlgorithm {
+        match self {
+            Self::SshUserCa => config.keys.ssh_user_ca,
+            Self::SshHostCa => config.keys.ssh_host_ca,
+            Self::X509Ca => config.keys.x509_ca,
+            Self::LogKey => config.keys.log_key,
+        }
+    }
+}
+
+impl fmt::Display for KeyRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for KeyRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                format!("unknown key {s:?}; expected ssh-user-ca, ssh-host-ca, x509-ca or log-key")
+            })
+    }
+}
+
+/// What `init` did with one key.
+#[derive(Debug, Clone)]
+pub struct CeremonyResult {
+    /// The role.
+    pub role: KeyRole,
+    /// The key on the token.
+    pub key: KeyRef,
+    /// True if it was generated now, false if it already existed.
+    pub generated: bool,
+}
+
+/// Generates every missing CA key inside the token and keeps existing ones.
+/// Checks that the token can do every configured type before generating
+/// anything, so a refused configuration leaves the token untouched.
+pub fn ceremony(token: &Token, config: &Config) -> Result<Vec<CeremonyResult>> {
+    for role in KeyRole::ALL {
+        token.capabilities().check(role.algorithm(config))?;
+    }
+    let mut existing = Vec::new();
+    for role in KeyRole::ALL {
+        existing.push(token.find_key(&role.label(), role.algorithm(config))?);
+    }
+    let mut results = Vec::new();
+    for (role, found) in KeyRole::ALL.into_iter().zip(existing) {
+        let (key, generated) = match found {
+            Some(key) => (key, false),
+            None => (
+                token.generate_key(&role.label(), role.algorithm(config))?,
+                true,
+            ),
+        };
+        results.push(CeremonyResult {
+            role,
+            key,
+            generated,
+        });
+    }
+    Ok(results)
+}
+
+/// Finds an existing CA key, or explains that `init` has not run.
+pub fn load(token: &Token, config: &Config, role: KeyRole) -> Result<KeyRef> {
+    token
+        .find_key(&role.label(), role.algorithm(config))?
+        .ok_or_else(|| Error::NotInitialised(format!("no {role} key on the token")))
+}

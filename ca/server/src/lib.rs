@@ -1,0 +1,18 @@
+//! The Signet certificate authority: configuration, the key ceremony,
+//! certificate profiles, issuance and durable storage.
+//!
+//! Issuance, policy and storage are plain library code; the binary adds
+//! the command line (and later the HTTP API) on top.
+#![deny(missing_docs)]
+
+pub mod authority;
+pub mod bench;
+pub mod config;
+mod error;
+pub mod keys;
+pub mod profile;
+pub mod request;
+pub mod store;
+pub mod x509;
+
+pub use error::{Error, ExitClass, Result};

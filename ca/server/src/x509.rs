@@ -1,0 +1,259 @@
+//! X.509: the self-signed root and client certificates, built with
+//! `x509-cert`'s builder and signed by the token through `X509Signer`.
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use const_oid::db::rfc5280::ID_KP_CLIENT_AUTH;
+use der::asn1::Ia5String;
+use der::{Decode, Encode, EncodePem};
+use signet_hsm::{PublicKey, X509Signature, X509Signer};
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::certificate::TbsCertificate;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::ext::{Extension, ToExtension};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::{Time, Validity};
+use x509_cert::Certificate;
+
+use crate::profile::{self, CLOCK_SKEW_BACKDATE};
+use crate::{Error, Result};
+
+fn cert_err(e: impl std::fmt::Display) -> Error {
+    Error::Certificate(e.to_string())
+}
+
+/// A name with one CN (and optionally one O). The values are checked before
+/// (config, user names) to hold no RFC 4514 special characters.
+pub fn name(common_name: &str, organization: Option<&str>) -> Result<Name> {
+    let text = match organization {
+        Some(org) => format!("CN={common_name},O={org}"),
+        None => format!("CN={common_name}"),
+    };
+    Name::from_str(&text).map_err(cert_err)
+}
+
+/// A random positive 128-bit serial number (RFC 5280: at most 20 octets,
+/// positive; unpredictable, so nobody can guess the next one).
+pub fn random_serial() -> Result<(SerialNumber, String)> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(cert_err)?;
+    bytes[0] &= 0x7f;
+    bytes[0] |= 0x40; // never a leading zero: the encoding is always 16 octets
+    let serial = SerialNumber::new(&bytes).map_err(cert_err)?;
+    Ok((serial, hex::encode(bytes)))
+}
+
+fn validity(not_before: SystemTime, not_after: SystemTime) -> Result<Validity> {
+    Ok(Validity::new(
+        Time::try_from(not_before).map_err(cert_err)?,
+        Time::try_from(not_after).map_err(cert_err)?,
+    ))
+}
+
+fn spki_of(key: &PublicKey) -> Result<SubjectPublicKeyInfoOwned> {
+    let der_bytes = key.to_spki_der()?;
+    SubjectPublicKeyInfoOwned::from_der(&der_bytes).map_err(cert_err)
+}
+
+/// Profile of the root: CA:TRUE with pathLen 0, keyCertSign and cRLSign,
+/// SKI and AKI (equal, self-signed).
+struct RootProfile {
+    subject: Name,
+}
+
+impl BuilderProfile for RootProfile {
+    fn get_issuer(&self, subject: &Name) -> Name {
+        subject.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    // Each extension is built seeing the ones before it, so `vec![]` cannot be used.
+    #[allow(clippy::vec_init_then_push)]
+    fn build_extensions(
+        &self,
+        spk: spki::SubjectPublicKeyInfoRef<'_>,
+        _issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let ski = SubjectKeyIdentifier::try_from(spk)?;
+        let mut exts: Vec<Extension> = Vec::new();
+        exts.push(
+            BasicConstraints {
+                ca: true,
+                path_len_constraint: Some(profile::X509_ROOT_PATH_LEN),
+            }
+            .to_extension(tbs.subject(), &exts)?,
+        );
+        exts.push(
+            KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)
+                .to_extension(tbs.subject(), &exts)?,
+        );
+        exts.push(ski.to_extension(tbs.subject(), &exts)?);
+        exts.push(
+            AuthorityKeyIdentifier {
+                key_identifier: Some(ski.0.clone()),
+                ..Default::default()
+            }
+            .to_extension(tbs.subject(), &exts)?,
+        );
+        Ok(exts)
+    }
+}
+
+/// Profile of a client certificate: CA:FALSE, digitalSignature, EKU
+/// clientAuth, SAN URI naming the user, SKI, AKI = the root's SKI.
+struct ClientProfile {
+    issuer: Name,
+    subject: Name,
+    san_uris: Vec<String>,
+}
+
+impl BuilderProfile for ClientProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    // Each extension is built seeing the ones before it, so `vec![]` cannot be used.
+    #[allow(clippy::vec_init_then_push)]
+    fn build_extensions(
+        &self,
+        spk: spki::SubjectPublicKeyInfoRef<'_>,
+        issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let mut exts: Vec<Extension> = Vec::new();
+        exts.push(
+            BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            }
+            .to_extension(tbs.subject(), &exts)?,
+        );
+        exts.push(KeyUsage(KeyUsages::DigitalSignature.into()).to_extension(tbs.subject(), &exts)?);
+        exts.push(ExtendedKeyUsage(vec![ID_KP_CLIENT_AUTH]).to_extension(tbs.subject(), &exts)?);
+        let mut names = Vec::with_capacity(self.san_uris.len());
+        for uri in &self.san_uris {
+            names.push(GeneralName::UniformResourceIdentifier(Ia5String::new(uri)?));
+        }
+        exts.push(SubjectAltName(names).to_extension(tbs.subject(), &exts)?);
+        exts.push(SubjectKeyIdentifier::try_from(spk)?.to_extension(tbs.subject(), &exts)?);
+        let issuer_ski = SubjectKeyIdentifier::try_from(issuer_spk)?;
+        exts.push(
+            AuthorityKeyIdentifier {
+                key_identifier: Some(issuer_ski.0),
+                ..Default::default()
+            }
+            .to_extension(tbs.subject(), &exts)?,
+        );
+        Ok(exts)
+    }
+}
+
+fn build<P: BuilderProfile>(
+    profile: P,
+    serial: SerialNumber,
+    validity: Validity,
+    subject_key: &PublicKey,
+    signer: &X509Signer,
+) -> Result<Certificate> {
+    let builder = CertificateBuilder::new(profile, serial, validity, spki_of(subject_key)?)
+        .map_err(cert_err)?;
+    builder.build::<_, X509Signature>(signer).map_err(cert_err)
+}
+
+/// Creates the self-signed root over the token's X.509 CA key.
+pub fn create_root(
+    signer: &X509Signer,
+    common_name: &str,
+    organization: &str,
+    lifetime: Duration,
+) -> Result<Certificate> {
+    let now = SystemTime::now();
+    let (serial, _) = random_serial()?;
+    build(
+        RootProfile {
+            subject: name(common_name, Some(organization))?,
+        },
+        serial,
+        validity(now - CLOCK_SKEW_BACKDATE, now + lifetime)?,
+        signer.key().public_key(),
+        signer,
+    )
+}
+
+/// What a client certificate is for.
+pub struct ClientCertSpec<'a> {
+    /// The user it names (CN and SAN URI).
+    pub user: &'a str,
+    /// The key it certifies.
+    pub public_key: &'a PublicKey,
+    /// Validity start (already backdated).
+    pub not_before: SystemTime,
+    /// Validity end (already capped at the root's end).
+    pub not_after: SystemTime,
+    /// Authority of the SAN URI.
+    pub trust_domain: &'a str,
+}
+
+/// Issues a client certificate under `root` and returns its DER.
+pub fn issue_client(
+    signer: &X509Signer,
+    root: &Certificate,
+    spec: &ClientCertSpec<'_>,
+    serial: SerialNumber,
+) -> Result<Vec<u8>> {
+    let profile = ClientProfile {
+        issuer: root.tbs_certificate().subject().clone(),
+        subject: name(spec.user, None)?,
+        san_uris: vec![profile::x509_client::user_uri(spec.trust_domain, spec.user)],
+    };
+    let cert = build(
+        profile,
+        serial,
+        validity(spec.not_before, spec.not_after)?,
+        spec.public_key,
+        signer,
+    )?;
+    cert.to_der().map_err(cert_err)
+}
+
+/// PEM of a certificate.
+pub fn to_pem(cert: &Certificate) -> Result<String> {
+    cert.to_pem(der::pem::LineEnding::LF).map_err(cert_err)
+}
+
+/// PEM of DER certificate bytes.
+pub fn der_to_pem(der_bytes: &[u8]) -> Result<String> {
+    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der_bytes).map_err(cert_err)
+}
+
+/// Parses a PEM certificate (the root in the data dir).
+pub fn from_pem(text: &str) -> Result<Certificate> {
+    use der::DecodePem;
+    Certificate::from_pem(text).map_err(cert_err)
+}
+
+/// The subject public key of a certificate, in the HSM layer's type.
+pub fn public_key_of(cert: &Certificate) -> Result<PublicKey> {
+    let der_bytes = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(cert_err)?;
+    Ok(PublicKey::from_spki_der(&der_bytes)?)
+}
