@@ -22,7 +22,7 @@ use base64::Engine as _;
 
 use crate::error::{CheckpointError, Result};
 use crate::merkle::{Hash, HASH_LEN};
-use crate::note::{Note, VerifiedNote, VerifierSet};
+use crate::note::{Note, NoteSigner, VerifiedNote, VerifierSet};
 
 /// Longest checkpoint body accepted.
 pub const MAX_CHECKPOINT_LEN: usize = 4096;
@@ -122,6 +122,11 @@ impl Checkpoint {
             s.push('\n');
         }
         s
+    }
+
+    /// Signs the checkpoint as a note. The log key's name should be the origin.
+    pub fn sign(&self, signers: &[&dyn NoteSigner]) -> Result<Note> {
+        Note::sign(&self.to_text(), signers)
     }
 
     /// The log's origin line.

@@ -1,7 +1,8 @@
 //! Entry bundles: up to 256 entries, each a big-endian `u16` length and the bytes.
 
-use super::TILE_WIDTH;
+use super::{HashTile, TILE_WIDTH};
 use crate::error::{Result, TileError};
+use crate::merkle::{leaf_hash, Hash};
 
 /// Longest entry a bundle can carry.
 pub const MAX_ENTRY_LEN: usize = u16::MAX as usize;
@@ -80,6 +81,24 @@ impl EntryBundle {
         &self.entries
     }
 
+    /// The Merkle leaf hash of each entry.
+    pub fn leaf_hashes(&self) -> Vec<Hash> {
+        self.entries.iter().map(|e| leaf_hash(e)).collect()
+    }
+
+    /// Whether the entries hash to exactly the hashes of `tile`, the level-0
+    /// hash tile with the same index. A bundle fetched from an untrusted
+    /// mirror is authenticated this way once the tile is (by a proof to a
+    /// signed checkpoint).
+    pub fn matches_tile(&self, tile: &HashTile) -> bool {
+        self.entries.len() == tile.hashes().len()
+            && self
+                .entries
+                .iter()
+                .zip(tile.hashes())
+                .all(|(e, h)| &leaf_hash(e) == h)
+    }
+
     /// Number of entries, 1..=256.
     pub fn width(&self) -> u16 {
         // Kept within 1..=256 by `new` and `parse`.
@@ -104,5 +123,9 @@ mod tests {
         assert!(EntryBundle::parse(&[], 1).is_err());
         assert!(EntryBundle::new(vec![vec![0; 65536]]).is_err());
         assert!(EntryBundle::new(vec![vec![]; 257]).is_err());
+        let tile = HashTile::new(b.leaf_hashes()).unwrap();
+        assert!(b.matches_tile(&tile));
+        let other = HashTile::new(b.leaf_hashes()[..2].to_vec()).unwrap();
+        assert!(!b.matches_tile(&other));
     }
 }

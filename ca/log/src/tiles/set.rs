@@ -98,10 +98,42 @@ pub fn tiles_for_consistency(old: u64, new: u64) -> Result<BTreeSet<TilePath>> {
 /// [`tiles_for_consistency`], then call the functions of [`crate::merkle`] on
 /// the set. A tile wider than the tree size needs (a full tile fetched in place
 /// of a partial one) is fine: its leading hashes are the same.
+///
+/// Each tile's seven inner levels are hashed once, on insertion (at most 255
+/// hashes per tile), so every later lookup is a table read.
 #[derive(Debug, Clone)]
 pub struct TileSet {
     size: u64,
-    tiles: BTreeMap<(u8, u64), HashTile>,
+    tiles: BTreeMap<(u8, u64), TileNodes>,
+}
+
+/// A tile's hashes and the subtrees they complete: `levels[r][i]` is the root
+/// of hashes `[i·2^r, (i+1)·2^r)` of the tile.
+#[derive(Debug, Clone)]
+struct TileNodes {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl TileNodes {
+    fn new(tile: &HashTile) -> Self {
+        let mut levels = vec![tile.hashes().to_vec()];
+        for _ in 1..TILE_HEIGHT {
+            let Some(below) = levels.last() else { break };
+            let row: Vec<Hash> = below
+                .chunks_exact(2)
+                .map(|p| node_hash(&p[0], &p[1]))
+                .collect();
+            if row.is_empty() {
+                break;
+            }
+            levels.push(row);
+        }
+        Self { levels }
+    }
+
+    fn width(&self) -> usize {
+        self.levels.first().map_or(0, Vec::len)
+    }
 }
 
 impl TileSet {
@@ -132,9 +164,10 @@ impl TileSet {
             .into());
         }
         match self.tiles.get(&(level, path.index())) {
-            Some(old) if old.width() >= tile.width() => {}
+            Some(old) if old.width() >= usize::from(tile.width()) => {}
             _ => {
-                self.tiles.insert((level, path.index()), tile);
+                self.tiles
+                    .insert((level, path.index()), TileNodes::new(&tile));
             }
         }
         Ok(())
@@ -169,11 +202,13 @@ impl HashStore for TileSet {
             .tiles
             .get(&(tile_level, path.index()))
             .ok_or_else(|| TileError::MissingTile(path.to_string()))?;
-        let run = tile
-            .hashes()
-            .get(offset..offset + count)
-            .ok_or_else(|| TileError::MissingTile(path.to_string()))?;
-        Ok(perfect_root(run))
+        // `count` is 2^r with r < 8, and `offset` a multiple of it.
+        let r = count.trailing_zeros() as usize;
+        tile.levels
+            .get(r)
+            .and_then(|row| row.get(offset >> r))
+            .copied()
+            .ok_or_else(|| TileError::MissingTile(path.to_string()).into())
     }
 }
 
