@@ -180,18 +180,6 @@ impl TileSet {
     }
 }
 
-/// Root of `hashes.len()` (a power of two) consecutive aligned hashes.
-fn perfect_root(hashes: &[Hash]) -> Hash {
-    let mut row: Vec<Hash> = hashes.to_vec();
-    while row.len() > 1 {
-        row = row
-            .chunks_exact(2)
-            .map(|p| node_hash(&p[0], &p[1]))
-            .collect();
-    }
-    row.first().copied().unwrap_or([0; 32])
-}
-
 impl HashStore for TileSet {
     fn subtree_hash(&self, level: u32, index: u64) -> Result<Hash> {
         let (path, offset, count) = tile_for_node(NodeId::new(level, index), self.size)?;
