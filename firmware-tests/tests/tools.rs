@@ -1,0 +1,325 @@
+//! Interop with the real tools a YubiKey user runs: yubico-piv-tool,
+//! ykcs11 through pkcs11-tool, `ssh-keygen -D`, and an OpenSSH login with
+//! `PKCS11Provider` into a throw-away loopback sshd. Against the virtual key
+//! by default (tools reach the private pcscd via `PCSCLITE_CSOCK_NAME`), or
+//! a real key with `SIGNET_YUBIKEY_SERIAL` + `SIGNET_YUBIKEY_DESTRUCTIVE=1`.
+
+// Conformance checks: a failed assertion or unwrap is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use base64::Engine;
+use common::{verify_signed_by, Fixture, PIN};
+use der::{Decode, DecodePem};
+use signature::Verifier;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::str::FromStr;
+use std::time::Duration;
+use x509_cert::Certificate;
+use yubikey::piv::{self, AlgorithmId, SlotId};
+use yubikey::{PinPolicy, TouchPolicy};
+
+const YKCS11: &str = "/usr/lib/x86_64-linux-gnu/libykcs11.so";
+
+/// Generates a P-256 key in 9a (PIN once) with a self-signed certificate,
+/// as ykcs11 and ssh expect; returns the public key.
+fn provision_9a(dev: &Fixture) -> p256::ecdsa::VerifyingKey {
+    let mut yk = dev.open_admin();
+    let spki = piv::generate(
+        &mut yk,
+        SlotId::Authentication,
+        AlgorithmId::EccP256,
+        PinPolicy::Once,
+        TouchPolicy::Never,
+    )
+    .unwrap();
+    yk.verify_pin(PIN).unwrap();
+    yubikey::Certificate::generate_self_signed::<_, p256::NistP256>(
+        &mut yk,
+        SlotId::Authentication,
+        x509_cert::serial_number::SerialNumber::from(7u32),
+        x509_cert::time::Validity::from_now(Duration::from_secs(86400)).unwrap(),
+        x509_cert::name::Name::from_str("CN=Signet interop").unwrap(),
+        spki.clone(),
+        |_| Ok(()),
+    )
+    .unwrap();
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).unwrap()
+}
+
+fn run(dev: &Fixture, program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .envs(dev.envs())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The OpenSSH public key line body for a P-256 key.
+fn openssh_p256(vk: &p256::ecdsa::VerifyingKey) -> String {
+    let mut blob = Vec::new();
+    for field in [
+        b"ecdsa-sha2-nistp256".as_slice(),
+        b"nistp256".as_slice(),
+        &vk.to_sec1_point(false).to_bytes(),
+    ] {
+        blob.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        blob.extend_from_slice(field);
+    }
+    format!(
+        "ecdsa-sha2-nistp256 {}",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    )
+}
+
+#[test]
+fn yubico_piv_tool_status_and_attest() {
+    let Some(dev) = Fixture::new(true) else {
+        return;
+    };
+    let vk = provision_9a(&dev);
+    let reader = dev.reader_filter();
+    let status = run(&dev, "yubico-piv-tool", &["-r", reader, "-a", "status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains(&format!("Serial Number:\t{}", dev.serial())),
+        "{status}"
+    );
+    assert!(status.contains("Slot 9a:"), "{status}");
+    assert!(status.contains("CN=Signet interop"), "{status}");
+    assert!(status.contains("PIN tries left:"), "{status}");
+
+    let attest = run(
+        &dev,
+        "yubico-piv-tool",
+        &["-r", reader, "-a", "attest", "-s", "9a"],
+    );
+    let leaf = Certificate::from_pem(&attest.stdout).unwrap();
+    let spki = leaf.tbs_certificate().subject_public_key_info();
+    assert_eq!(
+        spki.subject_public_key.raw_bytes(),
+        vk.to_sec1_point(false).as_bytes()
+    );
+    let mut yk = dev.open();
+    let f9 = yubikey::Certificate::read(&mut yk, SlotId::Attestation)
+        .unwrap()
+        .cert;
+    verify_signed_by(&leaf, &f9);
+}
+
+#[test]
+fn pkcs11_tool_signs_through_ykcs11() {
+    let Some(dev) = Fixture::new(true) else {
+        return;
+    };
+    let vk = provision_9a(&dev);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sig = dir.path().join("sig");
+    std::fs::write(&data, b"signed by the virtual key through ykcs11").unwrap();
+    let pin = std::str::from_utf8(PIN).unwrap();
+    run(
+        &dev,
+        "pkcs11-tool",
+        &[
+            "--module",
+            YKCS11,
+            "--login",
+            "--pin",
+            pin,
+            "--sign",
+            "--mechanism",
+            "ECDSA-SHA256",
+            "--id",
+            "01",
+            "-i",
+            data.to_str().unwrap(),
+            "-o",
+            sig.to_str().unwrap(),
+        ],
+    );
+    // CKM_ECDSA output is r || s.
+    let raw = std::fs::read(&sig).unwrap();
+    let signature = p256::ecdsa::Signature::from_slice(&raw).unwrap();
+    vk.verify(&std::fs::read(&data).unwrap(), &signature)
+        .unwrap();
+}
+
+#[test]
+fn ssh_keygen_lists_the_key() {
+    let Some(dev) = Fixture::new(true) else {
+        return;
+    };
+    let vk = provision_9a(&dev);
+    let out = run(&dev, "ssh-keygen", &["-D", YKCS11]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains(&openssh_p256(&vk)), "{listed}");
+}
+
+/// A loopback sshd on a free port, stopped by its PidFile on drop.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sshd {
+    fn start(authorized_key: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |name: &str| dir.path().join(name);
+        std::fs::create_dir_all("/run/sshd").unwrap(); // privilege separation dir
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(p("host_key"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::write(p("authorized_keys"), format!("{authorized_key}\n")).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n\
+             AuthorizedKeysFile {}\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             PermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
+            p("host_key").display(),
+            p("sshd.pid").display(),
+            p("authorized_keys").display(),
+        );
+        std::fs::write(p("sshd_config"), config).unwrap();
+        let status = Command::new("/usr/sbin/sshd")
+            .arg("-f")
+            .arg(p("sshd_config"))
+            .arg("-E")
+            .arg(p("sshd.log"))
+            .status()
+            .expect("starting /usr/sbin/sshd (openssh-server)");
+        assert!(status.success(), "sshd failed to start");
+        let sshd = Self { dir, port };
+        for _ in 0..100 {
+            if sshd.pid().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sshd
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn pid(&self) -> Option<String> {
+        let pid = std::fs::read_to_string(self.path("sshd.pid")).ok()?;
+        Some(pid.trim().to_string()).filter(|p| !p.is_empty())
+    }
+
+    fn known_hosts_line(&self) -> String {
+        let public = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
+        format!("[127.0.0.1]:{} {}", self.port, public.trim())
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").arg(pid).status();
+        }
+    }
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn ssh_logs_in_with_the_card_key_through_pkcs11_provider() {
+    let Some(dev) = Fixture::new(true) else {
+        return;
+    };
+    let vk = provision_9a(&dev);
+    let sshd = Sshd::start(&openssh_p256(&vk));
+    let known_hosts = sshd.path("known_hosts");
+    std::fs::write(&known_hosts, format!("{}\n", sshd.known_hosts_line())).unwrap();
+    // authorized_keys holds only the card's key, so a login proves the card
+    // signed. ssh asks for the card PIN through SSH_ASKPASS (no terminal in tests).
+    let askpass = sshd.path("askpass");
+    write_executable(
+        &askpass,
+        &format!("#!/bin/sh\necho {}\n", std::str::from_utf8(PIN).unwrap()),
+    );
+    let user = current_user();
+    let out = Command::new("ssh")
+        .args(["-F", "/dev/null", "-p", &sshd.port.to_string()])
+        .arg("-o")
+        .arg(format!("PKCS11Provider={YKCS11}"))
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "KbdInteractiveAuthentication=no",
+            "-o",
+            "ConnectTimeout=20",
+        ])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("echo signet-login-ok")
+        .envs(dev.envs())
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(sshd.path("sshd.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "ssh failed: {}\nsshd log:\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "signet-login-ok"
+    );
+    assert!(log.contains("Accepted publickey"), "{log}");
+    assert!(log.contains("ECDSA"), "{log}");
+}
+
+#[test]
+fn opensc_sees_the_reader() {
+    let Some(dev) = Fixture::new(false) else {
+        return;
+    };
+    let out = run(&dev, "opensc-tool", &["-l"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Yubico YubiKey"));
+    // And the attestation root handed to verifiers parses.
+    for root in dev.attestation_roots() {
+        let der = der::Encode::to_der(&root).unwrap();
+        assert!(Certificate::from_der(&der).is_ok());
+    }
+}
