@@ -231,6 +231,9 @@ pub enum NoteError {
     /// A signature the caller requires is not in the note.
     #[error("missing signature by {0:?}")]
     MissingSignature(String),
+    /// A note must carry at least one signature.
+    #[error("no signer given")]
+    NoSigner,
     /// The signer returned an error (for example, the HSM was unavailable).
     #[error("signer failed: {0}")]
     Signer(String),

@@ -283,7 +283,7 @@ fn signing_errors() {
             NoteError::BadText
         );
     }
-    assert!(Note::sign("x\n", &[]).is_err());
+    assert_eq!(note_err(Note::sign("x\n", &[])), NoteError::NoSigner);
     let failing = FailingSigner(signer.vkey.clone());
     assert_eq!(
         note_err(Note::sign("x\n", &[&failing as &dyn NoteSigner])),

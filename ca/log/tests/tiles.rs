@@ -227,3 +227,37 @@ fn tiles_for_edge_sizes() {
     assert!(tiles_for_inclusion(5, 5).is_err());
     assert!(tiles_for_consistency(6, 5).is_err());
 }
+
+/// The CA's own storage implements `HashStore`; a proof needs few lookups.
+#[test]
+fn external_hash_store() {
+    use signet_log::merkle::HashStore;
+    use std::cell::Cell;
+
+    struct Counting<'a> {
+        inner: &'a MemoryHashStore,
+        lookups: Cell<usize>,
+    }
+    impl HashStore for Counting<'_> {
+        fn subtree_hash(&self, level: u32, index: u64) -> signet_log::Result<Hash> {
+            self.lookups.set(self.lookups.get() + 1);
+            self.inner.subtree_hash(level, index)
+        }
+    }
+    let (store, _) = build(100_000);
+    let counting = Counting {
+        inner: &store,
+        lookups: Cell::new(0),
+    };
+    for index in [0, 77_777, 99_999] {
+        counting.lookups.set(0);
+        let p = inclusion_proof(&counting, index, 100_000).unwrap();
+        assert_eq!(p, inclusion_proof(&store, index, 100_000).unwrap());
+        // 17 levels: at most one lookup per level per sibling.
+        assert!(
+            counting.lookups.get() <= 17 * 17,
+            "{}",
+            counting.lookups.get()
+        );
+    }
+}

@@ -172,6 +172,10 @@ impl VerifierKey {
     }
 
     /// Whether `signature` is this key's valid signature of `msg`.
+    ///
+    /// Ed25519 is checked with `verify_strict` (RFC 8032 plus rejection of
+    /// small-order keys and points), which no honest signer ever fails.
+    /// ECDSA takes the ASN.1 DER form only.
     pub fn verify(&self, msg: &[u8], signature: &[u8]) -> bool {
         match &self.key {
             PublicKey::Ed25519(k) => match ed25519_dalek::Signature::from_slice(signature) {

@@ -155,7 +155,10 @@ impl Note {
         if text.is_empty() || !text.ends_with('\n') || text.chars().any(|c| c < ' ' && c != '\n') {
             return Err(NoteError::BadText.into());
         }
-        if signers.is_empty() || signers.len() > MAX_SIGNATURES {
+        if signers.is_empty() {
+            return Err(NoteError::NoSigner.into());
+        }
+        if signers.len() > MAX_SIGNATURES {
             return Err(NoteError::TooManySignatures.into());
         }
         let mut signatures = Vec::with_capacity(signers.len());
