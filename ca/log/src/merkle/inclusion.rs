@@ -94,11 +94,11 @@ pub fn root_from_inclusion_proof(
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node_hash(p, &r);
-            if fn_ & 1 == 0 {
-                while fn_ & 1 == 0 && fn_ != 0 {
-                    fn_ >>= 1;
-                    sn >>= 1;
-                }
+            // Climb past the levels where this node is a left child with no
+            // right sibling (the tree's right edge): they add no hash.
+            while fn_ & 1 == 0 && fn_ != 0 {
+                fn_ >>= 1;
+                sn >>= 1;
             }
         } else {
             r = node_hash(&r, p);
