@@ -65,6 +65,14 @@ pub enum MerkleError {
     /// The proof does not lead to the expected root hash.
     #[error("proof does not match the root hash")]
     RootMismatch,
+    /// A replayed log has a different number of entries than its checkpoint.
+    #[error("log has {got} entries, checkpoint says {expected}")]
+    SizeMismatch {
+        /// The checkpoint's tree size.
+        expected: u64,
+        /// Entries replayed.
+        got: u64,
+    },
     /// Two trees of the same size have different roots.
     #[error("trees of equal size have different roots")]
     DifferentRoots,

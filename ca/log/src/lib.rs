@@ -10,7 +10,8 @@
 //! - [`checkpoint`]: the C2SP tlog-checkpoint tree head;
 //! - [`note`]: C2SP signed notes, signed through a trait so the key can stay
 //!   in an HSM;
-//! - [`entry`]: the versioned, canonical-JSON entry format.
+//! - [`entry`]: the versioned, canonical-JSON entry format;
+//! - [`replay`]: the auditor's end-to-end replay of a whole log.
 //!
 //! Storage, networking and clocks belong to the callers (the CA daemon and the
 //! `signet audit` verifier); nothing here reads a file, a socket or the time.
@@ -22,6 +23,7 @@ pub mod entry;
 mod error;
 pub mod merkle;
 pub mod note;
+pub mod replay;
 pub mod tiles;
 
 pub use error::{CheckpointError, EntryError, Error, MerkleError, NoteError, Result, TileError};

@@ -259,3 +259,57 @@ fn strings_with_escapes_round_trip() {
     let bytes = e.to_canonical_bytes().unwrap();
     assert_eq!(Entry::from_bytes(&bytes).unwrap(), e);
 }
+
+#[test]
+fn replay_a_small_log() {
+    use signet_log::checkpoint::Checkpoint;
+    use signet_log::merkle::root_from_leaf_hashes;
+    use signet_log::replay::Replay;
+
+    let entries: Vec<Vec<u8>> = (0..5u64)
+        .map(|i| {
+            let mut e = lock_entry();
+            e.time += i;
+            e.to_canonical_bytes().unwrap()
+        })
+        .collect();
+    let leaves: Vec<_> = entries
+        .iter()
+        .map(|e| signet_log::merkle::leaf_hash(e))
+        .collect();
+    let cp = Checkpoint::new(
+        "ca.example.com/signet-log",
+        5,
+        root_from_leaf_hashes(&leaves),
+    )
+    .unwrap();
+
+    let mut r = Replay::new();
+    for e in &entries {
+        r.push(e).unwrap();
+    }
+    r.finish(&cp).unwrap();
+
+    // One entry short, one entry altered, one entry not canonical.
+    let mut short = Replay::new();
+    for e in &entries[..4] {
+        short.push(e).unwrap();
+    }
+    assert!(short.finish(&cp).is_err());
+    let mut altered = Replay::new();
+    for (i, e) in entries.iter().enumerate() {
+        if i == 2 {
+            let mut x = Entry::from_bytes(e).unwrap();
+            x.subject = Some("mallory".into());
+            altered.push(&x.to_canonical_bytes().unwrap()).unwrap();
+        } else {
+            altered.push(e).unwrap();
+        }
+    }
+    assert!(altered.finish(&cp).is_err());
+    let mut bad = Replay::new();
+    let mut spaced = entries[0].clone();
+    spaced.push(b' ');
+    assert!(bad.push(&spaced).is_err());
+    assert_eq!(bad.size(), 0);
+}
