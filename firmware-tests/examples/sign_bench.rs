@@ -1,0 +1,116 @@
+//! Signing throughput of the virtual YubiKey through the real PC/SC stack,
+//! compared with the same P-256 signature computed in-process.
+//!
+//! ```sh
+//! cargo run --release -p signet-firmware-tests --example sign_bench -- [N]
+//! ```
+//!
+//! Prints three figures from the same run: ECDSA P-256 signatures/s through
+//! the `yubikey` crate → libpcsclite → private pcscd → vpcd → virtual card;
+//! through the applet called directly (no PC/SC); and with `p256` alone.
+//! The ratios show what the PC/SC round trips cost, so later changes to the
+//! client or the emulator can be compared.
+
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use p256::elliptic_curve::Generate;
+use signet_firmware_tests::applet::Applet;
+use signet_firmware_tests::attest::AttestationRoot;
+use signet_firmware_tests::harness::{VirtualKeyOptions, VirtualYubiKey};
+use signet_firmware_tests::state::{CardState, DeviceInfo};
+use signet_firmware_tests::touch::TouchControl;
+use std::time::Instant;
+use yubikey::piv::{self, AlgorithmId, SlotId};
+use yubikey::{MgmKey, PinPolicy, Serial, TouchPolicy, YubiKey};
+
+type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Operations per second of `f` over `n` runs.
+fn rate(n: u32, mut f: impl FnMut() -> BoxResult<()>) -> BoxResult<f64> {
+    let start = Instant::now();
+    for _ in 0..n {
+        f()?;
+    }
+    Ok(f64::from(n) / start.elapsed().as_secs_f64())
+}
+
+fn main() -> BoxResult<()> {
+    let n: u32 = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(2000);
+    let digest = [0x5Au8; 32];
+
+    // In-process baseline.
+    let key = p256::ecdsa::SigningKey::generate_from_rng(&mut rand::rng());
+    let baseline = rate(n, || {
+        let _: p256::ecdsa::Signature = key.sign_prehash(&digest)?;
+        Ok(())
+    })?;
+
+    // The applet alone (APDU parsing, policy checks, DER encoding).
+    let root = AttestationRoot::create()?;
+    let info = DeviceInfo {
+        serial: 1,
+        firmware: [5, 4, 3],
+        form_factor: 1,
+    };
+    let mut state = CardState::new(info, &root)?;
+    state.slots.insert(
+        0x9E,
+        signet_firmware_tests::state::Slot {
+            key: signet_firmware_tests::keys::PrivateKey::P256(key.as_nonzero_scalar().into()),
+            pin_policy: signet_firmware_tests::state::PinPolicy::Never,
+            touch_policy: signet_firmware_tests::state::TouchPolicy::Never,
+            origin: signet_firmware_tests::state::Origin::Generated,
+        },
+    );
+    let mut applet = Applet::new(state, None, TouchControl::new());
+    let mut sign_apdu = vec![
+        0x00, 0x87, 0x11, 0x9E, 0x26, 0x7C, 0x24, 0x82, 0x00, 0x81, 0x20,
+    ];
+    sign_apdu.extend_from_slice(&digest);
+    let direct = rate(n, || {
+        let out = applet.process(&sign_apdu);
+        if out.ends_with(&[0x90, 0x00]) {
+            Ok(())
+        } else {
+            Err("applet refused to sign".into())
+        }
+    })?;
+
+    // Through PC/SC.
+    let dev = VirtualYubiKey::start(VirtualKeyOptions::default())?;
+    let mut yk = YubiKey::open_by_serial(Serial(dev.serial()))?;
+    yk.authenticate(&MgmKey::get_default(&yk)?)?;
+    piv::generate(
+        &mut yk,
+        SlotId::CardAuthentication,
+        AlgorithmId::EccP256,
+        PinPolicy::Never,
+        TouchPolicy::Never,
+    )?;
+    let pcsc_n = n.min(1000);
+    let pcsc = rate(pcsc_n, || {
+        piv::sign_data(
+            &mut yk,
+            &digest,
+            AlgorithmId::EccP256,
+            SlotId::CardAuthentication,
+        )?;
+        Ok(())
+    })?;
+
+    println!("ECDSA P-256 signatures/s (N = {n}, {pcsc_n} through PC/SC)");
+    println!("  in-process p256 (baseline)          {baseline:>10.0}/s");
+    println!(
+        "  applet, no PC/SC                    {direct:>10.0}/s  ({:.2}x baseline)",
+        direct / baseline
+    );
+    println!(
+        "  yubikey crate -> pcscd -> vpcd card {pcsc:>10.0}/s  ({:.3}x baseline, {:.2} ms/signature)",
+        pcsc / baseline,
+        1000.0 / pcsc
+    );
+    Ok(())
+}
