@@ -147,7 +147,7 @@ pub fn run(
         let token = Token::open(&token_config)?;
         // Enough requests in flight to keep every session busy while others
         // wait for the group flush.
-        let clients = (16 * sessions).min(128);
+        let clients = (64 * sessions).min(512);
         for &algorithm in &algorithms {
             progress(&format!(
                 "key={algorithm} sessions={sessions}: measuring for {:.0} s…",

@@ -1,0 +1,196 @@
+//! A CA on its own SoftHSM2 token, driven through the real `signet-ca` binary.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use signet_testkit::{softhsm_module, SoftHsm};
+
+pub struct Ca {
+    pub hsm: SoftHsm,
+    pub config: PathBuf,
+}
+
+/// The shipped example configuration with test paths and the given key types.
+pub fn example_config(hsm: &SoftHsm, keys: [&str; 4]) -> String {
+    let example = include_str!("../../../deploy/signet-ca.example.toml");
+    let mut text = example
+        .replace(
+            "data_dir = \"/var/lib/signet\"",
+            &format!("data_dir = \"{}\"", hsm.dir().join("data").display()),
+        )
+        .replace(
+            "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
+            &format!("module = \"{}\"", softhsm_module().display()),
+        )
+        .replace(
+            "token_label = \"signet-ca\"",
+            &format!("token_label = \"{}\"", hsm.label()),
+        )
+        .replace(
+            "pin_file = \"/etc/signet/hsm-pin\"",
+            &format!("pin_file = \"{}\"", hsm.pin_file().display()),
+        );
+    for (name, value) in ["ssh_user_ca", "ssh_host_ca", "x509_ca", "log_key"]
+        .iter()
+        .zip(keys)
+    {
+        let default = if *name == "log_key" {
+            "ed25519"
+        } else {
+            "ecdsa-p256"
+        };
+        text = text.replace(
+            &format!("{name} = \"{default}\""),
+            &format!("{name} = \"{value}\""),
+        );
+    }
+    text
+}
+
+impl Ca {
+    /// A fresh token and configuration; `init` not yet run.
+    pub fn new(label: &str, keys: [&str; 4]) -> Self {
+        let hsm = SoftHsm::create(label);
+        let config = hsm.dir().join("signet-ca.toml");
+        std::fs::write(&config, example_config(&hsm, keys)).unwrap();
+        Self { hsm, config }
+    }
+
+    /// A fresh CA with the example's key types, initialised.
+    pub fn initialised(label: &str) -> Self {
+        let ca = Self::new(label, ["ecdsa-p256", "ecdsa-p256", "ecdsa-p256", "ed25519"]);
+        ca.ok(&["init"]);
+        ca
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet-ca"));
+        cmd.env("SOFTHSM2_CONF", self.hsm.conf())
+            .arg("--config")
+            .arg(&self.config);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    /// Runs and insists on success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "signet-ca {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.hsm.dir().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Exports a CA public key into a file and returns its path.
+    pub fn export_to_file(&self, key: &str) -> PathBuf {
+        let text = self.ok(&["export", key]);
+        self.write(&format!("{key}.export"), &text)
+    }
+
+    /// A fresh client key pair (ssh-keygen); returns the private key path.
+    pub fn client_key(&self, name: &str, key_type: &str) -> PathBuf {
+        let path = self.path(name);
+        let status = Command::new("ssh-keygen")
+            .args(["-q", "-t", key_type, "-N", "", "-C", name, "-f"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        path
+    }
+
+    /// Signs an SSH user certificate for `key` and writes it next to it as `<key>-cert.pub`.
+    pub fn sign_user(&self, key: &Path, principals: &[&str], ttl: &str) -> PathBuf {
+        let mut args = vec!["sign", "ssh-user", "--user", "alice", "--ttl", ttl];
+        for p in principals {
+            args.extend(["--principal", p]);
+        }
+        let public = format!("{}.pub", key.display());
+        args.extend(["--public-key", &public]);
+        let cert = self.ok(&args);
+        let path = PathBuf::from(format!("{}-cert.pub", key.display()));
+        std::fs::write(&path, cert).unwrap();
+        path
+    }
+
+    /// The log index the next issuance would get (from a `--json` issuance).
+    pub fn sign_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = vec!["sign", "--json"];
+        full.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&full)).unwrap()
+    }
+}
+
+/// A real OpenSSH client login; returns (success, stdout, stderr).
+pub fn ssh_login(
+    port: u16,
+    user: &str,
+    key: &Path,
+    cert: &Path,
+    known_hosts: Option<(&Path, &str)>,
+) -> (bool, String, String) {
+    let mut cmd = Command::new("ssh");
+    cmd.args([
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=5",
+    ])
+    .arg("-o")
+    .arg(format!("IdentityFile={}", key.display()))
+    .arg("-o")
+    .arg(format!("CertificateFile={}", cert.display()))
+    .args(["-p", &port.to_string()]);
+    match known_hosts {
+        Some((file, alias)) => {
+            cmd.arg("-o")
+                .arg(format!("UserKnownHostsFile={}", file.display()))
+                .args(["-o", "StrictHostKeyChecking=yes", "-o"])
+                .arg(format!("HostKeyAlias={alias}"));
+        }
+        None => {
+            cmd.args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ]);
+        }
+    }
+    let out = cmd
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("echo signet-login-ok")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The user the tests run as (the login sshd must allow).
+pub fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
