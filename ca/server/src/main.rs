@@ -287,7 +287,7 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
                 "label": result.key.label(),
                 "generated": result.generated,
                 "fingerprint": fingerprint,
-                "public_key": public.to_openssh_line(&result.key.label())?,
+                "public_key": public.to_openssh_line(result.key.label())?,
             }));
         } else {
             let _ = writeln!(
@@ -297,7 +297,7 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
                 result.key.algorithm().name(),
                 state
             );
-            let _ = writeln!(out, "    {}", public.to_openssh_line(&result.key.label())?);
+            let _ = writeln!(out, "    {}", public.to_openssh_line(result.key.label())?);
         }
     }
     if json {
@@ -347,7 +347,7 @@ fn export(config: &Config, role: KeyRole) -> Result<(), Error> {
             let key = keys::load(&token, config, role)?;
             match role {
                 KeyRole::LogKey => key.public_key().to_spki_pem()?,
-                _ => format!("{}\n", key.public_key().to_openssh_line(&key.label())?),
+                _ => format!("{}\n", key.public_key().to_openssh_line(key.label())?),
             }
         }
     };
