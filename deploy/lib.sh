@@ -1,0 +1,38 @@
+# Shared helpers for Signet's deploy scripts. Sourced, not run.
+
+# Debian packages the test suite drives as real peers.
+SIGNET_TEST_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl pkg-config libpcsclite-dev libudev-dev pcscd pcsc-tools vsmartcard-vpcd ykcs11 yubico-piv-tool procps"
+# What the quickstart needs.
+SIGNET_RUN_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl pkg-config libpcsclite-dev libudev-dev procps"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+note() { printf '    %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs the Debian packages that are missing (as root, or through sudo).
+ensure_packages() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "Installing Debian packages: ${missing[*]}"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
+        sudo="sudo"
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_cargo() {
+    command -v cargo >/dev/null || die "Rust's cargo is needed (https://rustup.rs); install it and run again"
+}
+
+ensure_nextest() {
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        say "Installing cargo-nextest (the test runner: one process per test)"
+        cargo install --locked cargo-nextest
+    fi
+}
