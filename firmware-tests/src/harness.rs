@@ -291,6 +291,8 @@ impl Drop for Pcscd {
         for file in ["pcscd.comm", "pcscd.pid"] {
             let _ = std::fs::remove_file(socket_dir().join(file));
         }
+        // Only succeeds once empty; the next pcscd of this process recreates it.
+        let _ = std::fs::remove_dir(socket_dir());
     }
 }
 
