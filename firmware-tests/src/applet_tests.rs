@@ -613,3 +613,57 @@ fn never_panics_on_random_input() {
         assert!(out.len() >= 2);
     }
 }
+
+#[test]
+fn management_key_with_touch_flag_needs_a_touch() {
+    let mut a = applet([5, 4, 3]);
+    assert_eq!(
+        mgm_auth(&mut a, MgmAlgorithm::TripleDes, &DEFAULT_MGM_KEY),
+        StatusWord::OK
+    );
+    let mut data = vec![0x03, 0x9B, 24];
+    data.extend_from_slice(&DEFAULT_MGM_KEY);
+    assert_eq!(
+        send(&mut a, &cmd(0xFF, 0xFF, 0xFE, &data)).sw,
+        StatusWord::OK
+    );
+    let r = send(&mut a, &cmd(0xF7, 0, 0x9B, &[]));
+    let tlvs = Tlv::decode_all(&r.data).unwrap();
+    assert_eq!(tlv::find(&tlvs, 0x02), Some(&[0u8, 2][..]));
+    a.reset();
+    a.touch_control().set_mode(TouchMode::Deny);
+    assert_eq!(
+        mgm_auth(&mut a, MgmAlgorithm::TripleDes, &DEFAULT_MGM_KEY),
+        StatusWord::SECURITY_STATUS
+    );
+    a.touch_control().set_mode(TouchMode::Approve);
+    assert_eq!(
+        mgm_auth(&mut a, MgmAlgorithm::TripleDes, &DEFAULT_MGM_KEY),
+        StatusWord::OK
+    );
+    // Step 2 without step 1 is refused.
+    let mut body = tlv::encode(0x80, &[0u8; 8]);
+    body.extend(tlv::encode(0x81, &[0u8; 8]));
+    assert_eq!(
+        send(&mut a, &cmd(0x87, 3, 0x9B, &tlv::encode(0x7C, &body))).sw,
+        StatusWord::CONDITIONS_NOT_SATISFIED
+    );
+}
+
+#[test]
+fn interrupted_chain_is_refused() {
+    let mut a = applet([5, 4, 3]);
+    assert_eq!(
+        send(&mut a, &[0x10, 0xDB, 0x3F, 0xFF, 1, 0x5C]).sw,
+        StatusWord::OK
+    );
+    assert_eq!(
+        send(&mut a, &[0x00, 0xCB, 0x3F, 0xFF, 3, 0x5C, 1, 0x7E]).sw,
+        StatusWord::LAST_COMMAND_EXPECTED
+    );
+    // The next command starts afresh.
+    assert_eq!(
+        send(&mut a, &[0x00, 0xCB, 0x3F, 0xFF, 3, 0x5C, 1, 0x7E]).sw,
+        StatusWord::OK
+    );
+}

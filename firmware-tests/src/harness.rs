@@ -168,8 +168,15 @@ impl Pcscd {
             .try_clone()
             .map_err(|e| Error::io("cloning pcscd log handle", e))?;
         let debug = std::env::var(DEBUG_ENV).is_ok_and(|v| v == "1");
+        // The shell stays as pcscd's parent and watchdog: it stops pcscd on
+        // SIGTERM (our Drop) and also when this test process disappears
+        // without running Drop (killed by a test-runner timeout).
         let script = format!(
-            "mount --bind \"$0\" /run/pcscd && exec pcscd --foreground {} -c \"$1\"",
+            "mount --bind \"$0\" /run/pcscd || exit 1\n\
+             pcscd --foreground {} -c \"$1\" & p=$!\n\
+             trap 'kill $p 2>/dev/null; wait $p; exit 0' TERM INT\n\
+             while kill -0 \"$2\" 2>/dev/null && kill -0 $p 2>/dev/null; do sleep 0.2; done\n\
+             kill $p 2>/dev/null; wait $p",
             if debug { "--debug --apdu" } else { "" }
         );
         let mut cmd = Command::new("unshare");
@@ -179,6 +186,7 @@ impl Pcscd {
         cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script])
             .arg(&run_dir)
             .arg(&readers)
+            .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
@@ -274,7 +282,7 @@ impl Pcscd {
 
 impl Drop for Pcscd {
     fn drop(&mut self) {
-        // SIGTERM first so pcscd closes its driver sockets cleanly.
+        // SIGTERM to the watchdog shell, which stops pcscd cleanly.
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .stderr(Stdio::null())

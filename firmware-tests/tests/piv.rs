@@ -353,6 +353,62 @@ fn ecdh_key_agreement_p256() {
 }
 
 #[test]
+fn rsa2048_decrypt_returns_the_padded_block() {
+    let Some(dev) = Fixture::new(true) else {
+        return;
+    };
+    let mut yk = dev.open_admin();
+    let slot = SlotId::Retired(RetiredSlotId::R12);
+    let spki = piv::generate(
+        &mut yk,
+        slot,
+        AlgorithmId::Rsa2048,
+        PinPolicy::Never,
+        TouchPolicy::Never,
+    )
+    .unwrap();
+    let public =
+        <rsa::RsaPublicKey as spki::DecodePublicKey>::from_public_key_der(&spki.to_der().unwrap())
+            .unwrap();
+    let secret = b"wrapped session key";
+    let ciphertext = public
+        .encrypt(&mut rand::rng(), rsa::Pkcs1v15Encrypt, secret)
+        .unwrap();
+    let block = piv::decrypt_data(&mut yk, &ciphertext, AlgorithmId::Rsa2048, slot).unwrap();
+    // The card returns the raw block: 00 02 <nonzero padding> 00 <message>.
+    assert_eq!(&block[..2], &[0x00, 0x02]);
+    assert!(block.ends_with(secret));
+}
+
+#[test]
+fn x25519_key_agreement_on_firmware_5_7() {
+    let opts = VirtualKeyOptions {
+        firmware: [5, 7, 1],
+        ..VirtualKeyOptions::default()
+    };
+    let Some(dev) = Fixture::virtual_only(opts) else {
+        return;
+    };
+    let mut yk = dev.open_admin();
+    let slot = SlotId::KeyManagement;
+    let spki = piv::generate(
+        &mut yk,
+        slot,
+        AlgorithmId::X25519,
+        PinPolicy::Never,
+        TouchPolicy::Never,
+    )
+    .unwrap();
+    let card: [u8; 32] = spki.subject_public_key.raw_bytes().try_into().unwrap();
+    let host = x25519_dalek::StaticSecret::from([7u8; 32]);
+    let host_public = x25519_dalek::PublicKey::from(&host);
+    let shared =
+        piv::decrypt_data(&mut yk, host_public.as_bytes(), AlgorithmId::X25519, slot).unwrap();
+    let expected = host.diffie_hellman(&x25519_dalek::PublicKey::from(card));
+    assert_eq!(shared.as_slice(), expected.as_bytes());
+}
+
+#[test]
 fn write_and_read_certificate() {
     let Some(dev) = Fixture::new(true) else {
         return;
