@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::keys::{self, KeyRole};
 use crate::profile::{SshProfile, CLOCK_SKEW_BACKDATE, SSH_HOST, SSH_USER};
 use crate::request::{checked_name, checked_principals, checked_ttl, SubjectKey};
-use crate::store::{SerialKind, Store};
+use crate::store::{LogStore, SerialKind, SignedCheckpoint};
 use crate::{x509, Error, Result};
 
 /// The kinds of certificate the CA issues.
@@ -74,6 +74,10 @@ pub struct Issued {
     pub serial: String,
     /// Index of its entry in the log.
     pub log_index: u64,
+    /// A signed checkpoint covering the entry.
+    pub checkpoint: Arc<SignedCheckpoint>,
+    /// The entry's inclusion proof in that checkpoint's tree.
+    pub inclusion_proof: Vec<signet_log::merkle::Hash>,
 }
 
 /// The CA: keys on the token, the root certificate, the store and the limits.
@@ -83,7 +87,7 @@ pub struct Authority {
     ssh_host: SshSigner,
     x509: X509Signer,
     root: Certificate,
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogStore>,
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -94,7 +98,7 @@ fn unix(t: SystemTime) -> u64 {
 
 impl Authority {
     /// Loads the CA keys from the token and the root from the data dir.
-    pub fn open(config: Config, token: Token, store: Arc<dyn Store>) -> Result<Self> {
+    pub fn open(config: Config, token: Token, store: Arc<dyn LogStore>) -> Result<Self> {
         let ssh_user = SshSigner::new(
             token.clone(),
             keys::load(&token, &config, KeyRole::SshUserCa)?,
@@ -133,7 +137,7 @@ impl Authority {
         ssh_host: SshSigner,
         x509: X509Signer,
         root: Certificate,
-        store: Arc<dyn Store>,
+        store: Arc<dyn LogStore>,
     ) -> Self {
         Self {
             config,
@@ -143,11 +147,6 @@ impl Authority {
             root,
             store,
         }
-    }
-
-    /// The store this CA appends to.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     /// Checks a raw request against the configuration: names, principals,
@@ -206,14 +205,19 @@ impl Authority {
                 bytes: Base64Bytes(bytes),
             }),
         };
-        let log_index = self.store.append(
+        let appended = self.store.append(
             entry.to_canonical_bytes()?,
             Some((serial_kind, serial.clone())),
         )?;
+        let inclusion_proof = self
+            .store
+            .inclusion_proof(appended.index, appended.checkpoint.size)?;
         Ok(Issued {
             certificate,
             serial,
-            log_index,
+            log_index: appended.index,
+            checkpoint: appended.checkpoint,
+            inclusion_proof,
         })
     }
 

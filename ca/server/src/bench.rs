@@ -20,6 +20,7 @@ use signet_hsm::{KeyAlgorithm, KeyRef, RsaHash, SshSigner, Token, X509Signer};
 use crate::authority::{Authority, CertKind, RawRequest};
 use crate::config::Config;
 use crate::keys::KeyRole;
+use crate::log_signer::LogSigner;
 use crate::store::SledStore;
 use crate::{x509, Error, Result};
 
@@ -171,7 +172,9 @@ pub fn run(
             let raw = measure(clients, duration, raw_job)?;
 
             let store_dir = scratch.path().join(format!("{algorithm}-{sessions}"));
-            let store = Arc::new(SledStore::open(&store_dir)?);
+            let log_key = bench_key(&token, config.keys.log_key)?;
+            let log_signer = Arc::new(LogSigner::new(token.clone(), log_key, "bench/signet-log")?);
+            let store = Arc::new(SledStore::open(&store_dir, "bench/signet-log", log_signer)?);
             let x509_signer = X509Signer::new(token.clone(), key.clone());
             let root = x509::create_root(
                 &x509_signer,

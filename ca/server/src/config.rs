@@ -26,6 +26,43 @@ pub struct Config {
     /// The X.509 CA's identity.
     #[serde(default)]
     pub x509: X509Section,
+    /// The signing log.
+    #[serde(default)]
+    pub log: LogSection,
+    /// The daemon's listener.
+    #[serde(default)]
+    pub serve: ServeSection,
+}
+
+/// `[log]`: the verifiable log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// Checkpoint origin and note key name, `<CA host>/signet-log`
+    /// (default: `<x509.trust_domain>/signet-log`). Auditors pin it.
+    #[serde(default)]
+    pub origin: Option<String>,
+}
+
+/// `[serve]`: where `signet-ca serve` listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    /// Address and port; loopback by default (the proxy fronts it).
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for ServeSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8441))
 }
 
 /// `[hsm]`: which PKCS#11 module and token, and where the PIN comes from.
@@ -196,6 +233,20 @@ impl Config {
             (None, None) => return fail("hsm: pin_file or pin_env is required"),
             _ => {}
         }
+        if !matches!(
+            self.keys.log_key,
+            KeyAlgorithm::Ed25519 | KeyAlgorithm::EcdsaP256
+        ) {
+            return fail("keys.log_key: checkpoints are signed notes; use ed25519 or ecdsa-p256");
+        }
+        let origin = self.log_origin();
+        if origin.is_empty()
+            || origin.len() > 255
+            || origin.contains(char::is_whitespace)
+            || origin.contains('+')
+        {
+            return fail("log.origin: a non-empty name without spaces or '+', e.g. ca.example.com/signet-log");
+        }
         if self.hsm.sessions.get() > 64 {
             return fail("hsm.sessions: at most 64");
         }
@@ -206,6 +257,15 @@ impl Config {
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         {
             return fail("x509.trust_domain: must be a DNS name (letters, digits, '.', '-')");
+        }
+        let special = |c: char| ",+\"\\<>;=#".contains(c);
+        for (field, value) in [
+            ("x509.root_common_name", &self.x509.root_common_name),
+            ("x509.organization", &self.x509.organization),
+        ] {
+            if value.chars().any(special) {
+                return fail(&format!("{field}: must not contain , + \" \\ < > ; = #"));
+            }
         }
         for (field, value) in [
             ("x509.root_common_name", &self.x509.root_common_name),
@@ -236,6 +296,14 @@ impl Config {
             pin,
             sessions: self.hsm.sessions,
         })
+    }
+
+    /// The checkpoint origin (and log key name).
+    pub fn log_origin(&self) -> String {
+        self.log
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("{}/signet-log", self.x509.trust_domain))
     }
 
     /// Where the X.509 root certificate is kept.

@@ -41,6 +41,14 @@ pub enum Error {
     /// Building or encoding a certificate failed.
     #[error("certificate: {0}")]
     Certificate(String),
+    /// The log store failed its integrity check: the CA will not issue.
+    #[error("log integrity check failed{}: {problem}; the CA refuses to issue until the store is restored", index.map(|i| format!(" at index {i}")).unwrap_or_default())]
+    Integrity {
+        /// The first bad index, if one can be named.
+        index: Option<u64>,
+        /// What is wrong.
+        problem: String,
+    },
     /// A file could not be written or read.
     #[error("{path}: {reason}")]
     File {
@@ -65,6 +73,8 @@ pub enum ExitClass {
     Hsm = 3,
     /// 4: refused by policy.
     Policy = 4,
+    /// 5: the log failed its integrity check.
+    Integrity = 5,
 }
 
 impl Error {
@@ -75,6 +85,7 @@ impl Error {
                 ExitClass::Usage
             }
             Self::Policy(_) => ExitClass::Policy,
+            Self::Integrity { .. } => ExitClass::Integrity,
             Self::Hsm(_) => ExitClass::Hsm,
             Self::Store(_) | Self::Log(_) | Self::Certificate(_) | Self::File { .. } => {
                 ExitClass::Internal

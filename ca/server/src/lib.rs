@@ -7,11 +7,14 @@
 
 pub mod authority;
 pub mod bench;
+pub mod check;
 pub mod config;
 mod error;
 pub mod keys;
+pub mod log_signer;
 pub mod profile;
 pub mod request;
+pub mod serve;
 pub mod store;
 pub mod x509;
 

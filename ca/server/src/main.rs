@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use signet_ca::authority::{local_admin, Authority, CertKind, IssuedCert, RawRequest};
+use signet_ca::check::check_store;
 use signet_ca::config::Config;
 use signet_ca::keys::{self, KeyRole};
+use signet_ca::log_signer::LogSigner;
 use signet_ca::store::SledStore;
-use signet_ca::{bench, x509, Error};
+use signet_ca::{bench, serve, x509, Error};
 use signet_hsm::{Pin, Token, X509Signer};
 
 const AFTER_HELP: &str = "\
@@ -24,7 +26,8 @@ Exit codes:
   1  internal failure (store, encoding)
   2  bad usage, configuration or request (the message names the field)
   3  the HSM is unreachable or refused (module, token, PIN, mechanism)
-  4  refused by policy (e.g. a TTL above the configured maximum)";
+  4  refused by policy (e.g. a TTL above the configured maximum)
+  5  the log failed its integrity check (the CA will not issue)";
 
 /// Signet certificate authority: keys born in the HSM, every certificate logged.
 #[derive(Parser)]
@@ -72,11 +75,32 @@ enum Command {
         #[arg(long)]
         sessions: Option<usize>,
     },
+    /// The verifiable log: export it for auditors, or check the local store.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+    /// Run the daemon: check the log, then serve it over HTTP (C2SP tiles
+    /// under /log/, proofs under /v1/log/proof/) on serve.listen.
+    Serve,
     /// Token administration.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Write the log as C2SP tlog-tiles (checkpoint, hash tiles, entry
+    /// bundles) into DIR, for offline auditors (`signet audit verify --log DIR`).
+    Export {
+        /// The directory to write (created if missing).
+        dir: PathBuf,
+    },
+    /// Verify the local store against its own signed checkpoint: every entry,
+    /// every stored hash, every serial. Names the first bad index.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -191,6 +215,31 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Log {
+            command: LogCommand::Export { dir },
+        } => export_log(&config, &dir),
+        Command::Log {
+            command: LogCommand::Check,
+        } => {
+            let token = open_token(&config)?;
+            let (store, signer) = open_store(&config, &token)?;
+            let report = check_store(&store, signer.verifier())?;
+            println!(
+                "OK: {} entries; they match the checkpoint of size {} signed by {}",
+                report.entries,
+                report.checkpoint_size,
+                signer.verifier()
+            );
+            Ok(())
+        }
+        Command::Serve => {
+            let token = open_token(&config)?;
+            let (store, signer) = open_store(&config, &token)?;
+            eprintln!("signet-ca: checking the log before serving…");
+            let report = check_store(&store, signer.verifier())?;
+            eprintln!("signet-ca: log OK ({} entries)", report.entries);
+            serve::run(store, config.serve.listen)
+        }
         Command::Token {
             command: TokenCommand::Init { so_pin_file },
         } => {
@@ -222,6 +271,56 @@ fn token_name(config: &Config) -> String {
 
 fn open_token(config: &Config) -> Result<Token, Error> {
     Ok(Token::open(&config.token_config()?)?)
+}
+
+/// Opens the log store with the token's log key as checkpoint signer.
+fn open_store(config: &Config, token: &Token) -> Result<(Arc<SledStore>, Arc<LogSigner>), Error> {
+    let key = keys::load(token, config, KeyRole::LogKey)?;
+    let signer = Arc::new(LogSigner::new(token.clone(), key, &config.log_origin())?);
+    let store = SledStore::open(&config.store_path(), &config.log_origin(), signer.clone())?;
+    Ok((Arc::new(store), signer))
+}
+
+fn export_log(config: &Config, dir: &Path) -> Result<(), Error> {
+    let token = open_token(config)?;
+    let (store, signer) = open_store(config, &token)?;
+    check_store(&store, signer.verifier())?;
+    let checkpoint = store
+        .latest_checkpoint()
+        .ok_or_else(|| Error::NotInitialised("the log has no checkpoint".into()))?;
+    let file_err = |path: &Path, e: std::io::Error| Error::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let paths = SledStore::tile_paths(checkpoint.size).map_err(|e| Error::Store(e.to_string()))?;
+    let total = paths.len();
+    for (done, path) in paths.into_iter().enumerate() {
+        let bytes = store
+            .tile(&path)?
+            .ok_or_else(|| Error::Store(format!("tile {path} is missing")))?;
+        write_atomically(&dir.join(path.to_string()), &bytes).map_err(|e| file_err(dir, e))?;
+        if done % 1024 == 0 {
+            eprint!("\rsignet-ca: exporting tiles {done}/{total}");
+        }
+    }
+    write_atomically(&dir.join("checkpoint"), checkpoint.note.as_bytes())
+        .map_err(|e| file_err(dir, e))?;
+    eprintln!(
+        "\rsignet-ca: exported {} entries ({total} tiles) to {}",
+        checkpoint.size,
+        dir.display()
+    );
+    println!("{}", signer.verifier());
+    Ok(())
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("tmp-signet");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 fn init(config: &Config, json: bool) -> Result<(), Error> {
@@ -267,8 +366,8 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
             true
         }
     };
-    // The store exists from the first ceremony on.
-    SledStore::open(&config.store_path())?;
+    // The log exists from the first ceremony on, with a signed empty checkpoint.
+    let (_store, log_signer) = open_store(config, &token)?;
 
     let mut out = std::io::stdout().lock();
     let mut json_keys = Vec::new();
@@ -306,6 +405,8 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
             "keys": json_keys,
             "root_certificate": root_path,
             "root_created": root_created,
+            "log_origin": config.log_origin(),
+            "log_verifier_key": log_signer.verifier().to_string(),
         });
         let _ = writeln!(out, "{doc:#}");
     } else {
@@ -314,6 +415,11 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
             "X.509 root certificate: {} ({})",
             root_path.display(),
             if root_created { "created" } else { "kept" }
+        );
+        let _ = writeln!(
+            out,
+            "Log verifier key (pin it in `signet audit`): {}",
+            log_signer.verifier()
         );
     }
     Ok(())
@@ -389,7 +495,8 @@ fn sign(config: Config, kind: SignKind, json: bool) -> Result<(), Error> {
     };
     signet_ca::authority::precheck(&config, &raw)?;
     let token = open_token(&config)?;
-    let store = Arc::new(SledStore::open(&config.store_path())?);
+    let (store, signer) = open_store(&config, &token)?;
+    check_store(&store, signer.verifier())?;
     let authority = Authority::open(config, token, store)?;
     let approved = authority.approve(raw)?;
     let issued = authority.issue(approved, local_admin())?;
@@ -402,10 +509,14 @@ fn sign(config: Config, kind: SignKind, json: bool) -> Result<(), Error> {
         IssuedCert::X509(der_bytes) => x509::der_to_pem(der_bytes)?,
     };
     if json {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
         let doc = serde_json::json!({
             "certificate": text,
             "serial": issued.serial,
             "log_index": issued.log_index,
+            "checkpoint": issued.checkpoint.note,
+            "inclusion_proof": issued.inclusion_proof.iter().map(|h| b64.encode(h)).collect::<Vec<_>>(),
         });
         println!("{doc}");
     } else {

@@ -1,0 +1,73 @@
+//! The HSM log key as a signed-note signer, so checkpoints are signed inside
+//! the token like certificates.
+//!
+//! Ed25519 keys sign as signed-note type 0x01 (the 64-byte signature of the
+//! note text); ECDSA P-256 keys as type 0x02 (a DER signature of SHA-256 of
+//! the text). Other key types cannot sign notes; the configuration refuses
+//! them for `log_key`.
+
+use signet_hsm::{KeyAlgorithm, KeyRef, PublicKey, RsaHash, Token};
+use signet_log::note::{KeyId, NoteSigner, SignerError, VerifierKey};
+
+use crate::{Error, Result};
+
+/// Signs checkpoints with the log key on the token.
+pub struct LogSigner {
+    token: Token,
+    key: KeyRef,
+    verifier: VerifierKey,
+}
+
+impl LogSigner {
+    /// Wraps the token's log key; `origin` is the note key name.
+    pub fn new(token: Token, key: KeyRef, origin: &str) -> Result<Self> {
+        let verifier = verifier_for(key.public_key(), origin)?;
+        Ok(Self {
+            token,
+            key,
+            verifier,
+        })
+    }
+
+    /// The matching verifier key (what auditors pin).
+    pub fn verifier(&self) -> &VerifierKey {
+        &self.verifier
+    }
+}
+
+/// The signed-note verifier key for a log public key.
+pub fn verifier_for(public: &PublicKey, origin: &str) -> Result<VerifierKey> {
+    match public {
+        PublicKey::Ed25519(key) => Ok(VerifierKey::ed25519(origin, key.as_bytes())?),
+        PublicKey::EcdsaP256(_) => Ok(VerifierKey::ecdsa_p256(origin, &public.to_spki_der()?)?),
+        other => Err(Error::Config {
+            path: "keys.log_key".into(),
+            reason: format!(
+                "{} cannot sign checkpoints; use ed25519 or ecdsa-p256",
+                other.describe()
+            ),
+        }),
+    }
+}
+
+impl NoteSigner for LogSigner {
+    fn name(&self) -> &str {
+        self.verifier.name()
+    }
+
+    fn key_id(&self) -> KeyId {
+        self.verifier.key_id()
+    }
+
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, SignerError> {
+        let raw = self.token.sign(&self.key, msg, RsaHash::Sha256).wait()?;
+        match self.key.algorithm() {
+            KeyAlgorithm::Ed25519 => Ok(raw),
+            KeyAlgorithm::EcdsaP256 => {
+                let sig = p256::ecdsa::Signature::from_slice(&raw)?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+            other => Err(format!("{other} cannot sign checkpoints").into()),
+        }
+    }
+}

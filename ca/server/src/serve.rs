@@ -1,0 +1,203 @@
+//! `signet-ca serve`: the log over HTTP, laid out per C2SP tlog-tiles under
+//! `/log/` (so standard tile clients and mirrors can follow it), plus
+//! inclusion and consistency proofs under `/v1/log/proof/`.
+//!
+//! The log is public data; the listener is loopback by default and the
+//! access proxy fronts it. Store reads are short and run on the blocking
+//! pool, never on the async workers.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use signet_log::tiles::TilePath;
+
+use crate::store::SledStore;
+use crate::Error;
+
+/// The router, separate from the socket so tests can call it directly.
+pub fn app(store: Arc<SledStore>) -> Router {
+    Router::new()
+        .route("/log/checkpoint", get(checkpoint))
+        .route("/log/{*path}", get(tile))
+        .route("/v1/log/proof/inclusion", get(inclusion))
+        .route("/v1/log/proof/consistency", get(consistency))
+        .with_state(store)
+}
+
+/// An error as the client sees it: a status and a reason, never internals.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::BadRequest { .. } => Self(StatusCode::BAD_REQUEST, err.to_string()),
+            Error::Log(e) => Self(StatusCode::BAD_REQUEST, e.to_string()),
+            other => {
+                log::error!("serving the log: {other}");
+                Self(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()))?
+        .map_err(ApiError::from)
+}
+
+async fn checkpoint(State(store): State<Arc<SledStore>>) -> Result<Response, ApiError> {
+    let latest = store
+        .latest_checkpoint()
+        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "no checkpoint yet".into()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        latest.note.clone(),
+    )
+        .into_response())
+}
+
+async fn tile(
+    State(store): State<Arc<SledStore>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let parsed = TilePath::parse(&path)
+        .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("not a tile path: {e}")))?;
+    let full = parsed.is_full();
+    let bytes = blocking(move || store.tile(&parsed)).await?;
+    match bytes {
+        Some(bytes) => {
+            // Full tiles never change; partial ones are replaced by wider ones.
+            let cache = if full {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-store"
+            };
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream"),
+                    (header::CACHE_CONTROL, cache),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "no such tile in the current tree".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InclusionQuery {
+    index: u64,
+    size: Option<u64>,
+}
+
+fn encode_proof(proof: &[signet_log::merkle::Hash]) -> Vec<String> {
+    proof
+        .iter()
+        .map(|h| base64::engine::general_purpose::STANDARD.encode(h))
+        .collect()
+}
+
+async fn inclusion(
+    State(store): State<Arc<SledStore>>,
+    query: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let size = match query.size {
+        Some(size) => size,
+        None => store.latest_checkpoint().map_or(0, |c| c.size),
+    };
+    let index = query.index;
+    let proof = blocking(move || store.inclusion_proof(index, size)).await?;
+    Ok(Json(serde_json::json!({
+        "index": index,
+        "size": size,
+        "inclusion_proof": encode_proof(&proof),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsistencyQuery {
+    old: u64,
+    new: Option<u64>,
+}
+
+async fn consistency(
+    State(store): State<Arc<SledStore>>,
+    query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let new = match query.new {
+        Some(new) => new,
+        None => store.latest_checkpoint().map_or(0, |c| c.size),
+    };
+    let old = query.old;
+    let proof = blocking(move || store.consistency_proof(old, new)).await?;
+    Ok(Json(serde_json::json!({
+        "old": old,
+        "new": new,
+        "consistency_proof": encode_proof(&proof),
+    }))
+    .into_response())
+}
+
+/// Serves until SIGINT or SIGTERM.
+pub fn run(store: Arc<SledStore>, listen: std::net::SocketAddr) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Store(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| Error::BadRequest {
+                    field: "serve.listen",
+                    reason: format!("cannot listen on {listen}: {e}"),
+                })?;
+        eprintln!("signet-ca: serving the log on http://{listen}/log/");
+        axum::serve(listener, app(store))
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| Error::Store(format!("server: {e}")))
+    })
+}
+
+async fn shutdown() {
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+}
