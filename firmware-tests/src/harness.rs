@@ -55,11 +55,14 @@ impl DeviceLock {
     /// Blocks until no other test holds the lock.
     pub fn acquire() -> Result<Self> {
         let path = std::env::temp_dir().join("signet-device-tests.lock");
+        // flock(2) works on a read-only descriptor too, so a lock file
+        // created by another user (root in CI) can still be shared.
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
+            .or_else(|_| File::open(&path))
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         file.lock()
             .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
@@ -257,8 +260,8 @@ impl Pcscd {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Waits until `opensc-tool -l` shows `n` readers named like a YubiKey
-    /// holding a card.
+    /// Waits until `opensc-tool -l` shows exactly `n` readers named like a
+    /// YubiKey holding a card (`0` waits for a removal to be noticed).
     pub fn wait_for_cards(&self, n: usize, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
@@ -268,7 +271,7 @@ impl Pcscd {
                 .lines()
                 .filter(|l| l.contains(READER_NAME) && l.split_whitespace().nth(1) == Some("Yes"))
                 .count();
-            if present >= n {
+            if present == n {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -409,9 +412,12 @@ impl VirtualYubiKey {
         &self.pcscd
     }
 
-    /// Pulls the card out; returns its applet (state included).
-    pub fn remove(&mut self) -> Option<Applet> {
-        self.card.take().and_then(RunningCard::stop)
+    /// Pulls the card out, waits until pcscd notices, and returns its
+    /// applet (state included).
+    pub fn remove(&mut self) -> Result<Option<Applet>> {
+        let applet = self.card.take().and_then(RunningCard::stop);
+        self.pcscd.wait_for_cards(0, Duration::from_secs(15))?;
+        Ok(applet)
     }
 
     /// Plugs an applet in (after [`VirtualYubiKey::remove`]) and waits for it.

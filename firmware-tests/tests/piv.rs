@@ -641,3 +641,32 @@ fn reset_on_reconnect_forgets_pin() {
         Some(Error::AuthenticationError)
     );
 }
+
+#[test]
+fn card_removal_and_reinsertion() {
+    let Some(mut dev) = Fixture::virtual_only(VirtualKeyOptions::default()) else {
+        return;
+    };
+    let spki = {
+        let mut yk = dev.open_admin();
+        piv::generate(
+            &mut yk,
+            SlotId::Signature,
+            AlgorithmId::EccP384,
+            PinPolicy::Never,
+            TouchPolicy::Never,
+        )
+        .unwrap()
+    };
+    let serial = dev.serial();
+    let card = dev.virtual_key().unwrap();
+    let applet = card.remove().unwrap().unwrap();
+    assert!(matches!(
+        yubikey::YubiKey::open_by_serial(yubikey::Serial(serial)),
+        Err(Error::NotFound)
+    ));
+    card.insert(applet).unwrap();
+    let mut yk = dev.open();
+    let meta = piv::metadata(&mut yk, SlotId::Signature).unwrap();
+    assert_eq!(meta.public.as_ref(), Some(&spki));
+}
