@@ -1,0 +1,147 @@
+//! `signet-ca serve`: the log over HTTP as C2SP tiles and JSON proofs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::Ca;
+
+/// A minimal HTTP/1.1 GET; returns (status, body).
+fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 2 + size + 2..];
+    }
+}
+
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serves_checkpoint_tiles_and_proofs_and_rejects_bad_requests() {
+    let ca = Ca::initialised("serve");
+    let key = ca.client_key("k", "ed25519");
+    let public = format!("{}.pub", key.display());
+    for user in ["a", "b", "c"] {
+        ca.ok(&[
+            "sign",
+            "ssh-user",
+            "--user",
+            user,
+            "--principal",
+            "root",
+            "--ttl",
+            "1h",
+            "--public-key",
+            &public,
+        ]);
+    }
+    let port = signet_testkit::free_port();
+    let text = std::fs::read_to_string(&ca.config).unwrap();
+    std::fs::write(
+        &ca.config,
+        text.replace(
+            "listen = \"127.0.0.1:8441\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        ),
+    )
+    .unwrap();
+    let _daemon = Daemon(ca.command().arg("serve").spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (status, body) = get(port, "/log/checkpoint");
+    assert_eq!(status, 200);
+    let note = String::from_utf8(body).unwrap();
+    assert!(note.starts_with("ca.example.com/signet-log\n3\n"), "{note}");
+
+    let (status, bundle) = get(port, "/log/tile/entries/000.p/3");
+    assert_eq!(status, 200);
+    assert_eq!(
+        signet_log::tiles::EntryBundle::parse(&bundle, 3)
+            .unwrap()
+            .entries()
+            .len(),
+        3
+    );
+    let (status, tile) = get(port, "/log/tile/0/000.p/3");
+    assert_eq!(status, 200);
+    assert_eq!(tile.len(), 3 * 32);
+
+    let (status, body) = get(port, "/v1/log/proof/inclusion?index=1&size=3");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["inclusion_proof"].as_array().unwrap().len(), 2);
+    let (status, body) = get(port, "/v1/log/proof/consistency?old=1&new=3");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    for (path, expected) in [
+        ("/log/tile/0/000.p/4", 404), // beyond the tree
+        ("/log/tile/0/x.p/1", 404),   // not a tile path
+        ("/v1/log/proof/inclusion?index=3&size=3", 400),
+        ("/v1/log/proof/inclusion?index=0&size=99", 400),
+        ("/v1/log/proof/inclusion?index=abc", 400),
+        ("/v1/log/proof/inclusion?index=0&bogus=1", 400),
+        ("/v1/log/proof/consistency?old=3&new=1", 400),
+    ] {
+        let (status, body) = get(port, path);
+        assert_eq!(
+            status,
+            expected,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        if expected == 400 {
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert!(
+                json["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{path}: no reason"
+            );
+        }
+    }
+}
