@@ -119,6 +119,79 @@ fn yubico_piv_tool_status_and_attest() {
 }
 
 #[test]
+fn yubico_piv_tool_generates_sets_objects_and_manages_pin() {
+    let Some(dev) = Fixture::new(true) else {
+        return;
+    };
+    let reader = dev.reader_filter();
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("public.pem");
+    run(
+        &dev,
+        "yubico-piv-tool",
+        &["-r", reader, "-a", "set-chuid", "-a", "set-ccc"],
+    );
+    run(
+        &dev,
+        "yubico-piv-tool",
+        &[
+            "-r",
+            reader,
+            "-a",
+            "generate",
+            "-s",
+            "9c",
+            "-A",
+            "ECCP384",
+            "--pin-policy=never",
+            "--touch-policy=cached",
+            "-o",
+            public.to_str().unwrap(),
+        ],
+    );
+    let pin = std::str::from_utf8(PIN).unwrap();
+    run(
+        &dev,
+        "yubico-piv-tool",
+        &["-r", reader, "-a", "verify-pin", "-P", pin],
+    );
+    run(
+        &dev,
+        "yubico-piv-tool",
+        &[
+            "-r",
+            reader,
+            "-a",
+            "change-pin",
+            "-P",
+            pin,
+            "-N",
+            "24682468",
+        ],
+    );
+
+    let mut yk = dev.open();
+    yk.chuid().unwrap();
+    yk.cccid().unwrap();
+    let meta = piv::metadata(&mut yk, SlotId::Signature).unwrap();
+    assert_eq!(
+        meta.algorithm,
+        piv::SlotAlgorithmId::Asymmetric(AlgorithmId::EccP384)
+    );
+    assert_eq!(meta.policy, Some((PinPolicy::Never, TouchPolicy::Cached)));
+    let pem = std::fs::read_to_string(&public).unwrap();
+    let from_tool =
+        <spki::SubjectPublicKeyInfoOwned as DecodePem>::from_pem(pem.as_bytes()).unwrap();
+    assert_eq!(meta.public.as_ref(), Some(&from_tool));
+    assert_eq!(
+        yk.verify_pin(PIN),
+        Err(yubikey::Error::WrongPin { tries: 2 })
+    );
+    yk.change_pin(b"24682468", PIN).unwrap();
+    yk.verify_pin(PIN).unwrap();
+}
+
+#[test]
 fn pkcs11_tool_signs_through_ykcs11() {
     let Some(dev) = Fixture::new(true) else {
         return;
