@@ -1,0 +1,649 @@
+//! `signet audit …`: the auditor's commands.
+
+use std::io::{BufWriter, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use signet::audit::certfile;
+use signet::audit::fetch::{check_consistency, check_inclusion, fetch_checkpoint};
+use signet::audit::query::{entry_json, entry_line, format_time, parse_kind, parse_time, Filter};
+use signet::audit::source::{self, LogSource};
+use signet::audit::state::StateDir;
+use signet::audit::trust::{Trust, TrustedCheckpoint};
+use signet::audit::verify::{verify_log, Previous, Summary, VerifiedEntry};
+use signet::audit::{AuditError, VerifyFailure};
+use signet_log::entry::{Actor, Entry};
+use signet_log::merkle::Hash;
+
+use super::progress::Progress;
+
+const AUDIT_ABOUT: &str = "Verify Signet's signing log without trusting the CA";
+
+const AUDIT_LONG: &str = "\
+Verify Signet's signing log without trusting the CA.
+
+Every certificate Signet issues and every admin action is an entry in an
+append-only Merkle tree. The CA signs the tree head (the checkpoint) with its
+HSM log key and serves the tree as C2SP tlog-tiles: over HTTP under /log/, or
+as a directory written by `signet-ca log export`. These commands fetch it,
+recompute it, and check it against the log key you pin.
+
+Pin the key once, from a source you trust (not the log server):
+  signet-ca export log-key > log-key.pem     (or the vkey line it prints)
+
+Then:
+  signet audit checkpoint --log https://ca.example.com/log/ --key log-key.pem \\
+      --origin ca.example.com/signet-log
+  signet audit verify     --log ./log-export --key log.vkey
+  signet audit prove      --log … --key … --cert ~/.ssh/id_ed25519-cert.pub
+  signet audit search     --log … --key … --user alice --since 2026-11-01T00:00:00Z
+  signet audit export     --log … --key … --format jsonl > signet-log.jsonl
+
+--log is a directory laid out like the tlog-tiles URL space (checkpoint,
+tile/<L>/<N>[.p/<W>], tile/entries/<N>[.p/<W>]) or an http(s):// URL prefix.
+
+--key is a C2SP verifier key line (<name>+<hex id>+<base64>) or a PEM public
+key (Ed25519, or ECDSA P-256). A PEM key has no name: its note key name is
+the --origin you give, or else the origin the checkpoint claims. Pin --origin
+(the CA's is <CA host name>/signet-log) so a checkpoint of another log signed
+by the same key cannot pass for this one.
+
+Rollback and fork protection: after a full verification succeeds, the
+checkpoint is remembered in $XDG_STATE_HOME/signet/audit/<origin>.checkpoint
+(default ~/.local/state/signet/audit/). Every later run checks that the log
+still starts with exactly the tree that checkpoint signed. `verify --since
+FILE` checks against a checkpoint you kept yourself instead.
+
+verify, prove, search and export all verify the whole log first, so their
+answers are complete: a search that finds nothing means the verified log has
+nothing, and a certificate prove cannot find is not in the log.
+
+Exit status:
+  0  verified (and, for prove, the certificate is in the log)
+  1  verification failed: tampering, inconsistency, a missing or malformed
+     tile or entry, or a certificate that is not in the log
+  2  usage error or bad input: flags, key file, certificate file, --since file
+  3  could not fetch the log, or could not write local state or output";
+
+/// Verify Signet's signing log without trusting the CA.
+#[derive(Debug, Args)]
+#[command(about = AUDIT_ABOUT, long_about = AUDIT_LONG)]
+pub(crate) struct AuditCommand {
+    #[command(subcommand)]
+    command: AuditSub,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditSub {
+    /// Fetch and verify the latest checkpoint; print its origin, size and root hash.
+    ///
+    /// Checks the signature by the pinned key and the origin. If a checkpoint of
+    /// this log is remembered from an earlier full verification, also checks
+    /// that the log extends it, with a consistency proof computed from the hash
+    /// tiles (this does not read the entries; use `verify` for that).
+    Checkpoint(CheckpointArgs),
+    /// Verify the whole log: every tile, every entry, the tree, and consistency.
+    ///
+    /// Fetches every entry bundle and hash tile, checks every entry decodes
+    /// canonically and its certificate has the SHA-256 it states, that no
+    /// certificate serial repeats (OpenSSH and X.509 counted apart), recomputes
+    /// the tree and compares it with every hash tile and the checkpoint, and
+    /// checks the log starts with the tree of the earlier checkpoint (--since,
+    /// else the remembered one). On success the checkpoint is remembered.
+    /// On failure the entry index or tile path is named.
+    Verify(VerifyArgs),
+    /// Find a certificate's entry in the verified log and prove its inclusion.
+    ///
+    /// The certificate is an OpenSSH certificate (the …-cert.pub file) or an
+    /// X.509 certificate (PEM or DER). Its SHA-256 is looked up among the
+    /// entries of the fully verified log; the inclusion proof is then computed
+    /// from the hash tiles and checked against the signed checkpoint.
+    Prove(ProveArgs),
+    /// Search the verified log: who got what, when.
+    ///
+    /// All conditions given must hold. Results are printed only after the whole
+    /// log verified, so the answer is complete.
+    Search(SearchArgs),
+    /// Export every entry of the verified log, one JSON object per line, for a SIEM.
+    ///
+    /// Each line holds index, leaf_hash (hex), time_rfc3339 and the entry's
+    /// fields as logged. Nothing is written until the whole log verified.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// The log: a tile directory, or an http(s):// URL prefix (e.g. https://ca.example.com/log/).
+    #[arg(long, value_name = "URL|DIR")]
+    log: String,
+    /// The pinned log key: a vkey line, or a PEM public key (Ed25519 or ECDSA P-256).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The log's origin (checkpoint first line), e.g. ca.example.com/signet-log.
+    /// Defaults to the vkey's name; with a PEM key, pin it.
+    #[arg(long, value_name = "NAME")]
+    origin: Option<String>,
+    /// Do not draw a progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct CheckpointArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Print JSON: {"origin", "size", "root_hash", "key", "consistent_with"}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// An earlier signed checkpoint (a file) the log must extend; default: the remembered one.
+    #[arg(long, value_name = "CHECKPOINT")]
+    since: Option<PathBuf>,
+    /// Print a JSON summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ProveArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// The certificate: an OpenSSH …-cert.pub, or an X.509 certificate (PEM or DER).
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// Print JSON: index, leaf hash, checkpoint, inclusion proof, entry.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SearchArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Entries granting this principal (SSH login or host name).
+    #[arg(long, value_name = "P")]
+    principal: Option<String>,
+    /// Entries by or about this user: the actor's user name or unix user, or the subject.
+    #[arg(long, value_name = "U")]
+    user: Option<String>,
+    /// Entries at or after T (RFC 3339, e.g. 2026-11-23T08:00:00Z, or unix seconds).
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Entries at or before T (RFC 3339 or unix seconds).
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// Entries of this kind (repeatable): ssh-user-cert, ssh-host-cert, x509-cert,
+    /// admin-sign, enrollment, key-removal, role-change, lock, unlock, key-rotation.
+    #[arg(long, value_name = "K")]
+    kind: Vec<String>,
+    /// One JSON object per matching entry (as `export`), instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: ExportFormat,
+    /// Write to FILE (atomically, after verification) instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<()> {
+    match cmd.command {
+        AuditSub::Checkpoint(a) => checkpoint(a),
+        AuditSub::Verify(a) => verify(a),
+        AuditSub::Prove(a) => prove(a),
+        AuditSub::Search(a) => search(a),
+        AuditSub::Export(a) => export(a),
+    }
+}
+
+/// The log, its pinned trust, and its verified latest checkpoint.
+struct Opened {
+    source: Box<dyn LogSource>,
+    trust: Trust,
+    latest: TrustedCheckpoint,
+    state: Option<StateDir>,
+}
+
+fn open(args: &LogArgs) -> anyhow::Result<Opened> {
+    let trust = Trust::load(&args.key, args.origin.as_deref())?;
+    let source = source::open(&args.log)?;
+    let signed = fetch_checkpoint(&*source)?;
+    let latest = trust.open(
+        &signed,
+        &format!("{}checkpoint", with_slash(&source.describe())),
+    )?;
+    Ok(Opened {
+        source,
+        trust,
+        latest,
+        state: StateDir::from_env(),
+    })
+}
+
+fn with_slash(s: &str) -> String {
+    if s.ends_with('/') {
+        s.to_owned()
+    } else {
+        format!("{s}/")
+    }
+}
+
+/// The remembered checkpoint of this log, re-verified with the pinned key.
+fn remembered(o: &Opened) -> anyhow::Result<Option<TrustedCheckpoint>> {
+    let Some(state) = &o.state else {
+        return Ok(None);
+    };
+    let origin = o.latest.checkpoint.origin();
+    let Some(bytes) = state.load(origin)? else {
+        return Ok(None);
+    };
+    let path = state.path_for(origin);
+    let cp = o
+        .trust
+        .open(&bytes, &path.display().to_string())
+        .map_err(|e| {
+            AuditError::BadInput(format!(
+                "the remembered checkpoint {} does not verify with this key ({e}); \
+             if the log key was rotated, verify against the new key and move the file away",
+                path.display()
+            ))
+        })?;
+    if cp.checkpoint.origin() != origin {
+        return Err(AuditError::BadInput(format!(
+            "the remembered checkpoint {} is for origin {:?}, not {origin:?}",
+            path.display(),
+            cp.checkpoint.origin()
+        ))
+        .into());
+    }
+    Ok(Some(cp))
+}
+
+fn read_since(o: &Opened, file: &Path) -> anyhow::Result<TrustedCheckpoint> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| AuditError::BadInput(format!("--since {}: {e}", file.display())))?;
+    let cp = o
+        .trust
+        .open(&bytes, &file.display().to_string())
+        .map_err(|e| AuditError::BadInput(format!("--since: {e}")))?;
+    if cp.checkpoint.origin() != o.latest.checkpoint.origin() {
+        return Err(AuditError::BadInput(format!(
+            "--since {}: checkpoint of origin {:?}, the log is {:?}",
+            file.display(),
+            cp.checkpoint.origin(),
+            o.latest.checkpoint.origin()
+        ))
+        .into());
+    }
+    Ok(cp)
+}
+
+/// The result of a full verification.
+struct FullRun {
+    summary: Summary,
+    remembered_at: Option<PathBuf>,
+    not_remembered: Option<String>,
+}
+
+/// Verifies the whole log (see `verify_log`), checking it extends `--since`
+/// (if given) and the remembered checkpoint, then remembers the new one.
+fn full_verify(
+    o: &Opened,
+    since: Option<&Path>,
+    quiet: bool,
+    visit: &mut dyn FnMut(VerifiedEntry<'_>) -> signet::audit::Result<()>,
+) -> anyhow::Result<FullRun> {
+    let size = o.latest.checkpoint.size();
+    let remembered = remembered(o)?;
+    let mut previous = Vec::new();
+    let mut may_remember = true;
+    if let Some(file) = since {
+        previous.push(Previous {
+            which: "--since",
+            checkpoint: read_since(o, file)?.checkpoint,
+        });
+        if let Some(r) = &remembered {
+            if r.checkpoint.size() <= size {
+                previous.push(Previous {
+                    which: "remembered",
+                    checkpoint: r.checkpoint.clone(),
+                });
+            } else {
+                may_remember = false;
+            }
+        }
+    } else if let Some(r) = &remembered {
+        previous.push(Previous {
+            which: "remembered",
+            checkpoint: r.checkpoint.clone(),
+        });
+    }
+
+    let mut progress = Progress::new(quiet);
+    let summary = verify_log(
+        &*o.source,
+        &o.latest.checkpoint,
+        &previous,
+        visit,
+        &mut |done, total| progress.update(done, total),
+    )?;
+    progress.finish();
+
+    let mut run = FullRun {
+        summary,
+        remembered_at: None,
+        not_remembered: None,
+    };
+    match (&o.state, may_remember) {
+        (Some(state), true) => {
+            run.remembered_at = Some(state.save(o.latest.checkpoint.origin(), &o.latest.signed)?);
+        }
+        (Some(state), false) => {
+            run.not_remembered = Some(format!(
+                "not remembered: {} holds a larger checkpoint",
+                state.path_for(o.latest.checkpoint.origin()).display()
+            ));
+        }
+        (None, _) => {
+            run.not_remembered =
+                Some("not remembered: neither XDG_STATE_HOME nor HOME is set".into());
+        }
+    }
+    Ok(run)
+}
+
+fn b64(h: &Hash) -> String {
+    STANDARD.encode(h)
+}
+
+fn checkpoint(a: CheckpointArgs) -> anyhow::Result<()> {
+    let o = open(&a.log)?;
+    let cp = &o.latest.checkpoint;
+    let mut consistent = None;
+    if let Some(r) = remembered(&o)? {
+        check_consistency(&*o.source, &r.checkpoint, cp, "remembered")?;
+        consistent = Some(r.checkpoint.size());
+    }
+    if a.json {
+        let v = json!({
+            "origin": cp.origin(),
+            "size": cp.size(),
+            "root_hash": b64(cp.root()),
+            "key": o.latest.key,
+            "consistent_with": consistent.map(|s| json!({"which": "remembered", "size": s})),
+        });
+        println!("{v}");
+    } else {
+        println!("origin: {}", cp.origin());
+        println!("size: {}", cp.size());
+        println!("root_hash: {}", b64(cp.root()));
+        println!("key: {}", o.latest.key);
+        match consistent {
+            Some(s) => println!("consistent with the remembered checkpoint (size {s})"),
+            None => {
+                println!("no remembered checkpoint (run `signet audit verify` to remember one)")
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let o = open(&a.log)?;
+    let run = full_verify(&o, a.since.as_deref(), a.log.quiet, &mut |_| Ok(()))?;
+    let cp = &o.latest.checkpoint;
+    let s = &run.summary;
+    if a.json {
+        let kinds: serde_json::Map<String, Value> = s
+            .kinds
+            .iter()
+            .map(|(k, n)| (k.clone(), Value::from(*n)))
+            .collect();
+        let v = json!({
+            "verified": true,
+            "origin": cp.origin(),
+            "size": cp.size(),
+            "root_hash": b64(cp.root()),
+            "entry_bundles": s.bundles,
+            "hash_tiles": s.hash_tiles,
+            "certificates": s.certificates,
+            "kinds": kinds,
+            "consistent_with": s.consistent_with.iter()
+                .map(|(w, n)| json!({"which": w, "size": n})).collect::<Vec<_>>(),
+            "remembered": run.remembered_at.as_ref().map(|p| p.display().to_string()),
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "verified {}: {} entries, root {}",
+            cp.origin(),
+            cp.size(),
+            b64(cp.root())
+        );
+        println!(
+            "  read {} entry bundles and {} hash tiles; {} certificates, no serial repeated",
+            s.bundles, s.hash_tiles, s.certificates
+        );
+        if !s.kinds.is_empty() {
+            let kinds: Vec<String> = s.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!("  entries: {}", kinds.join(", "));
+        }
+        for (which, n) in &s.consistent_with {
+            println!("  extends the {which} checkpoint (size {n})");
+        }
+        if s.consistent_with.is_empty() {
+            println!("  no earlier checkpoint to compare with (first verification of this log)");
+        }
+        if let Some(p) = &run.remembered_at {
+            println!("  remembered in {}", p.display());
+        }
+    }
+    if let Some(n) = &run.not_remembered {
+        eprintln!("signet: {n}");
+    }
+    Ok(())
+}
+
+fn actor_text(entry: &Entry) -> String {
+    match &entry.actor {
+        Actor::User {
+            name, piv_device, ..
+        } => match piv_device {
+            Some(d) => format!(
+                "user {name} (PIV device {}, PIN {:?}, touch {:?})",
+                d.serial, d.pin_policy, d.touch_policy
+            ),
+            None => format!("user {name}"),
+        },
+        Actor::LocalAdmin { unix_user } => format!("local admin {unix_user}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn prove(a: ProveArgs) -> anyhow::Result<()> {
+    let cert = certfile::read(&a.cert)?;
+    let o = open(&a.log)?;
+    let mut found: Option<(u64, Hash, Entry)> = None;
+    full_verify(&o, None, a.log.quiet, &mut |v| {
+        if found.is_none()
+            && v.entry
+                .certificate
+                .as_ref()
+                .is_some_and(|c| c.sha256.0 == cert.sha256)
+        {
+            found = Some((v.index, *v.leaf_hash, v.entry.clone()));
+        }
+        Ok(())
+    })?;
+    let cp = &o.latest.checkpoint;
+    let Some((index, leaf, entry)) = found else {
+        return Err(AuditError::from(VerifyFailure::NotLogged {
+            sha256: hex::encode(cert.sha256),
+            size: cp.size(),
+        })
+        .into());
+    };
+    let proof = check_inclusion(&*o.source, cp, index, &leaf)?;
+    if a.json {
+        let v = json!({
+            "index": index,
+            "leaf_hash": hex::encode(leaf),
+            "certificate_sha256": hex::encode(cert.sha256),
+            "checkpoint": {"origin": cp.origin(), "size": cp.size(), "root_hash": b64(cp.root())},
+            "inclusion_proof": proof.iter().map(b64).collect::<Vec<_>>(),
+            "entry": entry_json(index, &leaf, &entry)?,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "certificate {} is entry {index} of {} (size {}, root {})",
+        hex::encode(cert.sha256),
+        cp.origin(),
+        cp.size(),
+        b64(cp.root())
+    );
+    println!("index: {index}");
+    println!("leaf_hash: {}", hex::encode(leaf));
+    println!("kind: {}", signet::audit::verify::kind_name(entry.kind));
+    println!("time: {}", format_time(entry.time));
+    println!("actor: {}", actor_text(&entry));
+    if let Some(s) = &entry.subject {
+        println!("subject: {s}");
+    }
+    if !entry.principals.is_empty() {
+        println!("principals: {}", entry.principals.join(", "));
+    }
+    if !entry.roles.is_empty() {
+        println!("roles: {}", entry.roles.join(", "));
+    }
+    if let Some(c) = &entry.certificate {
+        println!("serial: {}", c.serial);
+        println!("public_key: {}", c.public_key_fingerprint);
+        println!(
+            "valid: {} .. {}",
+            format_time(c.not_before),
+            format_time(c.not_after)
+        );
+    }
+    println!(
+        "inclusion proof: {} hashes, verified against the signed checkpoint",
+        proof.len()
+    );
+    Ok(())
+}
+
+fn search(a: SearchArgs) -> anyhow::Result<()> {
+    let filter = Filter {
+        principal: a.principal.clone(),
+        user: a.user.clone(),
+        since: a.since.as_deref().map(parse_time).transpose()?,
+        until: a.until.as_deref().map(parse_time).transpose()?,
+        kinds: a
+            .kind
+            .iter()
+            .map(|k| parse_kind(k))
+            .collect::<Result<_, _>>()?,
+    };
+    let o = open(&a.log)?;
+    let mut hits: Vec<(u64, Hash, Entry)> = Vec::new();
+    full_verify(&o, None, a.log.quiet, &mut |v| {
+        if filter.matches(v.entry) {
+            hits.push((v.index, *v.leaf_hash, v.entry.clone()));
+        }
+        Ok(())
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for (index, leaf, entry) in &hits {
+        if a.json {
+            writeln!(out, "{}", entry_json(*index, leaf, entry)?)?;
+        } else {
+            writeln!(out, "{}", entry_line(*index, entry))?;
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "signet: {} matching entries of {} verified",
+        hits.len(),
+        o.latest.checkpoint.size()
+    );
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let ExportFormat::Jsonl = a.format;
+    let o = open(&a.log)?;
+    // Entries are spooled to an unnamed temporary file and released only once
+    // the whole log verified.
+    let spool = tempfile::tempfile().context("creating a temporary file")?;
+    let mut w = BufWriter::new(spool);
+    let mut write_err: Option<std::io::Error> = None;
+    full_verify(&o, None, a.log.quiet, &mut |v| {
+        let line = entry_json(v.index, v.leaf_hash, v.entry)?;
+        if let Err(e) = writeln!(w, "{line}") {
+            write_err.get_or_insert(e);
+        }
+        Ok(())
+    })?;
+    if let Some(e) = write_err {
+        return Err(AuditError::Write {
+            what: "temporary file".into(),
+            reason: e.to_string(),
+        }
+        .into());
+    }
+    let mut spool = w.into_inner().map_err(|e| e.into_error())?;
+    spool.rewind()?;
+    let written = match &a.output {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let fail = |e: std::io::Error| AuditError::Write {
+                what: path.display().to_string(),
+                reason: e.to_string(),
+            };
+            let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+            std::io::copy(&mut spool, &mut tmp).map_err(fail)?;
+            tmp.as_file().sync_all().map_err(fail)?;
+            tmp.persist(path).map_err(|e| fail(e.error))?;
+            format!("to {}", path.display())
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            std::io::copy(&mut spool, &mut out)?;
+            out.flush()?;
+            "to standard output".to_owned()
+        }
+    };
+    eprintln!(
+        "signet: exported {} verified entries {written}",
+        o.latest.checkpoint.size()
+    );
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! The command line: one module per subcommand group.
+
+mod audit;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use signet::audit::{AuditError, ErrorClass};
+
+/// Exit status: the log verified, or the command succeeded.
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit status: verification failed (tampering, inconsistency, a certificate not logged).
+pub(crate) const EXIT_VERIFY: u8 = 1;
+/// Exit status: usage error or bad input (flags, key, certificate, checkpoint files).
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit status: the log could not be fetched, or local state or output could not be written.
+pub(crate) const EXIT_FETCH: u8 = 3;
+
+/// Signet: short-lived, hardware-backed access certificates, and a log of
+/// every one of them that anyone can verify.
+#[derive(Debug, Parser)]
+#[command(name = "signet", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Audit(audit::AuditCommand),
+}
+
+/// Runs a parsed command line.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Audit(cmd) => audit::run(cmd),
+    }
+}
+
+/// The exit status for an error that reached `main`.
+pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<AuditError>().map(AuditError::class) {
+        Some(ErrorClass::Verification) => EXIT_VERIFY,
+        Some(ErrorClass::Unavailable) => EXIT_FETCH,
+        Some(ErrorClass::BadInput) | None => EXIT_USAGE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,24 @@
+//! `signet`: the Signet client.
+//!
+//! Subcommand groups live in `cli/`, one module each; `audit` is the
+//! auditor's log verifier. Errors reach `main` as `anyhow::Error` and leave as
+//! the exit codes documented in `signet audit --help`.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(()) => ExitCode::from(cli::EXIT_OK),
+        Err(e) => {
+            eprintln!("signet: error: {e:#}");
+            ExitCode::from(cli::exit_code(&e))
+        }
+    }
+}
