@@ -3,7 +3,7 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// How the server answers requests for `tile/…`.
@@ -40,7 +40,7 @@ pub fn serve(dir: &Path, mode: Mode) -> String {
     format!("http://{addr}/log/")
 }
 
-fn handle(stream: TcpStream, dir: &PathBuf, mode: Mode) -> std::io::Result<()> {
+fn handle(stream: TcpStream, dir: &Path, mode: Mode) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
