@@ -5,7 +5,7 @@
 //! cargo run --release -p signet-firmware-tests --example sign_bench -- [N]
 //! ```
 //!
-//! Prints three figures from the same run: ECDSA P-256 signatures/s through
+//! Prints three figures from the same run (best of 5 interleaved rounds): ECDSA P-256 signatures/s through
 //! the `yubikey` crate → libpcsclite → private pcscd → vpcd → virtual card;
 //! through the applet called directly (no PC/SC); and with `p256` alone.
 //! The ratios show what the PC/SC round trips cost, so later changes to the
@@ -43,10 +43,10 @@ fn main() -> BoxResult<()> {
 
     // In-process baseline.
     let key = p256::ecdsa::SigningKey::generate_from_rng(&mut rand::rng());
-    let baseline = rate(n, || {
+    let mut baseline_op = || -> BoxResult<()> {
         let _: p256::ecdsa::Signature = key.sign_prehash(&digest)?;
         Ok(())
-    })?;
+    };
 
     // The applet alone (APDU parsing, policy checks, DER encoding).
     let root = AttestationRoot::create()?;
@@ -59,7 +59,7 @@ fn main() -> BoxResult<()> {
     state.slots.insert(
         0x9E,
         signet_firmware_tests::state::Slot {
-            key: signet_firmware_tests::keys::PrivateKey::P256(key.as_nonzero_scalar().into()),
+            key: signet_firmware_tests::keys::PrivateKey::P256(Box::new(key.clone())),
             pin_policy: signet_firmware_tests::state::PinPolicy::Never,
             touch_policy: signet_firmware_tests::state::TouchPolicy::Never,
             origin: signet_firmware_tests::state::Origin::Generated,
@@ -70,14 +70,14 @@ fn main() -> BoxResult<()> {
         0x00, 0x87, 0x11, 0x9E, 0x26, 0x7C, 0x24, 0x82, 0x00, 0x81, 0x20,
     ];
     sign_apdu.extend_from_slice(&digest);
-    let direct = rate(n, || {
+    let mut applet_op = || -> BoxResult<()> {
         let out = applet.process(&sign_apdu);
         if out.ends_with(&[0x90, 0x00]) {
             Ok(())
         } else {
             Err("applet refused to sign".into())
         }
-    })?;
+    };
 
     // Through PC/SC.
     let dev = VirtualYubiKey::start(VirtualKeyOptions::default())?;
@@ -90,8 +90,7 @@ fn main() -> BoxResult<()> {
         PinPolicy::Never,
         TouchPolicy::Never,
     )?;
-    let pcsc_n = n.min(1000);
-    let pcsc = rate(pcsc_n, || {
+    let mut pcsc_op = || -> BoxResult<()> {
         piv::sign_data(
             &mut yk,
             &digest,
@@ -99,9 +98,21 @@ fn main() -> BoxResult<()> {
             SlotId::CardAuthentication,
         )?;
         Ok(())
-    })?;
+    };
 
-    println!("ECDSA P-256 signatures/s (N = {n}, {pcsc_n} through PC/SC)");
+    // Interleaved rounds, best round per path: the machine may be shared,
+    // and the best round is the least disturbed one.
+    const ROUNDS: u32 = 5;
+    let per_round = (n / ROUNDS).max(1);
+    let (mut baseline, mut direct, mut pcsc) = (0f64, 0f64, 0f64);
+    for _ in 0..ROUNDS {
+        baseline = baseline.max(rate(per_round, &mut baseline_op)?);
+        direct = direct.max(rate(per_round, &mut applet_op)?);
+        pcsc = pcsc.max(rate(per_round, &mut pcsc_op)?);
+    }
+    let pcsc_n = per_round * ROUNDS;
+
+    println!("ECDSA P-256 signatures/s, best of {ROUNDS} interleaved rounds of {per_round} (N = {pcsc_n} per path)");
     println!("  in-process p256 (baseline)          {baseline:>10.0}/s");
     println!(
         "  applet, no PC/SC                    {direct:>10.0}/s  ({:.2}x baseline)",

@@ -828,7 +828,7 @@ impl Applet {
                 out.extend(tlv::encode(0x05, &[u8::from(m.is_default())]));
             }
             0xF9 => {
-                let key = PrivateKey::P256(self.state.f9_key.as_nonzero_scalar().into());
+                let key = PrivateKey::P256(Box::new(self.state.f9_key.clone()));
                 out.extend(tlv::encode(0x01, &[Algorithm::P256.to_byte()]));
                 out.extend(tlv::encode(0x02, &[1, 1]));
                 out.extend(tlv::encode(0x03, &[2]));

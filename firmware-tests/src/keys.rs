@@ -90,10 +90,11 @@ impl Algorithm {
 pub enum PrivateKey {
     /// RSA of any supported size.
     Rsa(Box<RsaPrivateKey>),
-    /// NIST P-256.
-    P256(p256::SecretKey),
+    /// NIST P-256 (a signing key keeps its public key: no point
+    /// multiplication per signature).
+    P256(Box<p256::ecdsa::SigningKey>),
     /// NIST P-384.
-    P384(p384::SecretKey),
+    P384(Box<p384::ecdsa::SigningKey>),
     /// Ed25519 (seed).
     Ed25519(Box<ed25519_dalek::SigningKey>),
     /// X25519 (scalar).
@@ -115,8 +116,12 @@ impl PrivateKey {
     pub fn generate(alg: Algorithm) -> crate::Result<Self> {
         let mut rng = rand::rng();
         Ok(match alg {
-            Algorithm::P256 => Self::P256(p256::SecretKey::generate_from_rng(&mut rng)),
-            Algorithm::P384 => Self::P384(p384::SecretKey::generate_from_rng(&mut rng)),
+            Algorithm::P256 => Self::P256(Box::new(p256::ecdsa::SigningKey::generate_from_rng(
+                &mut rng,
+            ))),
+            Algorithm::P384 => Self::P384(Box::new(p384::ecdsa::SigningKey::generate_from_rng(
+                &mut rng,
+            ))),
             Algorithm::Ed25519 => {
                 let mut seed = Zeroizing::new([0u8; 32]);
                 rng.fill_bytes(seed.as_mut());
@@ -142,8 +147,12 @@ impl PrivateKey {
         let get = |tag| tlv::find(tlvs, tag).ok_or(StatusWord::INCORRECT_DATA);
         let bad = |_| StatusWord::INCORRECT_DATA;
         Ok(match alg {
-            Algorithm::P256 => Self::P256(p256::SecretKey::from_slice(get(0x06)?).map_err(bad)?),
-            Algorithm::P384 => Self::P384(p384::SecretKey::from_slice(get(0x06)?).map_err(bad)?),
+            Algorithm::P256 => Self::P256(Box::new(
+                p256::ecdsa::SigningKey::from_slice(get(0x06)?).map_err(bad)?,
+            )),
+            Algorithm::P384 => Self::P384(Box::new(
+                p384::ecdsa::SigningKey::from_slice(get(0x06)?).map_err(bad)?,
+            )),
             Algorithm::Ed25519 => {
                 let seed: [u8; 32] = get(0x07)?
                     .try_into()
@@ -195,8 +204,8 @@ impl PrivateKey {
                 out.extend(tlv::encode(0x82, &k.e_bytes()));
                 out
             }
-            Self::P256(k) => tlv::encode(0x86, &k.public_key().to_sec1_bytes()),
-            Self::P384(k) => tlv::encode(0x86, &k.public_key().to_sec1_bytes()),
+            Self::P256(k) => tlv::encode(0x86, &k.verifying_key().to_sec1_point(false).to_bytes()),
+            Self::P384(k) => tlv::encode(0x86, &k.verifying_key().to_sec1_point(false).to_bytes()),
             Self::Ed25519(k) => tlv::encode(0x86, k.verifying_key().as_bytes()),
             Self::X25519(k) => {
                 let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(**k));
@@ -209,8 +218,8 @@ impl PrivateKey {
     pub fn spki_der(&self) -> crate::Result<Vec<u8>> {
         let doc = match self {
             Self::Rsa(k) => RsaPublicKey::from(k.as_ref()).to_public_key_der(),
-            Self::P256(k) => k.public_key().to_public_key_der(),
-            Self::P384(k) => k.public_key().to_public_key_der(),
+            Self::P256(k) => k.verifying_key().to_public_key_der(),
+            Self::P384(k) => k.verifying_key().to_public_key_der(),
             Self::Ed25519(k) => k.verifying_key().to_public_key_der(),
             Self::X25519(k) => {
                 let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(**k));
@@ -236,14 +245,14 @@ impl PrivateKey {
             Self::Rsa(k) => rsa_raw(k, input),
             Self::P256(k) => {
                 let digest = fit_digest(input, 32)?;
-                let sig: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(k)
+                let sig: p256::ecdsa::Signature = k
                     .sign_prehash(&digest)
                     .map_err(|_| StatusWord::INCORRECT_DATA)?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
             Self::P384(k) => {
                 let digest = fit_digest(input, 48)?;
-                let sig: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(k)
+                let sig: p384::ecdsa::Signature = k
                     .sign_prehash(&digest)
                     .map_err(|_| StatusWord::INCORRECT_DATA)?;
                 Ok(sig.to_der().as_bytes().to_vec())
@@ -263,13 +272,13 @@ impl PrivateKey {
             Self::P256(k) => {
                 let peer = p256::PublicKey::from_sec1_bytes(input)
                     .map_err(|_| StatusWord::INCORRECT_DATA)?;
-                let shared = p256::ecdh::diffie_hellman(k.to_nonzero_scalar(), peer.as_affine());
+                let shared = p256::ecdh::diffie_hellman(k.as_nonzero_scalar(), peer.as_affine());
                 Ok(shared.raw_secret_bytes().to_vec())
             }
             Self::P384(k) => {
                 let peer = p384::PublicKey::from_sec1_bytes(input)
                     .map_err(|_| StatusWord::INCORRECT_DATA)?;
-                let shared = p384::ecdh::diffie_hellman(k.to_nonzero_scalar(), peer.as_affine());
+                let shared = p384::ecdh::diffie_hellman(k.as_nonzero_scalar(), peer.as_affine());
                 Ok(shared.raw_secret_bytes().to_vec())
             }
             Self::X25519(k) => {
@@ -311,8 +320,12 @@ impl PrivateKey {
                 .map_err(|_| crypto_err("bad key length"))
         };
         Ok(match stored.algorithm {
-            Algorithm::P256 => Self::P256(p256::SecretKey::from_slice(&bytes).map_err(crypto_err)?),
-            Algorithm::P384 => Self::P384(p384::SecretKey::from_slice(&bytes).map_err(crypto_err)?),
+            Algorithm::P256 => Self::P256(Box::new(
+                p256::ecdsa::SigningKey::from_slice(&bytes).map_err(crypto_err)?,
+            )),
+            Algorithm::P384 => Self::P384(Box::new(
+                p384::ecdsa::SigningKey::from_slice(&bytes).map_err(crypto_err)?,
+            )),
             Algorithm::Ed25519 => {
                 Self::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&arr32()?)))
             }
