@@ -40,8 +40,11 @@ const MAX_CHAIN: usize = 8192;
 /// Largest response chunk before `61xx` chaining.
 const CHUNK: usize = 256;
 
-/// Printed information: readable only after PIN verification.
-const OBJ_PRINTED: u32 = 0x5F_C109;
+/// Objects SP 800-73-4 protects with the PIN: fingerprints, facial image,
+/// printed information, iris images.
+fn needs_pin_to_read(id: u32) -> bool {
+    matches!(id, 0x5F_C103 | 0x5F_C108 | 0x5F_C109 | 0x5F_C121)
+}
 
 /// Key references that can hold an asymmetric key.
 pub fn is_key_slot(slot: u8) -> bool {
@@ -730,7 +733,7 @@ impl Applet {
             value.extend(tlv::encode(0x5F2F, &[0x40, 0x00]));
             return Ok(Response::ok(tlv::encode(0x7E, &value)));
         }
-        if id == OBJ_PRINTED && !self.session.pin_verified {
+        if needs_pin_to_read(id) && !self.session.pin_verified {
             return Err(StatusWord::SECURITY_STATUS);
         }
         match self.state.objects.get(&id) {
