@@ -336,6 +336,8 @@ impl Default for VirtualKeyOptions {
 #[derive(Debug)]
 pub struct VirtualYubiKey {
     card: Option<RunningCard>,
+    /// A second key in the reader's other slot, if one was added.
+    second: Option<RunningCard>,
     pcscd: Pcscd,
     touch: TouchControl,
     root: AttestationRoot,
@@ -384,6 +386,7 @@ impl VirtualYubiKey {
         pcscd.wait_for_cards(1, Duration::from_secs(15))?;
         Ok(Self {
             card: Some(card),
+            second: None,
             pcscd,
             touch,
             root,
@@ -416,13 +419,34 @@ impl VirtualYubiKey {
     /// applet (state included).
     pub fn remove(&mut self) -> Result<Option<Applet>> {
         let applet = self.card.take().and_then(RunningCard::stop);
-        self.pcscd.wait_for_cards(0, Duration::from_secs(15))?;
+        self.pcscd
+            .wait_for_cards(self.cards(), Duration::from_secs(15))?;
         Ok(applet)
     }
 
     /// Plugs an applet in (after [`VirtualYubiKey::remove`]) and waits for it.
     pub fn insert(&mut self, applet: Applet) -> Result<()> {
         self.card = Some(RunningCard::spawn(applet, self.pcscd.vpcd_addr(0))?);
-        self.pcscd.wait_for_cards(1, Duration::from_secs(15))
+        self.pcscd
+            .wait_for_cards(self.cards(), Duration::from_secs(15))
+    }
+
+    /// Plugs a second key into the reader's other slot (one pcscd vpcd
+    /// entry serves two), e.g. to test that hosts pick a key by serial.
+    /// Its attestation chains to the same root. Returns its touch sensor.
+    pub fn add_second(&mut self, opts: VirtualKeyOptions) -> Result<TouchControl> {
+        if self.second.is_some() {
+            return Err(harness_err("the reader's second slot is taken"));
+        }
+        let touch = TouchControl::new();
+        let applet = build_applet(&opts, &self.root, touch.clone())?;
+        self.second = Some(RunningCard::spawn(applet, self.pcscd.vpcd_addr(1))?);
+        self.pcscd
+            .wait_for_cards(self.cards(), Duration::from_secs(15))?;
+        Ok(touch)
+    }
+
+    fn cards(&self) -> usize {
+        usize::from(self.card.is_some()) + usize::from(self.second.is_some())
     }
 }

@@ -670,3 +670,47 @@ fn card_removal_and_reinsertion() {
     let meta = piv::metadata(&mut yk, SlotId::Signature).unwrap();
     assert_eq!(meta.public.as_ref(), Some(&spki));
 }
+
+#[test]
+fn two_keys_are_told_apart_by_serial() {
+    let Some(mut dev) = Fixture::virtual_only(VirtualKeyOptions::default()) else {
+        return;
+    };
+    let first = dev.serial();
+    let second = first + 1;
+    let touch = dev
+        .virtual_key()
+        .unwrap()
+        .add_second(VirtualKeyOptions {
+            serial: second,
+            firmware: [5, 7, 1],
+            ..VirtualKeyOptions::default()
+        })
+        .unwrap();
+    // `open()` refuses to guess between two keys.
+    assert!(yubikey::YubiKey::open().is_err());
+    let mut a = yubikey::YubiKey::open_by_serial(yubikey::Serial(first)).unwrap();
+    let mut b = yubikey::YubiKey::open_by_serial(yubikey::Serial(second)).unwrap();
+    assert_eq!((a.version().minor, b.version().minor), (4, 7));
+    // Each key keeps its own PIN counter and touch sensor.
+    assert_eq!(b.verify_pin(b"000000"), Err(Error::WrongPin { tries: 2 }));
+    assert_eq!(a.get_pin_retries().unwrap(), 3);
+    b.authenticate(&MgmKey::get_default(&b).unwrap()).unwrap();
+    piv::generate(
+        &mut b,
+        SlotId::Authentication,
+        AlgorithmId::EccP256,
+        PinPolicy::Never,
+        TouchPolicy::Always,
+    )
+    .unwrap();
+    piv::sign_data(
+        &mut b,
+        &[1u8; 32],
+        AlgorithmId::EccP256,
+        SlotId::Authentication,
+    )
+    .unwrap();
+    assert_eq!(touch.requests(), 1);
+    assert_eq!(dev.touch().unwrap().requests(), 0);
+}
