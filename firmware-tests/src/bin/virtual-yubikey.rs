@@ -30,9 +30,15 @@ use std::sync::atomic::AtomicBool;
 /// Touch: approved at once unless --touch-control names a file holding
 /// `approve`, `deny` or `delay <ms>`, read at every touch.
 ///
-/// Example:
+/// Quick start with the system pcscd:
+///   sed -i 's/^FRIENDLYNAME.*/FRIENDLYNAME "Yubico YubiKey OTP+FIDO+CCID"/' \
+///       /etc/reader.conf.d/vpcd          # then restart pcscd
 ///   virtual-yubikey --serial 1234567 --firmware 5.7.1 \
-///       --attestation-root /tmp/att --state /tmp/yk.json
+///       --attestation-root /tmp/att --state /tmp/yk.json &
+///   yubico-piv-tool -a status            # Serial Number: 1234567
+///
+/// Tests use the harness instead (a private pcscd per test, see the
+/// signet-firmware-tests README).
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Args {
@@ -48,7 +54,8 @@ struct Args {
     #[arg(long)]
     attestation_root: PathBuf,
     /// JSON file holding the card's state (keys in the clear: a test
-    /// device). Loaded if present, rewritten after every change.
+    /// device). Loaded if present — its serial and firmware then win over
+    /// --serial/--firmware — and rewritten after every change.
     #[arg(long)]
     state: Option<PathBuf>,
     /// Address of pcscd's vpcd driver.
