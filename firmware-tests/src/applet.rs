@@ -173,7 +173,10 @@ impl Applet {
         };
         let reply = self.dispatch(&cmd);
         let response = reply.unwrap_or_else(Response::status);
-        self.chunk(response)
+        // An extended Le lets the whole answer go in one response; otherwise
+        // (no Le, as the `yubikey` crate sends, or a short Le) 256-byte chunks.
+        let limit = cmd.le.filter(|le| *le > CHUNK).unwrap_or(CHUNK);
+        self.chunk(response, limit)
     }
 
     /// Gathers chained commands; returns the complete command when the
@@ -219,12 +222,13 @@ impl Applet {
         }
     }
 
-    /// Splits a long response into 256-byte chunks announced with `61xx`.
-    fn chunk(&mut self, mut response: Response) -> Response {
-        if response.data.len() <= CHUNK {
+    /// Splits a response longer than `limit` into chunks announced with
+    /// `61xx`, the rest fetched with GET RESPONSE.
+    fn chunk(&mut self, mut response: Response, limit: usize) -> Response {
+        if response.data.len() <= limit {
             return response;
         }
-        let rest = response.data.split_off(CHUNK);
+        let rest = response.data.split_off(limit);
         let sw = StatusWord::bytes_remaining(rest.len());
         self.session.pending = rest;
         Response {

@@ -667,3 +667,18 @@ fn interrupted_chain_is_refused() {
         StatusWord::OK
     );
 }
+
+#[test]
+fn extended_le_returns_the_whole_object() {
+    let mut a = applet([5, 4, 3]);
+    let short =
+        Response::parse(&a.process(&[0, 0xCB, 0x3F, 0xFF, 5, 0x5C, 3, 0x5F, 0xFF, 0x01])).unwrap();
+    assert_eq!(short.sw.0 >> 8, 0x61);
+    let ext = Response::parse(&a.process(&[
+        0, 0xCB, 0x3F, 0xFF, 0, 0, 5, 0x5C, 3, 0x5F, 0xFF, 0x01, 0, 0,
+    ]))
+    .unwrap();
+    assert_eq!(ext.sw, StatusWord::OK);
+    assert!(ext.data.len() > 256);
+    assert_eq!(&ext.data[..256], short.data.as_slice());
+}
