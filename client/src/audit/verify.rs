@@ -17,12 +17,15 @@
 //!    directly rather than through a proof), and the whole tree must have the
 //!    checkpoint's size and root.
 //!
-//! Memory stays small: the compact range, one partial tile per level, and
-//! one map of serials. Bundles are fetched and decoded in parallel in
-//! batches; everything order-dependent runs in log order.
+//! Memory stays small: the compact range, one partial tile per level, one
+//! map of serials, and a bounded window of bundles in flight. Bundles are
+//! fetched and decoded in parallel; everything order-dependent runs in log
+//! order on the calling thread.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use signet_log::checkpoint::Checkpoint;
 use signet_log::entry::{Entry, EntryKind};
@@ -33,8 +36,11 @@ use super::error::{AuditError, Result, VerifyFailure};
 use super::fetch::{fetch_bundle, fetch_hash_tile};
 use super::source::LogSource;
 
-/// Entry bundles fetched and decoded per batch.
-const BATCH_BUNDLES: u64 = 64;
+/// Most entry bundles fetched and decoded ahead of the ones merged.
+pub const WINDOW: u64 = 256;
+
+/// Progress is reported every this many bundles.
+const PROGRESS_BUNDLES: u64 = 16;
 
 /// An earlier checkpoint the log must extend.
 #[derive(Debug, Clone)]
@@ -153,47 +159,110 @@ fn check_bundle(source: &dyn LogSource, size: u64, bundle: u64) -> Result<Checke
     Ok(CheckedBundle { leaves, entries })
 }
 
-/// Runs `check_bundle` for `bundles` on up to `threads` threads; results in order.
-fn check_batch(
-    source: &dyn LogSource,
+/// The order-dependent half of the check: the tree, the tiles above level 0,
+/// serials, earlier checkpoints, and the visitor. Fed bundles in log order.
+struct Merger<'a> {
+    source: &'a dyn LogSource,
     size: u64,
-    bundles: std::ops::Range<u64>,
-    threads: usize,
-) -> Vec<Result<CheckedBundle>> {
-    let count = (bundles.end - bundles.start) as usize;
-    let threads = threads.clamp(1, count.max(1));
-    if threads == 1 {
-        return bundles.map(|b| check_bundle(source, size, b)).collect();
-    }
-    let next = AtomicU64::new(bundles.start);
-    let mut results: Vec<(u64, Result<CheckedBundle>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let b = next.fetch_add(1, Ordering::Relaxed);
-                        if b >= bundles.end {
-                            break;
-                        }
-                        out.push((b, check_bundle(source, size, b)));
+    prefixes: Vec<&'a Previous>,
+    summary: Summary,
+    range: CompactRange,
+    builder: TileBuilder,
+    completed: Vec<(NodeId, Hash)>,
+    serials: HashMap<(SerialSpace, String), u64>,
+    kinds: Vec<(EntryKind, u64)>,
+}
+
+impl<'a> Merger<'a> {
+    fn push(
+        &mut self,
+        checked: CheckedBundle,
+        visit: &mut dyn FnMut(VerifiedEntry<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.summary.bundles += 1;
+        self.summary.hash_tiles += 1;
+        for (leaf, entry) in checked.leaves.iter().zip(&checked.entries) {
+            let index = self.range.size();
+            if let Some(cert) = &entry.certificate {
+                self.summary.certificates += 1;
+                let key = (
+                    SerialSpace::of(entry.kind, &cert.bytes.0),
+                    cert.serial.clone(),
+                );
+                if let Some(&first) = self.serials.get(&key) {
+                    return Err(VerifyFailure::SerialRepeat {
+                        index,
+                        first,
+                        space: key.0.name(),
+                        serial: key.1,
                     }
-                    out
+                    .into());
+                }
+                self.serials.insert(key, index);
+            }
+            match self.kinds.iter_mut().find(|(k, _)| *k == entry.kind) {
+                Some((_, n)) => *n += 1,
+                None => self.kinds.push((entry.kind, 1)),
+            }
+
+            let completed = &mut self.completed;
+            completed.clear();
+            self.range
+                .append(*leaf, |node, hash| {
+                    if node.level % TILE_HEIGHT == 0 {
+                        completed.push((node, *hash));
+                    }
                 })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(count);
-        for w in workers {
-            match w.join() {
-                Ok(mut part) => all.append(&mut part),
-                // A worker panicked: re-raise it here rather than hide it.
-                Err(panic) => std::panic::resume_unwind(panic),
+                .map_err(tile_err)?;
+            for (node, hash) in &self.completed {
+                if let Some((path, tile)) = self.builder.observe(*node, hash).map_err(tile_err)? {
+                    // Level-0 tiles were compared hash by hash already.
+                    if path.kind() != (TileKind::Hash { level: 0 }) {
+                        compare_tile(self.source, &path, &tile.hashes().concat(), self.size)?;
+                        self.summary.hash_tiles += 1;
+                    }
+                }
+            }
+            for p in &self.prefixes {
+                if p.checkpoint.size() == self.range.size() {
+                    if &self.range.root() != p.checkpoint.root() {
+                        return Err(VerifyFailure::Inconsistent {
+                            which: p.which,
+                            old: p.checkpoint.size(),
+                        }
+                        .into());
+                    }
+                    self.summary
+                        .consistent_with
+                        .push((p.which, p.checkpoint.size()));
+                }
+            }
+            visit(VerifiedEntry {
+                index,
+                leaf_hash: leaf,
+                entry,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, checkpoint: &Checkpoint) -> Result<Summary> {
+        for (path, tile) in self.builder.partial_tiles().map_err(tile_err)? {
+            if path.kind() != (TileKind::Hash { level: 0 }) {
+                compare_tile(self.source, &path, &tile.hashes().concat(), self.size)?;
+                self.summary.hash_tiles += 1;
             }
         }
-        all
-    });
-    results.sort_by_key(|(b, _)| *b);
-    results.into_iter().map(|(_, r)| r).collect()
+        self.summary.kinds = self
+            .kinds
+            .into_iter()
+            .map(|(k, n)| (kind_name(k), n))
+            .collect();
+        if self.range.size() != self.size || &self.range.root() != checkpoint.root() {
+            return Err(VerifyFailure::RootMismatch { size: self.size }.into());
+        }
+        Ok(self.summary)
+    }
 }
 
 /// Verifies the whole log against `checkpoint` (which the caller verified
@@ -203,7 +272,11 @@ fn check_batch(
 /// `visit` sees every entry in order once it is checked; its error stops
 /// the run. Nothing the visitor saw is verified until this returns `Ok`:
 /// callers that print results must hold them back until then.
-/// `progress(done, total)` is called after each batch.
+/// `progress(done, total)` is called every few thousand entries.
+///
+/// Worker threads ([`LogSource::parallelism`] of them) fetch, hash and decode
+/// bundles, at most [`WINDOW`] bundles ahead of the calling thread, which
+/// does everything that depends on order.
 pub fn verify_log(
     source: &dyn LogSource,
     checkpoint: &Checkpoint,
@@ -226,100 +299,90 @@ pub fn verify_log(
             prefixes.push(p);
         }
     }
-
-    let mut summary = Summary {
-        entries: size,
-        ..Summary::default()
+    let mut merger = Merger {
+        source,
+        size,
+        prefixes,
+        summary: Summary {
+            entries: size,
+            ..Summary::default()
+        },
+        range: CompactRange::new(),
+        builder: TileBuilder::new(),
+        completed: Vec::with_capacity(64),
+        serials: HashMap::new(),
+        kinds: Vec::new(),
     };
-    let mut range = CompactRange::new();
-    let mut builder = TileBuilder::new();
-    let mut completed: Vec<(NodeId, Hash)> = Vec::with_capacity(64);
-    let mut serials: HashMap<(SerialSpace, String), u64> = HashMap::new();
-    let mut kinds: Vec<(EntryKind, u64)> = Vec::new();
 
     let tile_width = u64::from(TILE_WIDTH);
     let bundles = size / tile_width + u64::from(size % tile_width != 0);
-    let threads = source.parallelism();
+    let threads = source.parallelism().max(1);
     progress(0, size);
-    let mut start = 0;
-    while start < bundles {
-        let end = start.saturating_add(BATCH_BUNDLES).min(bundles);
-        for checked in check_batch(source, size, start..end, threads) {
-            let checked = checked?;
-            summary.bundles += 1;
-            summary.hash_tiles += 1;
-            for (leaf, entry) in checked.leaves.iter().zip(&checked.entries) {
-                let index = range.size();
-                if let Some(cert) = &entry.certificate {
-                    summary.certificates += 1;
-                    let space = SerialSpace::of(entry.kind, &cert.bytes.0);
-                    if let Some(&first) = serials.get(&(space, cert.serial.clone())) {
-                        return Err(VerifyFailure::SerialRepeat {
-                            index,
-                            first,
-                            space: space.name(),
-                            serial: cert.serial.clone(),
-                        }
-                        .into());
-                    }
-                    serials.insert((space, cert.serial.clone()), index);
-                }
-                match kinds.iter_mut().find(|(k, _)| *k == entry.kind) {
-                    Some((_, n)) => *n += 1,
-                    None => kinds.push((entry.kind, 1)),
-                }
 
-                completed.clear();
-                range
-                    .append(*leaf, |node, hash| {
-                        if node.level % TILE_HEIGHT == 0 {
-                            completed.push((node, *hash));
+    let next = AtomicU64::new(0);
+    let merged = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<(u64, Result<CheckedBundle>)>(WINDOW as usize);
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, merged, stop) = (&next, &merged, &stop);
+            scope.spawn(move || loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= bundles {
+                    return;
+                }
+                // Stay within the window, so memory is bounded however slow
+                // one fetch is.
+                while b >= merged.load(Ordering::Acquire).saturating_add(WINDOW) {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if tx.send((b, check_bundle(source, size, b))).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+
+        let result = (|| {
+            let mut pending: BTreeMap<u64, Result<CheckedBundle>> = BTreeMap::new();
+            for b in 0..bundles {
+                let checked = loop {
+                    if let Some(r) = pending.remove(&b) {
+                        break r;
+                    }
+                    match rx.recv() {
+                        Ok((i, r)) => {
+                            pending.insert(i, r);
                         }
-                    })
-                    .map_err(tile_err)?;
-                for (node, hash) in &completed {
-                    if let Some((path, tile)) = builder.observe(*node, hash).map_err(tile_err)? {
-                        // Level-0 tiles were compared hash by hash already.
-                        if path.kind() != (TileKind::Hash { level: 0 }) {
-                            compare_tile(source, &path, &tile.hashes().concat(), size)?;
-                            summary.hash_tiles += 1;
+                        Err(_) => {
+                            return Err(AuditError::Fetch {
+                                what: source.describe(),
+                                reason: "the fetching threads stopped early".into(),
+                            })
                         }
                     }
+                };
+                merger.push(checked?, visit)?;
+                merged.store(b + 1, Ordering::Release);
+                if (b + 1) % PROGRESS_BUNDLES == 0 {
+                    progress(merger.range.size(), size);
                 }
-                for p in &prefixes {
-                    if p.checkpoint.size() == range.size() {
-                        if &range.root() != p.checkpoint.root() {
-                            return Err(VerifyFailure::Inconsistent {
-                                which: p.which,
-                                old: p.checkpoint.size(),
-                            }
-                            .into());
-                        }
-                        summary.consistent_with.push((p.which, p.checkpoint.size()));
-                    }
-                }
-                visit(VerifiedEntry {
-                    index,
-                    leaf_hash: leaf,
-                    entry,
-                })?;
             }
-        }
-        progress(range.size(), size);
-        start = end;
-    }
-
-    for (path, tile) in builder.partial_tiles().map_err(tile_err)? {
-        if path.kind() != (TileKind::Hash { level: 0 }) {
-            compare_tile(source, &path, &tile.hashes().concat(), size)?;
-            summary.hash_tiles += 1;
-        }
-    }
-    summary.kinds = kinds.into_iter().map(|(k, n)| (kind_name(k), n)).collect();
-    if range.size() != size || &range.root() != checkpoint.root() {
-        return Err(VerifyFailure::RootMismatch { size }.into());
-    }
-    Ok(summary)
+            Ok(())
+        })();
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        result
+    })?;
+    progress(merger.range.size(), size);
+    merger.finish(checkpoint)
 }
 
 /// Fetches hash tile `path` and compares it with the recomputed hashes.

@@ -1,0 +1,205 @@
+//! `audit-bench`: how fast `signet audit verify` checks a tile directory,
+//! next to how fast the machine computes the leaf hashes alone.
+//!
+//! ```sh
+//! cargo run --release -p signet --example audit-bench -- [entries] [threads]
+//! ```
+//!
+//! Writes a log of `entries` small entries (default 1,000,000: locks and
+//! unlocks, ~120 bytes each) as a C2SP tile directory in a temporary
+//! directory, exactly as a CA would, signs its checkpoint with an in-process
+//! Ed25519 key, then runs the same library code as `signet audit verify`
+//! (checkpoint, every bundle and hash tile, canonical decoding, serial and
+//! tree checks). The baseline is raw SHA-256 leaf hashing of the same entry
+//! bytes in memory, single-threaded, in the same run, so `ratio_to_leaf_sha256`
+//! compares across machines. Prints one `key=value` line per measurement.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark may abort on error
+
+use std::path::Path;
+use std::time::Instant;
+
+use ed25519_dalek::Signer as _;
+use signet::audit::fetch::fetch_checkpoint;
+use signet::audit::source::{DirSource, LogSource};
+use signet::audit::trust::Trust;
+use signet::audit::verify::verify_log;
+use signet_log::checkpoint::Checkpoint;
+use signet_log::entry::{Actor, Entry, EntryKind};
+use signet_log::merkle::{leaf_hash, CompactRange};
+use signet_log::note::{KeyId, NoteSigner, SignerError, VerifierKey};
+use signet_log::tiles::{EntryBundle, TileBuilder, TilePath};
+
+const ORIGIN: &str = "bench.example.com/signet-log";
+
+struct Key(ed25519_dalek::SigningKey, VerifierKey);
+
+impl NoteSigner for Key {
+    fn name(&self) -> &str {
+        self.1.name()
+    }
+    fn key_id(&self) -> KeyId {
+        self.1.key_id()
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignerError> {
+        Ok(self.0.sign(msg).to_bytes().to_vec())
+    }
+}
+
+fn entry(i: u64) -> Vec<u8> {
+    Entry {
+        kind: if i % 2 == 0 {
+            EntryKind::Lock
+        } else {
+            EntryKind::Unlock
+        },
+        time: 1_795_392_000 + i,
+        actor: Actor::LocalAdmin {
+            unix_user: "secops".into(),
+        },
+        request_hash: None,
+        subject: Some(format!("user{i}")),
+        principals: vec![],
+        roles: vec!["prod-sre".into()],
+        certificate: None,
+    }
+    .to_canonical_bytes()
+    .unwrap()
+}
+
+fn write(dir: &Path, path: &TilePath, bytes: &[u8]) {
+    let full = dir.join(path.to_string());
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, bytes).unwrap();
+}
+
+/// Writes the log as a CA would; returns the entries.
+fn write_log(dir: &Path, n: u64, key: &Key) -> Vec<Vec<u8>> {
+    let entries: Vec<Vec<u8>> = (0..n).map(entry).collect();
+    let mut range = CompactRange::new();
+    let mut builder = TileBuilder::new();
+    let mut done = Vec::new();
+    for e in &entries {
+        done.clear();
+        range
+            .append(leaf_hash(e), |node, h| done.push((node, *h)))
+            .unwrap();
+        for (node, h) in &done {
+            if let Some((p, tile)) = builder.observe(*node, h).unwrap() {
+                write(dir, &p, &tile.to_bytes());
+            }
+        }
+    }
+    for (p, tile) in builder.partial_tiles().unwrap() {
+        write(dir, &p, &tile.to_bytes());
+    }
+    for (i, chunk) in entries.chunks(256).enumerate() {
+        let p = TilePath::entries(i as u64, chunk.len() as u16).unwrap();
+        write(
+            dir,
+            &p,
+            &EntryBundle::new(chunk.to_vec()).unwrap().to_bytes(),
+        );
+    }
+    let cp = Checkpoint::new(ORIGIN, n, range.root()).unwrap();
+    std::fs::write(dir.join("checkpoint"), cp.sign(&[key]).unwrap().to_text()).unwrap();
+    entries
+}
+
+/// A source that uses a fixed number of threads (to show the scaling).
+struct Threads<'a>(&'a DirSource, usize);
+
+impl LogSource for Threads<'_> {
+    fn fetch(
+        &self,
+        path: &str,
+        limit: u64,
+    ) -> signet::audit::Result<signet::audit::source::Fetched> {
+        self.0.fetch(path, limit)
+    }
+    fn parallelism(&self) -> usize {
+        self.1
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args
+        .next()
+        .map_or(1_000_000, |s| s.parse().expect("entries"));
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    println!(
+        "bench=config entries={n} cores={cores} profile={}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+
+    let sk = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let vk = VerifierKey::ed25519(ORIGIN, sk.verifying_key().as_bytes()).unwrap();
+    let vkey_line = vk.to_string();
+    let key = Key(sk, vk);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let entries = write_log(tmp.path(), n, &key);
+    let bytes: usize = entries.iter().map(Vec::len).sum();
+    println!(
+        "bench=write_tile_dir entries={n} seconds={:.3} mean_entry_bytes={:.0}",
+        t.elapsed().as_secs_f64(),
+        bytes as f64 / n.max(1) as f64
+    );
+
+    // Baseline: leaf hashes of the same bytes, in memory, one thread.
+    let t = Instant::now();
+    let mut acc = 0u8;
+    for e in &entries {
+        acc ^= leaf_hash(e)[0];
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let baseline = n as f64 / secs;
+    println!("bench=leaf_sha256_baseline entries={n} seconds={secs:.3} rate={baseline:.0} unit=entries/s checksum={acc}");
+
+    // Where the time goes: canonical decoding alone, in memory, one thread.
+    let t = Instant::now();
+    for e in &entries {
+        Entry::from_bytes(e).unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "bench=entry_decode_only entries={n} seconds={secs:.3} rate={:.0} unit=entries/s",
+        n as f64 / secs
+    );
+    drop(entries);
+
+    let dir = DirSource::new(tmp.path()).unwrap();
+    let trust = Trust::from_bytes(vkey_line.as_bytes(), None).unwrap();
+    let mut thread_counts = vec![1, dir.parallelism()];
+    thread_counts.dedup();
+    for threads in thread_counts {
+        let source = Threads(&dir, threads);
+        let t = Instant::now();
+        let signed = fetch_checkpoint(&source).unwrap();
+        let cp = trust.open(&signed, "checkpoint").unwrap();
+        let summary = verify_log(
+            &source,
+            &cp.checkpoint,
+            &[],
+            &mut |_| Ok(()),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(summary.entries, n);
+        let rate = n as f64 / secs;
+        println!(
+            "bench=audit_verify threads={threads} entries={n} seconds={secs:.3} rate={rate:.0} unit=entries/s ratio_to_leaf_sha256={:.3} target=200000 {}",
+            rate / baseline,
+            if rate >= 200_000.0 { "meets_target" } else { "BELOW_TARGET" }
+        );
+    }
+}
