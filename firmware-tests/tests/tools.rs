@@ -11,7 +11,7 @@ mod common;
 
 use base64::Engine;
 use common::{verify_signed_by, Fixture, PIN};
-use der::{Decode, DecodePem};
+use der::{Decode, DecodePem, EncodePem};
 use signature::Verifier;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,11 @@ use x509_cert::Certificate;
 use yubikey::piv::{self, AlgorithmId, SlotId};
 use yubikey::{PinPolicy, TouchPolicy};
 
-const YKCS11: &str = "/usr/lib/x86_64-linux-gnu/libykcs11.so";
+/// ykcs11 as Debian installs it; `SIGNET_YKCS11_MODULE` overrides the path.
+fn ykcs11() -> String {
+    std::env::var("SIGNET_YKCS11_MODULE")
+        .unwrap_or_else(|_| "/usr/lib/x86_64-linux-gnu/libykcs11.so".to_string())
+}
 
 /// Generates a P-256 key in 9a (PIN once) with a self-signed certificate,
 /// as ykcs11 and ssh expect; returns the public key.
@@ -116,6 +120,31 @@ fn yubico_piv_tool_status_and_attest() {
         .unwrap()
         .cert;
     verify_signed_by(&leaf, &f9);
+
+    // OpenSSL accepts the chain: leaf <- f9 <- attestation root.
+    let roots = dev.attestation_roots();
+    if let Some(root) = roots
+        .iter()
+        .find(|r| r.tbs_certificate().subject() == f9.tbs_certificate().issuer())
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = |name: &str, cert: &Certificate| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, cert.to_pem(der::pem::LineEnding::LF).unwrap()).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let (root, f9, leaf) = (
+            pem("root.pem", root),
+            pem("f9.pem", &f9),
+            pem("leaf.pem", &leaf),
+        );
+        let out = run(
+            &dev,
+            "openssl",
+            &["verify", "-CAfile", &root, "-untrusted", &f9, &leaf],
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": OK"));
+    }
 }
 
 #[test]
@@ -207,7 +236,7 @@ fn pkcs11_tool_signs_through_ykcs11() {
         "pkcs11-tool",
         &[
             "--module",
-            YKCS11,
+            &ykcs11(),
             "--login",
             "--pin",
             pin,
@@ -235,7 +264,7 @@ fn ssh_keygen_lists_the_key() {
         return;
     };
     let vk = provision_9a(&dev);
-    let out = run(&dev, "ssh-keygen", &["-D", YKCS11]);
+    let out = run(&dev, "ssh-keygen", &["-D", &ykcs11()]);
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains(&openssh_p256(&vk)), "{listed}");
 }
@@ -345,7 +374,7 @@ fn ssh_logs_in_with_the_card_key_through_pkcs11_provider() {
     let out = Command::new("ssh")
         .args(["-F", "/dev/null", "-p", &sshd.port.to_string()])
         .arg("-o")
-        .arg(format!("PKCS11Provider={YKCS11}"))
+        .arg(format!("PKCS11Provider={}", ykcs11()))
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
         .args([
