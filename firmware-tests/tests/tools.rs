@@ -259,6 +259,68 @@ fn pkcs11_tool_signs_through_ykcs11() {
 }
 
 #[test]
+fn pkcs11_tool_signs_rsa2048_through_ykcs11() {
+    use yubikey::certificate::yubikey_signer::{Rsa2048, YubiRsa};
+    let Some(dev) = Fixture::new(true) else {
+        return;
+    };
+    let public = {
+        let mut yk = dev.open_admin();
+        let spki = piv::generate(
+            &mut yk,
+            SlotId::Signature,
+            AlgorithmId::Rsa2048,
+            PinPolicy::Once,
+            TouchPolicy::Never,
+        )
+        .unwrap();
+        yk.verify_pin(PIN).unwrap();
+        yubikey::Certificate::generate_self_signed::<_, YubiRsa<Rsa2048>>(
+            &mut yk,
+            SlotId::Signature,
+            x509_cert::serial_number::SerialNumber::from(9u32),
+            x509_cert::time::Validity::from_now(Duration::from_secs(86400)).unwrap(),
+            x509_cert::name::Name::from_str("CN=Signet RSA interop").unwrap(),
+            spki.clone(),
+            |_| Ok(()),
+        )
+        .unwrap();
+        let der = der::Encode::to_der(&spki).unwrap();
+        <rsa::RsaPublicKey as spki::DecodePublicKey>::from_public_key_der(&der).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sig = dir.path().join("sig");
+    std::fs::write(&data, b"RSA PKCS#1 v1.5 through ykcs11").unwrap();
+    let pin = std::str::from_utf8(PIN).unwrap();
+    run(
+        &dev,
+        "pkcs11-tool",
+        &[
+            "--module",
+            &ykcs11(),
+            "--login",
+            "--pin",
+            pin,
+            "--sign",
+            "--mechanism",
+            "SHA256-RSA-PKCS",
+            "--id",
+            "02",
+            "-i",
+            data.to_str().unwrap(),
+            "-o",
+            sig.to_str().unwrap(),
+        ],
+    );
+    let signature =
+        rsa::pkcs1v15::Signature::try_from(std::fs::read(&sig).unwrap().as_slice()).unwrap();
+    rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(public)
+        .verify(&std::fs::read(&data).unwrap(), &signature)
+        .unwrap();
+}
+
+#[test]
 fn ssh_keygen_lists_the_key() {
     let Some(dev) = Fixture::new(true) else {
         return;
