@@ -314,13 +314,14 @@ impl Applet {
         }
         let pin = &mut self.state.pin;
         if cmd.data.is_empty() {
-            return Err(if pin.left == 0 {
-                StatusWord::AUTH_BLOCKED
+            // Status query: no try is spent.
+            return if pin.left == 0 {
+                Err(StatusWord::AUTH_BLOCKED)
             } else if self.session.pin_verified {
-                return Ok(Response::status(StatusWord::OK));
+                Ok(Response::status(StatusWord::OK))
             } else {
-                StatusWord::retries_left(pin.left)
-            });
+                Err(StatusWord::retries_left(pin.left))
+            };
         }
         if cmd.data.len() != 8 {
             return Err(StatusWord::INCORRECT_DATA);
