@@ -2,8 +2,12 @@
 //! next to how fast the machine computes the leaf hashes alone.
 //!
 //! ```sh
-//! cargo run --release -p signet --example audit-bench -- [entries] [threads]
+//! cargo run --release -p signet --example audit-bench -- [entries] [DIR]
 //! ```
+//!
+//! With `DIR`, the log is written there (and its vkey to `DIR.vkey`) and
+//! kept, to time the binary itself:
+//! `time signet audit verify --log DIR --key DIR.vkey`.
 //!
 //! Writes a log of `entries` small entries (default 1,000,000: locks and
 //! unlocks, ~120 bytes each) as a C2SP tile directory in a temporary
@@ -145,8 +149,16 @@ fn main() {
     let key = Key(sk, vk);
 
     let tmp = tempfile::tempdir().unwrap();
+    let keep = args.next().map(std::path::PathBuf::from);
+    let root = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&root).unwrap();
+    if let Some(dir) = &keep {
+        let mut vkey_file = dir.clone().into_os_string();
+        vkey_file.push(".vkey");
+        std::fs::write(vkey_file, format!("{vkey_line}\n")).unwrap();
+    }
     let t = Instant::now();
-    let entries = write_log(tmp.path(), n, &key);
+    let entries = write_log(&root, n, &key);
     let bytes: usize = entries.iter().map(Vec::len).sum();
     println!(
         "bench=write_tile_dir entries={n} seconds={:.3} mean_entry_bytes={:.0}",
@@ -176,7 +188,7 @@ fn main() {
     );
     drop(entries);
 
-    let dir = DirSource::new(tmp.path()).unwrap();
+    let dir = DirSource::new(&root).unwrap();
     let trust = Trust::from_bytes(vkey_line.as_bytes(), None).unwrap();
     let mut thread_counts = vec![1, dir.parallelism()];
     thread_counts.dedup();
