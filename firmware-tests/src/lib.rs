@@ -6,12 +6,14 @@
 //! Layers, bottom up: [`apdu`] and [`tlv`] (wire formats), [`keys`],
 //! [`attest`] and [`state`] (what the card holds), [`applet`] (the PIV state
 //! machine, no I/O), [`touch`] (the simulated finger), [`vpcd`] (the socket
-//! loop) and [`harness`] (pcscd + card for tests).
+//! loop) and [`harness`] (pcscd + card for tests); [`fuzzing`] holds the
+//! body of the APDU fuzz target.
 
 pub mod apdu;
 pub mod applet;
 pub mod attest;
 pub mod error;
+pub mod fuzzing;
 pub mod harness;
 pub mod keys;
 pub mod state;
