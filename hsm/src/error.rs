@@ -119,6 +119,102 @@ pub enum Error {
     /// Public key material could not be encoded.
     #[error("cannot encode public key: {0}")]
     Encoding(String),
+    /// No YubiKey with this serial is reachable.
+    #[cfg(feature = "piv")]
+    #[error(
+        "no YubiKey with serial {serial} is connected (is it plugged in, and is pcscd running?)"
+    )]
+    PivCardNotFound {
+        /// The configured serial.
+        serial: u32,
+    },
+    /// Another program holds the card exclusively.
+    #[cfg(feature = "piv")]
+    #[error("the YubiKey with serial {serial} is in exclusive use by another program; retry when it is done")]
+    PivCardBusy {
+        /// The configured serial.
+        serial: u32,
+    },
+    /// The card refused the PIN. Never retried: retries block the PIN.
+    #[cfg(feature = "piv")]
+    #[error("the YubiKey refused the PIV PIN: {retries_left} tries left before it blocks (not retried; fix the PIN source)")]
+    PivPinIncorrect {
+        /// Tries left before the PIN blocks.
+        retries_left: u8,
+    },
+    /// The PIN is blocked.
+    #[cfg(feature = "piv")]
+    #[error("the YubiKey's PIV PIN is blocked; unblock it with the PUK (yubico-piv-tool -a unblock-pin)")]
+    PivPinBlocked,
+    /// The card refused this PIN earlier; this handle does not send it again.
+    #[cfg(feature = "piv")]
+    #[error("the YubiKey refused this PIV PIN earlier and it is not sent again; fix the PIN source and reopen the card")]
+    PivPinNotRetried,
+    /// The key needs the PIN and no PIN source is configured.
+    #[cfg(feature = "piv")]
+    #[error("the key in PIV slot {slot} needs the PIN, and no PIN source is configured")]
+    PivPinRequired {
+        /// The slot.
+        slot: crate::piv::PivSlot,
+    },
+    /// The key needs a touch and none came in time (or it was refused).
+    #[cfg(feature = "piv")]
+    #[error("the key in PIV slot {slot} requires a touch and none came in time: touch the YubiKey when it flashes, then retry")]
+    PivTouchRequired {
+        /// The slot.
+        slot: crate::piv::PivSlot,
+    },
+    /// The card refused to use the key (security status not satisfied).
+    #[cfg(feature = "piv")]
+    #[error(
+        "the YubiKey refused to use the key in PIV slot {slot} (security status not satisfied)"
+    )]
+    PivNotAuthorized {
+        /// The slot.
+        slot: crate::piv::PivSlot,
+    },
+    /// The slot holds no key.
+    #[cfg(feature = "piv")]
+    #[error("PIV slot {slot} holds no key")]
+    PivSlotEmpty {
+        /// The slot.
+        slot: crate::piv::PivSlot,
+    },
+    /// Generation was asked for a slot that holds a key, without permission to replace it.
+    #[cfg(feature = "piv")]
+    #[error("PIV slot {slot} already holds a key; refusing to replace it")]
+    PivSlotOccupied {
+        /// The slot.
+        slot: crate::piv::PivSlot,
+    },
+    /// The signature does not verify under the key read from the slot.
+    #[cfg(feature = "piv")]
+    #[error("the signature from PIV slot {slot} does not verify under the slot's public key (was the key replaced?)")]
+    PivKeyChanged {
+        /// The slot.
+        slot: crate::piv::PivSlot,
+    },
+    /// Management key authentication failed (the key is never named).
+    #[cfg(feature = "piv")]
+    #[error("PIV management key: {0}")]
+    PivManagementKey(String),
+    /// Not a PIV signing slot.
+    #[cfg(feature = "piv")]
+    #[error("invalid PIV slot: {0}")]
+    PivInvalidSlot(String),
+    /// The card or the key in it cannot do what was asked.
+    #[cfg(feature = "piv")]
+    #[error("not supported: {0}")]
+    PivUnsupported(String),
+    /// Any other card failure.
+    #[cfg(feature = "piv")]
+    #[error("YubiKey PIV: cannot {operation}: {detail}")]
+    Piv {
+        /// What was being done.
+        operation: &'static str,
+        /// What the card or PC/SC said.
+        detail: String,
+    },
 }
 
 /// Result with the HSM layer's error.

@@ -1,6 +1,8 @@
-//! The session pool: the one place where blocking PKCS#11 calls meet callers.
+//! The worker pool: the one place where blocking device calls (PKCS#11,
+//! PC/SC) meet callers.
 //!
-//! Each worker thread owns one logged-in session. Callers submit jobs and get
+//! Each PKCS#11 worker thread owns one logged-in session; the PIV backend
+//! runs a pool of one that opens the card per job. Callers submit jobs and get
 //! a [`Reply`], which a thread can wait on and an async task can await, so
 //! no async runtime thread ever blocks inside the token.
 //!
@@ -158,7 +160,7 @@ impl WorkerSession {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut WorkerSession) + Send>;
+type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
 /// The answer to a submitted job: wait for it from a thread, or await it.
 #[must_use = "a reply does nothing unless waited on"]
@@ -176,25 +178,35 @@ impl<T> Reply<T> {
     }
 }
 
-/// A fixed set of worker threads, each with its own session.
-pub(crate) struct SessionPool {
-    jobs: Option<crossbeam_channel::Sender<Job>>,
+/// A fixed set of worker threads, each owning one device handle `S` (a
+/// PKCS#11 session, or the means to open a PIV card).
+pub(crate) struct WorkerPool<S> {
+    jobs: Option<crossbeam_channel::Sender<Job<S>>>,
     workers: Vec<JoinHandle<()>>,
 }
 
-impl SessionPool {
-    /// Starts one thread per session. Sessions are opened (and the first one
-    /// logs in) before any thread starts, so a wrong PIN fails here, once.
-    pub(crate) fn start(sessions: Vec<WorkerSession>) -> Result<Self> {
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let mut workers = Vec::with_capacity(sessions.len());
-        for (index, mut session) in sessions.into_iter().enumerate() {
+/// The PKCS#11 session pool.
+pub(crate) type SessionPool = WorkerPool<WorkerSession>;
+
+impl<S: Send + 'static> WorkerPool<S> {
+    /// Starts one thread per state. For PKCS#11, sessions are opened (and
+    /// the first one logs in) before any thread starts, so a wrong PIN fails
+    /// here, once.
+    pub(crate) fn start(states: Vec<S>) -> Result<Self> {
+        Self::start_named("signet-hsm", states)
+    }
+
+    /// As [`WorkerPool::start`], with a thread name prefix.
+    pub(crate) fn start_named(prefix: &str, states: Vec<S>) -> Result<Self> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Job<S>>();
+        let mut workers = Vec::with_capacity(states.len());
+        for (index, mut state) in states.into_iter().enumerate() {
             let rx = rx.clone();
             let handle = std::thread::Builder::new()
-                .name(format!("signet-hsm-{index}"))
+                .name(format!("{prefix}-{index}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
-                        job(&mut session);
+                        job(&mut state);
                     }
                 })
                 .map_err(|e| Error::Pkcs11 {
@@ -209,15 +221,15 @@ impl SessionPool {
         })
     }
 
-    /// Queues a job for the next free session.
+    /// Queues a job for the next free worker.
     pub(crate) fn submit<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&mut WorkerSession) -> Result<T> + Send + 'static,
+        job: impl FnOnce(&mut S) -> Result<T> + Send + 'static,
     ) -> Reply<T> {
         let (reply_tx, reply_rx) = oneshot::channel();
-        let boxed: Job = Box::new(move |session| {
+        let boxed: Job<S> = Box::new(move |state| {
             // The caller may have given up waiting; that is not an error here.
-            let _ = reply_tx.send(job(session));
+            let _ = reply_tx.send(job(state));
         });
         if let Some(jobs) = self.jobs.as_ref() {
             // A send error means the workers are gone; the reply then reports PoolStopped.
@@ -231,9 +243,9 @@ impl SessionPool {
     }
 }
 
-impl Drop for SessionPool {
+impl<S> Drop for WorkerPool<S> {
     fn drop(&mut self) {
-        // Closing the queue ends every worker's loop; their sessions close on drop.
+        // Closing the queue ends every worker's loop; their handles close on drop.
         self.jobs.take();
         for worker in self.workers.drain(..) {
             let _ = worker.join();
