@@ -85,7 +85,7 @@ fn deleted_entry() {
     });
     verify(&s).fails(
         1,
-        "tile/entries/000: tile: entry bundle has 255 entries, 256 expected",
+        "tile/entries/000: entry bundle has 255 entries, 256 expected",
     );
 
     // Removed and the rest shifted down, bundles rewritten: entry 100 differs.
@@ -141,7 +141,7 @@ fn truncated_bundle_file() {
     let p = s.log_dir().join("tile/entries/002");
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
-    verify(&s).fails(1, "tile/entries/002: tile: entry bundle is truncated");
+    verify(&s).fails(1, "tile/entries/002: entry bundle is truncated");
 }
 
 #[test]
@@ -150,10 +150,7 @@ fn truncated_hash_tile() {
     let p = s.log_dir().join("tile/0/001");
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
-    verify(&s).fails(
-        1,
-        "tile/0/001: tile: hash tile is 8191 bytes, 8192 expected",
-    );
+    verify(&s).fails(1, "tile/0/001: hash tile is 8191 bytes, 8192 expected");
 }
 
 #[test]
@@ -377,15 +374,15 @@ fn non_canonical_and_unknown_version_entries() {
     for (bad, needle) in [
         (
             text.replace("{\"actor\"", "{ \"actor\""),
-            "entry 5 (in tile/entries/000.p/10): entry: entry is not canonically encoded",
+            "entry 5 (in tile/entries/000.p/10): entry is not canonically encoded",
         ),
         (
             text.replace("\"version\":1", "\"version\":2"),
-            "entry 5 (in tile/entries/000.p/10): entry: unsupported entry version",
+            "entry 5 (in tile/entries/000.p/10): unsupported entry version",
         ),
         (
             text.replace("}", ",\"extra\":1}"),
-            "entry 5 (in tile/entries/000.p/10): entry: invalid entry",
+            "entry 5 (in tile/entries/000.p/10): invalid entry",
         ),
     ] {
         let s = Scratch::new();
@@ -415,6 +412,6 @@ fn certificate_hash_mismatch_in_entry() {
     s.vkey(&key);
     verify(&s).fails(
         1,
-        "entry 0 (in tile/entries/000.p/10): entry: bad field certificate.sha256",
+        "entry 0 (in tile/entries/000.p/10): bad field certificate.sha256",
     );
 }

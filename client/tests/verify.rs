@@ -322,3 +322,46 @@ fn help_teaches() {
     assert!(r.stdout.contains("--since"), "{r:?}");
     s.signet(&["audit", "verify"]).fails(2, "--log");
 }
+
+#[test]
+fn unwritable_state_is_a_warning_not_a_failure() {
+    let s = Scratch::new();
+    let key = TestKey::new(ORIGIN, 1);
+    let dir = s.log_dir();
+    let vkey = s.vkey(&key);
+    TestLog::new(mixed_entries(30)).write(&dir, &key);
+    // The state directory's place is taken by a file.
+    std::fs::write(s.state(), "not a directory").unwrap();
+    let r = s
+        .signet(&[
+            "audit",
+            "verify",
+            "--log",
+            dir.to_str().unwrap(),
+            "--key",
+            vkey.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(r.stdout.contains("30 entries"), "{r:?}");
+    assert!(r.stderr.contains("warning: could not write"), "{r:?}");
+}
+
+#[test]
+fn unpinned_pem_origin_is_pointed_out() {
+    let s = Scratch::new();
+    let key = TestKey::new(ORIGIN, 1);
+    let dir = s.log_dir();
+    TestLog::new(mixed_entries(3)).write(&dir, &key);
+    let pem = s.write("k.pem", key.pem());
+    let r = s
+        .signet(&[
+            "audit",
+            "checkpoint",
+            "--log",
+            dir.to_str().unwrap(),
+            "--key",
+            pem.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(r.stderr.contains("pin it with --origin"), "{r:?}");
+}

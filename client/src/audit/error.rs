@@ -38,6 +38,20 @@ pub enum AuditError {
     },
 }
 
+/// A `signet-log` error's message without its category prefix (the caller's
+/// message already says whether it is a tile, an entry or a checkpoint).
+pub(crate) fn detail(e: &signet_log::Error) -> String {
+    use signet_log::Error as E;
+    match e {
+        E::Merkle(x) => x.to_string(),
+        E::Tile(x) => x.to_string(),
+        E::Checkpoint(x) => x.to_string(),
+        E::Note(x) => x.to_string(),
+        E::Entry(x) => x.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// How bad an [`AuditError`] is, from the auditor's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {

@@ -13,16 +13,16 @@ use signet_log::tiles::{
     TILE_WIDTH,
 };
 
-use super::error::{AuditError, Result, VerifyFailure};
+use super::error::{detail, AuditError, Result, VerifyFailure};
 use super::source::{Fetched, LogSource, MAX_BUNDLE_LEN, MAX_SIGNED_CHECKPOINT_LEN};
 
 /// Bytes in a full hash tile.
 const MAX_HASH_TILE_LEN: u64 = 32 * TILE_WIDTH as u64;
 
-fn bad_tile(path: &TilePath, e: impl std::fmt::Display) -> AuditError {
+fn bad_tile(path: &TilePath, e: signet_log::Error) -> AuditError {
     VerifyFailure::BadTile {
         path: path.to_string(),
-        reason: e.to_string(),
+        reason: detail(&e),
     }
     .into()
 }
@@ -154,7 +154,7 @@ pub fn check_consistency(
     let proof_err = |e: signet_log::Error| -> AuditError {
         VerifyFailure::Proof {
             what: format!("consistency proof {} -> {}", old.size(), new.size()),
-            reason: e.to_string(),
+            reason: detail(&e),
         }
         .into()
     };
@@ -184,7 +184,7 @@ pub fn check_inclusion(
     let proof_err = |e: signet_log::Error| -> AuditError {
         VerifyFailure::Proof {
             what: format!("inclusion proof of entry {index}"),
-            reason: e.to_string(),
+            reason: detail(&e),
         }
         .into()
     };

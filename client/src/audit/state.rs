@@ -52,7 +52,14 @@ impl StateDir {
         let path = self.path_for(origin);
         let file = match std::fs::File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None)
+            }
             Err(e) => {
                 return Err(AuditError::Fetch {
                     what: path.display().to_string(),

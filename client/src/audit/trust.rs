@@ -15,7 +15,7 @@ use signet_log::checkpoint::{open_checkpoint, Checkpoint};
 use signet_log::note::{Note, VerifierKey, VerifierSet};
 use signet_log::NoteError;
 
-use super::error::{AuditError, Result, VerifyFailure};
+use super::error::{detail, AuditError, Result, VerifyFailure};
 
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the 32 key bytes.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
@@ -136,18 +136,21 @@ impl Trust {
             }
             .into()
         };
-        let note = Note::parse(signed).map_err(|e| fail(e.to_string()))?;
+        let note = Note::parse(signed).map_err(|e| fail(detail(&e)))?;
         let origin = match self.pinned_origin() {
             Some(o) => o.to_owned(),
             None => Checkpoint::parse(note.text())
-                .map_err(|e| fail(e.to_string()))?
+                .map_err(|e| fail(detail(&e)))?
                 .origin()
                 .to_owned(),
         };
-        let key = self
-            .verifier(&origin)
-            .map_err(|e| fail(format!("cannot use the key with origin {origin:?}: {e}")))?;
-        let set = VerifierSet::new(vec![key.clone()]).map_err(|e| fail(e.to_string()))?;
+        let key = self.verifier(&origin).map_err(|e| {
+            fail(format!(
+                "cannot use the key with origin {origin:?}: {}",
+                detail(&e)
+            ))
+        })?;
+        let set = VerifierSet::new(vec![key.clone()]).map_err(|e| fail(detail(&e)))?;
         let opened = open_checkpoint(signed, &origin, &set).map_err(|e| match e {
             signet_log::Error::Note(NoteError::NoKnownSignature) => {
                 let found: Vec<String> = note
@@ -162,9 +165,9 @@ impl Trust {
                     found.join(", ")
                 ))
             }
-            other => fail(other.to_string()),
+            other => fail(detail(&other)),
         })?;
-        opened.note.require(&key).map_err(|e| fail(e.to_string()))?;
+        opened.note.require(&key).map_err(|e| fail(detail(&e)))?;
         Ok(TrustedCheckpoint {
             checkpoint: opened.checkpoint,
             signed: signed.to_vec(),

@@ -32,7 +32,7 @@ use signet_log::entry::{Entry, EntryKind};
 use signet_log::merkle::{leaf_hash, CompactRange, Hash, NodeId};
 use signet_log::tiles::{TileBuilder, TileKind, TilePath, TILE_HEIGHT, TILE_WIDTH};
 
-use super::error::{AuditError, Result, VerifyFailure};
+use super::error::{detail, AuditError, Result, VerifyFailure};
 use super::fetch::{fetch_bundle, fetch_hash_tile};
 use super::source::LogSource;
 
@@ -151,7 +151,7 @@ fn check_bundle(source: &dyn LogSource, size: u64, bundle: u64) -> Result<Checke
         let entry = Entry::from_bytes(bytes).map_err(|e| VerifyFailure::BadEntry {
             index,
             path: bundle_path.to_string(),
-            reason: e.to_string(),
+            reason: detail(&e),
         })?;
         leaves.push(leaf);
         entries.push(entry);

@@ -234,6 +234,13 @@ fn open(args: &LogArgs) -> anyhow::Result<Opened> {
         &signed,
         &format!("{}checkpoint", with_slash(&source.describe())),
     )?;
+    if trust.pinned_origin().is_none() {
+        eprintln!(
+            "signet: note: the PEM key has no name and --origin was not given, so the \
+             checkpoint's own origin {:?} was trusted; pin it with --origin",
+            latest.checkpoint.origin()
+        );
+    }
     Ok(Opened {
         source,
         trust,
@@ -357,9 +364,12 @@ fn full_verify(
         not_remembered: None,
     };
     match (&o.state, may_remember) {
-        (Some(state), true) => {
-            run.remembered_at = Some(state.save(o.latest.checkpoint.origin(), &o.latest.signed)?);
-        }
+        (Some(state), true) => match state.save(o.latest.checkpoint.origin(), &o.latest.signed) {
+            Ok(path) => run.remembered_at = Some(path),
+            // The log verified; failing to remember it weakens the next run,
+            // which is said loudly, but does not undo this one.
+            Err(e) => run.not_remembered = Some(format!("warning: {e}")),
+        },
         (Some(state), false) => {
             run.not_remembered = Some(format!(
                 "not remembered: {} holds a larger checkpoint",
@@ -370,6 +380,9 @@ fn full_verify(
             run.not_remembered =
                 Some("not remembered: neither XDG_STATE_HOME nor HOME is set".into());
         }
+    }
+    if let Some(n) = &run.not_remembered {
+        eprintln!("signet: {n}");
     }
     Ok(run)
 }
@@ -459,9 +472,6 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         if let Some(p) = &run.remembered_at {
             println!("  remembered in {}", p.display());
         }
-    }
-    if let Some(n) = &run.not_remembered {
-        eprintln!("signet: {n}");
     }
     Ok(())
 }
