@@ -22,6 +22,10 @@ use subtle::ConstantTimeEq;
 /// The PIV application identifier (prefix; hosts may send the full PIX).
 pub const PIV_AID: [u8; 5] = [0xA0, 0x00, 0x00, 0x03, 0x08];
 
+/// The YubiKey management applet's identifier: selecting it leaves PIV,
+/// which drops PIV's PIN and management-key authentication.
+pub const MGMT_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x47, 0x11, 0x17];
+
 /// The ATR of a YubiKey 5 NFC (offers T=1, which the `yubikey` crate requires).
 pub const ATR: [u8; 23] = [
     0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, 0x59,
@@ -84,6 +88,8 @@ struct Session {
     chain: Option<Chain>,
     /// Response bytes not yet fetched with GET RESPONSE.
     pending: Vec<u8>,
+    /// The management applet is selected (PIV answers again after SELECT).
+    mgmt_selected: bool,
     last_touch: Option<Instant>,
 }
 
@@ -257,6 +263,11 @@ impl Applet {
     }
 
     fn dispatch(&mut self, cmd: &Command) -> Reply {
+        if self.session.mgmt_selected && cmd.ins != 0xA4 {
+            // Only the PIV applet is emulated; the management applet knows
+            // none of its commands here.
+            return Err(StatusWord::INS_NOT_SUPPORTED);
+        }
         match cmd.ins {
             0xA4 => self.select(cmd),
             0xFD => Ok(Response::ok(self.state.info.firmware.to_vec())),
@@ -282,9 +293,22 @@ impl Applet {
         if cmd.p1 != 0x04 {
             return Err(StatusWord::INCORRECT_P1P2);
         }
+        if cmd.data.starts_with(&MGMT_AID) {
+            // Leaving PIV: its security status is gone, as on a real key
+            // (the `yubikey` crate's `deauthenticate` relies on this).
+            self.session = Session {
+                mgmt_selected: true,
+                ..Session::default()
+            };
+            let [major, minor, patch] = self.state.info.firmware;
+            return Ok(Response::ok(
+                format!("{major}.{minor}.{patch}").into_bytes(),
+            ));
+        }
         if cmd.data.len() < PIV_AID.len() || !cmd.data.starts_with(&PIV_AID) {
             return Err(StatusWord::NOT_FOUND);
         }
+        self.session.mgmt_selected = false;
         // (Re)selecting the applet drops PIN verification: hosts rely on this
         // to read the retry counter (an empty VERIFY answers 9000 while
         // verified), as libykpiv and the `yubikey` crate do.

@@ -682,3 +682,32 @@ fn extended_le_returns_the_whole_object() {
     assert!(ext.data.len() > 256);
     assert_eq!(&ext.data[..256], short.data.as_slice());
 }
+
+#[test]
+fn selecting_the_management_applet_deauthenticates() {
+    let mut a = applet([5, 4, 3]);
+    assert_eq!(
+        mgm_auth(&mut a, MgmAlgorithm::TripleDes, &DEFAULT_MGM_KEY),
+        StatusWord::OK
+    );
+    assert_eq!(verify_pin(&mut a, b"123456"), StatusWord::OK);
+    let mut select = vec![0, 0xA4, 4, 0, 8];
+    select.extend_from_slice(&MGMT_AID);
+    assert_eq!(send(&mut a, &select).data, b"5.4.3");
+    assert_eq!(
+        send(&mut a, &[0, 0xFD, 0, 0]).sw,
+        StatusWord::INS_NOT_SUPPORTED
+    );
+    assert_eq!(
+        send(&mut a, &[0, 0xA4, 4, 0, 5, 0xA0, 0, 0, 3, 8]).sw,
+        StatusWord::OK
+    );
+    assert_eq!(
+        generate(&mut a, 0x9A, 0x11, 0, 0).sw,
+        StatusWord::SECURITY_STATUS
+    );
+    assert_eq!(
+        send(&mut a, &cmd(0x20, 0, 0x80, &[])).sw,
+        StatusWord::retries_left(3)
+    );
+}

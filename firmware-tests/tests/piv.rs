@@ -158,6 +158,18 @@ fn management_key_authentication() {
     drop(yk);
     let mut yk = dev.open();
     yk.authenticate(&default).unwrap();
+
+    // Deauthentication (selecting the management applet) drops it again.
+    yk.deauthenticate().unwrap();
+    assert_eq!(yk.get_pin_retries().unwrap(), 3); // re-selects PIV
+    let denied = piv::generate(
+        &mut yk,
+        SlotId::Retired(RetiredSlotId::R20),
+        AlgorithmId::EccP256,
+        PinPolicy::Never,
+        TouchPolicy::Never,
+    );
+    assert_eq!(denied.err(), Some(Error::AuthenticationError));
 }
 
 #[test]
