@@ -21,7 +21,7 @@ use crate::authority::{Authority, CertKind, RawRequest};
 use crate::config::Config;
 use crate::keys::KeyRole;
 use crate::log_signer::LogSigner;
-use crate::store::SledStore;
+use crate::store::LocalStore;
 use crate::{x509, Error, Result};
 
 /// One measured case.
@@ -171,10 +171,14 @@ pub fn run(
             measure(clients, warm, raw_job)?;
             let raw = measure(clients, duration, raw_job)?;
 
-            let store_dir = scratch.path().join(format!("{algorithm}-{sessions}"));
+            let store_dir = scratch.path().join(format!("{algorithm}-{sessions}.redb"));
             let log_key = bench_key(&token, config.keys.log_key)?;
             let log_signer = Arc::new(LogSigner::new(token.clone(), log_key, "bench/signet-log")?);
-            let store = Arc::new(SledStore::open(&store_dir, "bench/signet-log", log_signer)?);
+            let store = Arc::new(LocalStore::open(
+                &store_dir,
+                "bench/signet-log",
+                log_signer,
+            )?);
             let x509_signer = X509Signer::new(token.clone(), key.clone());
             let root = x509::create_root(
                 &x509_signer,

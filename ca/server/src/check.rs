@@ -10,7 +10,7 @@ use signet_log::entry::{Entry, EntryKind};
 use signet_log::merkle::{self, CompactRange};
 use signet_log::note::{VerifierKey, VerifierSet};
 
-use crate::store::{SerialKind, SledStore};
+use crate::store::{LocalStore, SerialKind};
 use crate::{Error, Result};
 
 /// What a successful check covered.
@@ -31,7 +31,7 @@ fn broken(index: Option<u64>, problem: impl Into<String>) -> Error {
 
 /// Verifies the store: the checkpoint signature, every entry's encoding,
 /// every stored hash, the serial index, and the root against the checkpoint.
-pub fn check_store(store: &SledStore, verifier: &VerifierKey) -> Result<CheckReport> {
+pub fn check_store(store: &LocalStore, verifier: &VerifierKey) -> Result<CheckReport> {
     let latest = store
         .latest_checkpoint()
         .ok_or_else(|| broken(None, "the store has no signed checkpoint"))?;
@@ -50,17 +50,18 @@ pub fn check_store(store: &SledStore, verifier: &VerifierKey) -> Result<CheckRep
         )
     })?;
     let signed_size = opened.checkpoint.size();
-    let size = store.len();
+    let reader = store.reader()?;
+    let size = reader.end()?;
     if size < signed_size {
         return Err(broken(
             Some(size),
             format!("the log is truncated: the signed checkpoint covers {signed_size} entries, the store has {size}"),
         ));
     }
-    if store.stored_entry_count() as u64 != size {
+    if reader.entry_count()? != size {
         // Some index below `size` is missing; find the first.
         for index in 0..size {
-            if store.entry(index)?.is_none() {
+            if reader.entry(index)?.is_none() {
                 return Err(broken(Some(index), format!("entry {index} is missing")));
             }
         }
@@ -68,7 +69,7 @@ pub fn check_store(store: &SledStore, verifier: &VerifierKey) -> Result<CheckRep
     let mut tree = CompactRange::new();
     let mut serials: HashSet<(bool, String)> = HashSet::new();
     for index in 0..size {
-        let bytes = store
+        let bytes = reader
             .entry(index)?
             .ok_or_else(|| broken(Some(index), format!("entry {index} is missing")))?;
         let entry = Entry::from_bytes(&bytes).map_err(|e| {
@@ -80,7 +81,7 @@ pub fn check_store(store: &SledStore, verifier: &VerifierKey) -> Result<CheckRep
         let mut mismatch = None;
         tree.append(merkle::leaf_hash(&bytes), |node, hash| {
             if mismatch.is_none() {
-                match store.node(node.level, node.index) {
+                match reader.node(node.level, node.index) {
                     Ok(Some(stored)) if &stored == hash => {}
                     _ => mismatch = Some(node),
                 }
@@ -108,7 +109,7 @@ pub fn check_store(store: &SledStore, verifier: &VerifierKey) -> Result<CheckRep
                     format!("entry {index} repeats serial {}", cert.serial),
                 ));
             }
-            if store.serial_index(kind, &cert.serial)? != Some(index) {
+            if reader.serial_index(kind, &cert.serial)? != Some(index) {
                 return Err(broken(
                     Some(index),
                     format!("the serial index does not point at entry {index}"),

@@ -311,9 +311,9 @@ impl Config {
         self.data_dir.join("x509-ca.pem")
     }
 
-    /// Where the issuance store lives.
+    /// The log store file.
     pub fn store_path(&self) -> PathBuf {
-        self.data_dir.join("store")
+        self.data_dir.join("log.redb")
     }
 }
 

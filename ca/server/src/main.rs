@@ -12,7 +12,7 @@ use signet_ca::check::check_store;
 use signet_ca::config::Config;
 use signet_ca::keys::{self, KeyRole};
 use signet_ca::log_signer::LogSigner;
-use signet_ca::store::SledStore;
+use signet_ca::store::LocalStore;
 use signet_ca::{bench, serve, x509, Error};
 use signet_hsm::{Pin, Token, X509Signer};
 
@@ -274,10 +274,10 @@ fn open_token(config: &Config) -> Result<Token, Error> {
 }
 
 /// Opens the log store with the token's log key as checkpoint signer.
-fn open_store(config: &Config, token: &Token) -> Result<(Arc<SledStore>, Arc<LogSigner>), Error> {
+fn open_store(config: &Config, token: &Token) -> Result<(Arc<LocalStore>, Arc<LogSigner>), Error> {
     let key = keys::load(token, config, KeyRole::LogKey)?;
     let signer = Arc::new(LogSigner::new(token.clone(), key, &config.log_origin())?);
-    let store = SledStore::open(&config.store_path(), &config.log_origin(), signer.clone())?;
+    let store = LocalStore::open(&config.store_path(), &config.log_origin(), signer.clone())?;
     Ok((Arc::new(store), signer))
 }
 
@@ -292,7 +292,7 @@ fn export_log(config: &Config, dir: &Path) -> Result<(), Error> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let paths = SledStore::tile_paths(checkpoint.size).map_err(|e| Error::Store(e.to_string()))?;
+    let paths = LocalStore::tile_paths(checkpoint.size).map_err(|e| Error::Store(e.to_string()))?;
     let total = paths.len();
     for (done, path) in paths.into_iter().enumerate() {
         let bytes = store

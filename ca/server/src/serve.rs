@@ -17,11 +17,11 @@ use base64::Engine;
 use serde::Deserialize;
 use signet_log::tiles::TilePath;
 
-use crate::store::SledStore;
+use crate::store::LocalStore;
 use crate::Error;
 
 /// The router, separate from the socket so tests can call it directly.
-pub fn app(store: Arc<SledStore>) -> Router {
+pub fn app(store: Arc<LocalStore>) -> Router {
     Router::new()
         .route("/log/checkpoint", get(checkpoint))
         .route("/log/{*path}", get(tile))
@@ -61,7 +61,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-async fn checkpoint(State(store): State<Arc<SledStore>>) -> Result<Response, ApiError> {
+async fn checkpoint(State(store): State<Arc<LocalStore>>) -> Result<Response, ApiError> {
     let latest = store
         .latest_checkpoint()
         .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "no checkpoint yet".into()))?;
@@ -76,7 +76,7 @@ async fn checkpoint(State(store): State<Arc<SledStore>>) -> Result<Response, Api
 }
 
 async fn tile(
-    State(store): State<Arc<SledStore>>,
+    State(store): State<Arc<LocalStore>>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
     let parsed = TilePath::parse(&path)
@@ -122,7 +122,7 @@ fn encode_proof(proof: &[signet_log::merkle::Hash]) -> Vec<String> {
 }
 
 async fn inclusion(
-    State(store): State<Arc<SledStore>>,
+    State(store): State<Arc<LocalStore>>,
     query: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
@@ -148,7 +148,7 @@ struct ConsistencyQuery {
 }
 
 async fn consistency(
-    State(store): State<Arc<SledStore>>,
+    State(store): State<Arc<LocalStore>>,
     query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
@@ -167,7 +167,7 @@ async fn consistency(
 }
 
 /// Serves until SIGINT or SIGTERM.
-pub fn run(store: Arc<SledStore>, listen: std::net::SocketAddr) -> Result<(), Error> {
+pub fn run(store: Arc<LocalStore>, listen: std::net::SocketAddr) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,20 +1,19 @@
 //! Durable storage of the log: entries, the Merkle tree's complete-subtree
 //! hashes (from which tiles and proofs are served), the set of serial
-//! numbers ever used, and the latest signed checkpoint.
+//! numbers ever used, and the latest signed checkpoint, in one redb file.
 //!
-//! An append returns only once its entry is on disk (fsync) and covered by a
-//! signed checkpoint. Concurrent appends share one flush and one checkpoint
-//! signature (group commit): the first waiter flushes and signs for everyone
-//! who appended before it started, the others wait for it.
+//! An append returns only once its entry is committed to disk (fsync) and
+//! covered by a signed checkpoint. Concurrent appends share one write
+//! transaction, one fsync and one checkpoint signature (group commit).
 
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use signet_log::checkpoint::Checkpoint;
 use signet_log::merkle::{self, CompactRange, Hash, HashStore, NodeId};
 use signet_log::note::NoteSigner;
 use signet_log::tiles::{EntryBundle, HashTile, TileKind, TilePath, TILE_HEIGHT, TILE_WIDTH};
-use sled::Transactional;
 
 use crate::{Error, Result};
 
@@ -29,12 +28,12 @@ pub enum SerialKind {
 }
 
 impl SerialKind {
-    fn key(self, serial: &str) -> Vec<u8> {
+    fn key(self, serial: &str) -> String {
         let prefix = match self {
             Self::Ssh => "ssh:",
             Self::X509 => "x509:",
         };
-        format!("{prefix}{serial}").into_bytes()
+        format!("{prefix}{serial}")
     }
 }
 
@@ -59,7 +58,7 @@ pub struct Appended {
     pub checkpoint: Arc<SignedCheckpoint>,
 }
 
-/// What issuance needs from log storage. The embedded sled store implements
+/// What issuance needs from log storage. The embedded redb store implements
 /// it; a shared backend (PostgreSQL) for several CA replicas can too.
 pub trait LogStore: Send + Sync {
     /// Claims a serial for an issuance in progress; `Ok(false)` if it was
@@ -72,16 +71,26 @@ pub trait LogStore: Send + Sync {
     fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>>;
 }
 
-impl LogStore for SledStore {
+impl LogStore for LocalStore {
     fn reserve_serial(&self, kind: SerialKind, serial: &str) -> Result<bool> {
-        SledStore::reserve_serial(self, kind, serial)
+        LocalStore::reserve_serial(self, kind, serial)
     }
     fn append(&self, entry: Vec<u8>, serial: Option<(SerialKind, String)>) -> Result<Appended> {
-        SledStore::append(self, entry, serial)
+        LocalStore::append(self, entry, serial)
     }
     fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
-        SledStore::inclusion_proof(self, index, size)
+        LocalStore::inclusion_proof(self, index, size)
     }
+}
+
+/// How appends reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// Concurrent appends share one fsync and one checkpoint signature.
+    #[default]
+    Group,
+    /// Every append flushes and signs alone (the benchmark's baseline).
+    EachAppend,
 }
 
 /// The signer of checkpoints, shared with the group-commit leader.
@@ -91,208 +100,192 @@ fn store_err(e: impl std::fmt::Display) -> Error {
     Error::Store(e.to_string())
 }
 
-/// The embedded default log store: sled in the data directory.
-pub struct SledStore {
-    db: sled::Db,
-    entries: sled::Tree,
-    serials: sled::Tree,
-    nodes: sled::Tree,
-    meta: sled::Tree,
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+const NODES: TableDefinition<u128, &[u8]> = TableDefinition::new("nodes");
+const SERIALS: TableDefinition<&str, u64> = TableDefinition::new("serials");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CHECKPOINT_KEY: &str = "checkpoint";
+
+/// The embedded default log store: one redb file in the data directory.
+///
+/// Appends go to one writer thread, which takes every request waiting at
+/// that moment as a batch: it writes them in one transaction, commits
+/// (fsync) once, signs one checkpoint and answers them all. Readers (tiles,
+/// proofs, the integrity check) use read transactions and never block it.
+pub struct LocalStore {
+    db: Arc<Database>,
+    shared: Arc<Shared>,
+    requests: Option<crossbeam_channel::Sender<AppendRequest>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// State the writer publishes and callers read.
+struct Shared {
+    latest: Mutex<Option<Arc<SignedCheckpoint>>>,
+    in_flight: Mutex<std::collections::HashSet<String>>,
+    size: std::sync::atomic::AtomicU64,
+}
+
+struct AppendRequest {
+    entry: Vec<u8>,
+    serial_key: Option<String>,
+    reply: oneshot::Sender<Result<Appended>>,
+}
+
+/// The single writer: owns the tree frontier.
+struct Writer {
+    db: Arc<Database>,
+    tree: CompactRange,
     origin: String,
     signer: CheckpointSigner,
-    state: Mutex<AppendState>,
-    commit: Mutex<CommitState>,
-    committed: Condvar,
+    mode: CommitMode,
+    shared: Arc<Shared>,
 }
 
-struct AppendState {
-    tree: CompactRange,
-    in_flight: std::collections::HashSet<Vec<u8>>,
-}
+/// The most appends one batch takes, to bound the latency of its first one.
+const MAX_BATCH: usize = 4096;
 
-struct CommitState {
-    latest: Option<Arc<SignedCheckpoint>>,
-    flushing: bool,
-}
-
-const CHECKPOINT_KEY: &[u8] = b"checkpoint";
-
-fn node_key(level: u32, index: u64) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    // Levels are below 64 for any u64-sized tree.
-    key[0] = level.min(255) as u8;
-    key[1..].copy_from_slice(&index.to_be_bytes());
-    key
+fn node_key(level: u32, index: u64) -> u128 {
+    (u128::from(level) << 64) | u128::from(index)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update under these locks is completed before anything can panic,
+    // Every update under these locks is a single assignment or insertion,
     // so a poisoned lock still holds consistent state.
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl SledStore {
-    /// Opens (or creates) the store. If entries were made durable after the
-    /// last checkpoint (a crash between flush and signature), a checkpoint
-    /// covering them is signed now. Fails clearly if another process has it open.
+impl LocalStore {
+    /// Opens (or creates) the store file. If entries were committed after
+    /// the last checkpoint was recorded, a checkpoint covering them is signed
+    /// now. Fails clearly if another process has the file open.
     pub fn open(path: &Path, origin: &str, signer: CheckpointSigner) -> Result<Self> {
-        let db = sled::Config::new().path(path).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => Error::Store(
-                format!("{} is in use by another signet-ca process", path.display()),
-            ),
+        Self::open_with(path, origin, signer, CommitMode::Group)
+    }
+
+    /// [`LocalStore::open`] with a choice of commit mode.
+    pub fn open_with(
+        path: &Path,
+        origin: &str,
+        signer: CheckpointSigner,
+        mode: CommitMode,
+    ) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::Store(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Store(format!(
+                "{} is in use by another signet-ca process",
+                path.display()
+            )),
             other => Error::Store(format!("cannot open {}: {other}", path.display())),
         })?;
-        let entries = db.open_tree("entries").map_err(store_err)?;
-        let serials = db.open_tree("serials").map_err(store_err)?;
-        let nodes = db.open_tree("nodes").map_err(store_err)?;
-        let meta = db.open_tree("meta").map_err(store_err)?;
+        // Create the tables once so readers never see them missing.
+        let txn = db.begin_write().map_err(store_err)?;
+        {
+            txn.open_table(ENTRIES).map_err(store_err)?;
+            txn.open_table(NODES).map_err(store_err)?;
+            txn.open_table(SERIALS).map_err(store_err)?;
+            txn.open_table(META).map_err(store_err)?;
+        }
+        txn.commit().map_err(store_err)?;
+        let db = Arc::new(db);
+        let read = db.begin_read().map_err(store_err)?;
+        let entries = read.open_table(ENTRIES).map_err(store_err)?;
         let size = match entries.last().map_err(store_err)? {
-            Some((key, _)) => index_from_key(&key)? + 1,
+            Some((key, _)) => key.value() + 1,
             None => 0,
         };
-        let node_store = SledNodes(&nodes);
-        let tree = CompactRange::from_store(&node_store, size)?;
+        let nodes = read.open_table(NODES).map_err(store_err)?;
+        let tree = CompactRange::from_store(&ReadNodes(&nodes), size)?;
+        let meta = read.open_table(META).map_err(store_err)?;
         let latest = match meta.get(CHECKPOINT_KEY).map_err(store_err)? {
-            Some(bytes) => Some(Arc::new(parse_stored_checkpoint(&bytes)?)),
+            Some(bytes) => Some(Arc::new(parse_stored_checkpoint(bytes.value())?)),
             None => None,
         };
-        let store = Self {
-            db,
-            entries,
-            serials,
-            nodes,
-            meta,
+        drop((entries, nodes, meta, read));
+        let shared = Arc::new(Shared {
+            latest: Mutex::new(latest.clone()),
+            in_flight: Mutex::new(std::collections::HashSet::new()),
+            size: std::sync::atomic::AtomicU64::new(size),
+        });
+        let mut writer = Writer {
+            db: db.clone(),
+            tree,
             origin: origin.to_owned(),
             signer,
-            state: Mutex::new(AppendState {
-                tree,
-                in_flight: std::collections::HashSet::new(),
-            }),
-            commit: Mutex::new(CommitState {
-                latest,
-                flushing: false,
-            }),
-            committed: Condvar::new(),
+            mode,
+            shared: shared.clone(),
         };
-        let covered = lock(&store.commit).latest.as_ref().map(|c| c.size);
-        if covered.is_none_or(|covered| covered < size) {
-            store.commit_batch()?;
+        if latest.is_none_or(|c| c.size < size) {
+            let txn = db.begin_write().map_err(store_err)?;
+            writer.commit(txn)?;
         }
-        Ok(store)
+        let (requests, rx) = crossbeam_channel::unbounded();
+        let handle = std::thread::Builder::new()
+            .name("signet-log-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::Store(format!("cannot start the log writer: {e}")))?;
+        Ok(Self {
+            db,
+            shared,
+            requests: Some(requests),
+            writer: Some(handle),
+        })
     }
 
     /// Claims `serial` for an issuance in progress. `Ok(false)` if it was
     /// ever used or is being used now; the caller picks another.
     pub fn reserve_serial(&self, kind: SerialKind, serial: &str) -> Result<bool> {
         let key = kind.key(serial);
-        let mut state = lock(&self.state);
-        if state.in_flight.contains(&key) || self.serials.contains_key(&key).map_err(store_err)? {
+        let mut in_flight = lock(&self.shared.in_flight);
+        if in_flight.contains(&key) || self.serial_used(&key)?.is_some() {
             return Ok(false);
         }
-        state.in_flight.insert(key);
+        in_flight.insert(key);
         Ok(true)
+    }
+
+    fn serial_used(&self, key: &str) -> Result<Option<u64>> {
+        let read = self.db.begin_read().map_err(store_err)?;
+        let table = read.open_table(SERIALS).map_err(store_err)?;
+        Ok(table.get(key).map_err(store_err)?.map(|v| v.value()))
     }
 
     /// Appends an entry (with the serial it used, if any) and returns once it
     /// is durable and covered by a signed checkpoint.
     pub fn append(&self, entry: Vec<u8>, serial: Option<(SerialKind, String)>) -> Result<Appended> {
-        let index = {
-            let mut state = lock(&self.state);
-            let serial_key = serial.as_ref().map(|(kind, s)| kind.key(s));
-            if let Some(key) = &serial_key {
-                if !state.in_flight.contains(key) {
-                    return Err(Error::Store("serial was not reserved before use".into()));
-                }
+        let serial_key = serial.as_ref().map(|(kind, s)| kind.key(s));
+        if let Some(key) = &serial_key {
+            if !lock(&self.shared.in_flight).contains(key) {
+                return Err(Error::Store("serial was not reserved before use".into()));
             }
-            let index = state.tree.size();
-            let mut tree = state.tree.clone();
-            let mut new_nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(2);
-            tree.append(merkle::leaf_hash(&entry), |node, hash| {
-                new_nodes.push((node, *hash))
-            })?;
-            let key = index.to_be_bytes();
-            let result: std::result::Result<(), sled::transaction::TransactionError<String>> =
-                (&self.entries, &self.serials, &self.nodes).transaction(
-                    |(entries, serials, nodes)| {
-                        entries.insert(&key, entry.as_slice())?;
-                        if let Some(serial_key) = &serial_key {
-                            serials.insert(serial_key.as_slice(), &key)?;
-                        }
-                        for (node, hash) in &new_nodes {
-                            nodes.insert(&node_key(node.level, node.index), hash.as_slice())?;
-                        }
-                        Ok(())
-                    },
-                );
-            result.map_err(store_err)?;
-            if let Some(key) = &serial_key {
-                state.in_flight.remove(key);
-            }
-            state.tree = tree;
-            index
-        };
-        let checkpoint = self.wait_committed(index)?;
-        Ok(Appended { index, checkpoint })
-    }
-
-    /// Waits until a durable, signed checkpoint covers `index`, leading the
-    /// flush and signature if nobody else is.
-    fn wait_committed(&self, index: u64) -> Result<Arc<SignedCheckpoint>> {
-        let mut commit = lock(&self.commit);
-        loop {
-            if let Some(latest) = commit.latest.as_ref().filter(|c| c.size > index) {
-                return Ok(latest.clone());
-            }
-            if commit.flushing {
-                commit = self
-                    .committed
-                    .wait(commit)
-                    .unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            commit.flushing = true;
-            drop(commit);
-            let result = self.commit_batch();
-            commit = lock(&self.commit);
-            commit.flushing = false;
-            self.committed.notify_all();
-            result?;
         }
-    }
-
-    /// Flushes everything appended so far, then signs and publishes a
-    /// checkpoint for it: one fsync and one HSM signature per batch.
-    fn commit_batch(&self) -> Result<()> {
-        let (size, root) = {
-            let state = lock(&self.state);
-            (state.tree.size(), state.tree.root())
-        };
-        self.db.flush().map_err(store_err)?;
-        let checkpoint = Checkpoint::new(&self.origin, size, root)?;
-        let note = checkpoint.sign(&[self.signer.as_ref()])?.to_text();
-        // The checkpoint is derived data: if it is lost in a crash, `open`
-        // signs a new one over the durable entries.
-        self.meta
-            .insert(CHECKPOINT_KEY, note.as_bytes())
-            .map_err(store_err)?;
-        let signed = Arc::new(SignedCheckpoint { size, root, note });
-        let mut commit = lock(&self.commit);
-        if commit.latest.as_ref().is_none_or(|c| c.size <= size) {
-            commit.latest = Some(signed);
-        }
-        Ok(())
+        let (reply, answer) = oneshot::channel();
+        let stopped = || Error::Store("the log writer has stopped".into());
+        self.requests
+            .as_ref()
+            .ok_or_else(stopped)?
+            .send(AppendRequest {
+                entry,
+                serial_key,
+                reply,
+            })
+            .map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
     }
 
     /// The latest signed checkpoint.
     pub fn latest_checkpoint(&self) -> Option<Arc<SignedCheckpoint>> {
-        lock(&self.commit).latest.clone()
+        lock(&self.shared.latest).clone()
     }
 
-    /// Number of entries (some may not be covered by a checkpoint yet).
+    /// Number of entries committed.
     pub fn len(&self) -> u64 {
-        lock(&self.state).tree.size()
+        self.shared.size.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Whether the log is empty.
@@ -300,38 +293,27 @@ impl SledStore {
         self.len() == 0
     }
 
+    /// A consistent view of the stored log for reading.
+    pub fn reader(&self) -> Result<LogReader> {
+        let read = self.db.begin_read().map_err(store_err)?;
+        Ok(LogReader {
+            entries: read.open_table(ENTRIES).map_err(store_err)?,
+            nodes: read.open_table(NODES).map_err(store_err)?,
+            serials: read.open_table(SERIALS).map_err(store_err)?,
+        })
+    }
+
     /// The entry at `index`.
     pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .entries
-            .get(index.to_be_bytes())
-            .map_err(store_err)?
-            .map(|v| v.to_vec()))
-    }
-
-    /// Number of entries actually present in storage (for integrity checks).
-    pub fn stored_entry_count(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// The index a serial was used at, if it was.
-    pub fn serial_index(&self, kind: SerialKind, serial: &str) -> Result<Option<u64>> {
-        match self.serials.get(kind.key(serial)).map_err(store_err)? {
-            Some(bytes) => Ok(Some(index_from_key(&bytes)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The stored hash of a complete subtree.
-    pub fn node(&self, level: u32, index: u64) -> Result<Option<Hash>> {
-        SledNodes(&self.nodes).get(level, index)
+        self.reader()?.entry(index)
     }
 
     /// An inclusion proof for `index` in the tree of `size` entries.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
         self.check_size(size)?;
+        let reader = self.reader()?;
         Ok(merkle::inclusion_proof(
-            &SledNodes(&self.nodes),
+            &ReadNodes(&reader.nodes),
             index,
             size,
         )?)
@@ -340,8 +322,9 @@ impl SledStore {
     /// A consistency proof between two tree sizes.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>> {
         self.check_size(new)?;
+        let reader = self.reader()?;
         Ok(merkle::consistency_proof(
-            &SledNodes(&self.nodes),
+            &ReadNodes(&reader.nodes),
             old,
             new,
         )?)
@@ -362,6 +345,7 @@ impl SledStore {
     /// checkpoint, or `None` if the tree does not have it.
     pub fn tile(&self, path: &TilePath) -> Result<Option<Vec<u8>>> {
         let size = self.latest_checkpoint().map_or(0, |c| c.size);
+        let reader = self.reader()?;
         let width = u64::from(path.width());
         let first = path.index().saturating_mul(u64::from(TILE_WIDTH));
         match path.kind() {
@@ -371,7 +355,7 @@ impl SledStore {
                 }
                 let mut entries = Vec::with_capacity(width as usize);
                 for i in first..first + width {
-                    match self.entry(i)? {
+                    match reader.entry(i)? {
                         Some(entry) => entries.push(entry),
                         None => return Err(Error::Store(format!("entry {i} is missing"))),
                     }
@@ -386,7 +370,7 @@ impl SledStore {
                 }
                 let mut hashes = Vec::with_capacity(width as usize);
                 for i in first..first + width {
-                    match self.node(level, i)? {
+                    match reader.node(level, i)? {
                         Some(hash) => hashes.push(hash),
                         None => {
                             return Err(Error::Store(format!("hash ({level}, {i}) is missing")))
@@ -429,6 +413,159 @@ impl SledStore {
     }
 }
 
+/// A consistent read-only view of the stored log (one read transaction).
+pub struct LogReader {
+    entries: redb::ReadOnlyTable<u64, &'static [u8]>,
+    nodes: redb::ReadOnlyTable<u128, &'static [u8]>,
+    serials: redb::ReadOnlyTable<&'static str, u64>,
+}
+
+impl LogReader {
+    /// The entry at `index`.
+    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .entries
+            .get(index)
+            .map_err(store_err)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Number of entries actually present (an integrity check compares it
+    /// with the highest index).
+    pub fn entry_count(&self) -> Result<u64> {
+        self.entries.len().map_err(store_err)
+    }
+
+    /// The highest index present, plus one.
+    pub fn end(&self) -> Result<u64> {
+        Ok(self
+            .entries
+            .last()
+            .map_err(store_err)?
+            .map_or(0, |(k, _)| k.value() + 1))
+    }
+
+    /// The stored hash of a complete subtree.
+    pub fn node(&self, level: u32, index: u64) -> Result<Option<Hash>> {
+        ReadNodes(&self.nodes).get(level, index)
+    }
+
+    /// The index a serial was used at, if it was.
+    pub fn serial_index(&self, kind: SerialKind, serial: &str) -> Result<Option<u64>> {
+        Ok(self
+            .serials
+            .get(kind.key(serial).as_str())
+            .map_err(store_err)?
+            .map(|v| v.value()))
+    }
+}
+
+impl Drop for LocalStore {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer after the batch in progress.
+        self.requests.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Writer {
+    fn run(mut self, requests: crossbeam_channel::Receiver<AppendRequest>) {
+        while let Ok(first) = requests.recv() {
+            let mut batch = vec![first];
+            if self.mode == CommitMode::Group {
+                while batch.len() < MAX_BATCH {
+                    match requests.try_recv() {
+                        Ok(request) => batch.push(request),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let before = self.tree.clone();
+            let outcome = self.write_batch(&batch);
+            match outcome {
+                Ok((first_index, checkpoint)) => {
+                    for (offset, request) in batch.into_iter().enumerate() {
+                        if let Some(key) = &request.serial_key {
+                            lock(&self.shared.in_flight).remove(key);
+                        }
+                        let _ = request.reply.send(Ok(Appended {
+                            index: first_index + offset as u64,
+                            checkpoint: checkpoint.clone(),
+                        }));
+                    }
+                }
+                Err(err) => {
+                    // Nothing of the batch was committed: forget it.
+                    self.tree = before;
+                    let text = err.to_string();
+                    for request in batch {
+                        if let Some(key) = &request.serial_key {
+                            lock(&self.shared.in_flight).remove(key);
+                        }
+                        let _ = request.reply.send(Err(Error::Store(text.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes a batch in one transaction, commits it and signs a checkpoint.
+    fn write_batch(&mut self, batch: &[AppendRequest]) -> Result<(u64, Arc<SignedCheckpoint>)> {
+        let first_index = self.tree.size();
+        let txn = self.db.begin_write().map_err(store_err)?;
+        {
+            let mut entries = txn.open_table(ENTRIES).map_err(store_err)?;
+            let mut nodes = txn.open_table(NODES).map_err(store_err)?;
+            let mut serials = txn.open_table(SERIALS).map_err(store_err)?;
+            for request in batch {
+                let index = self.tree.size();
+                let mut new_nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(2);
+                self.tree
+                    .append(merkle::leaf_hash(&request.entry), |node, hash| {
+                        new_nodes.push((node, *hash))
+                    })?;
+                for (node, hash) in &new_nodes {
+                    nodes
+                        .insert(node_key(node.level, node.index), hash.as_slice())
+                        .map_err(store_err)?;
+                }
+                if let Some(serial_key) = &request.serial_key {
+                    serials
+                        .insert(serial_key.as_str(), index)
+                        .map_err(store_err)?;
+                }
+                entries
+                    .insert(index, request.entry.as_slice())
+                    .map_err(store_err)?;
+            }
+        }
+        let checkpoint = self.commit(txn)?;
+        Ok((first_index, checkpoint))
+    }
+
+    /// Signs a checkpoint for the tree as written in `txn`, records it in
+    /// the same transaction and commits (one fsync), then publishes it.
+    fn commit(&mut self, txn: redb::WriteTransaction) -> Result<Arc<SignedCheckpoint>> {
+        let (size, root) = (self.tree.size(), self.tree.root());
+        let checkpoint = Checkpoint::new(&self.origin, size, root)?;
+        let note = checkpoint.sign(&[self.signer.as_ref()])?.to_text();
+        {
+            let mut meta = txn.open_table(META).map_err(store_err)?;
+            meta.insert(CHECKPOINT_KEY, note.as_bytes())
+                .map_err(store_err)?;
+        }
+        txn.commit().map_err(store_err)?;
+        self.shared
+            .size
+            .store(size, std::sync::atomic::Ordering::Release);
+        let signed = Arc::new(SignedCheckpoint { size, root, note });
+        *lock(&self.shared.latest) = Some(signed.clone());
+        Ok(signed)
+    }
+}
+
 fn parse_stored_checkpoint(bytes: &[u8]) -> Result<SignedCheckpoint> {
     let note_text = std::str::from_utf8(bytes)
         .map_err(|_| Error::Store("stored checkpoint is not UTF-8".into()))?;
@@ -441,20 +578,13 @@ fn parse_stored_checkpoint(bytes: &[u8]) -> Result<SignedCheckpoint> {
     })
 }
 
-fn index_from_key(key: &[u8]) -> Result<u64> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| Error::Store("malformed entry key in the store".into()))?;
-    Ok(u64::from_be_bytes(bytes))
-}
+/// The subtree hashes in a read transaction, as the Merkle code's hash store.
+struct ReadNodes<'a>(&'a redb::ReadOnlyTable<u128, &'static [u8]>);
 
-/// The subtree hashes in sled, as the Merkle code's hash store.
-struct SledNodes<'a>(&'a sled::Tree);
-
-impl SledNodes<'_> {
+impl ReadNodes<'_> {
     fn get(&self, level: u32, index: u64) -> Result<Option<Hash>> {
         match self.0.get(node_key(level, index)).map_err(store_err)? {
-            Some(bytes) => Ok(Some(bytes.as_ref().try_into().map_err(|_| {
+            Some(bytes) => Ok(Some(bytes.value().try_into().map_err(|_| {
                 Error::Store(format!("hash ({level}, {index}) is malformed"))
             })?)),
             None => Ok(None),
@@ -462,7 +592,7 @@ impl SledNodes<'_> {
     }
 }
 
-impl HashStore for SledNodes<'_> {
+impl HashStore for ReadNodes<'_> {
     fn subtree_hash(&self, level: u32, index: u64) -> signet_log::Result<Hash> {
         match self.get(level, index) {
             Ok(Some(hash)) => Ok(hash),
@@ -501,8 +631,8 @@ mod tests {
         }
     }
 
-    fn open(dir: &Path) -> SledStore {
-        SledStore::open(dir, "test/signet-log", TestSigner::new()).unwrap()
+    fn open(dir: &Path) -> LocalStore {
+        LocalStore::open(&dir.join("log.redb"), "test/signet-log", TestSigner::new()).unwrap()
     }
 
     #[test]
@@ -598,7 +728,7 @@ mod tests {
         for i in 0..300u32 {
             store.append(i.to_be_bytes().to_vec(), None).unwrap();
         }
-        let paths = SledStore::tile_paths(300).unwrap();
+        let paths = LocalStore::tile_paths(300).unwrap();
         let names: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
         assert!(names.contains(&"tile/0/000".to_owned()), "{names:?}");
         assert!(names.contains(&"tile/0/001.p/44".to_owned()), "{names:?}");

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::Ca;
+use redb::{ReadableDatabase, ReadableTable};
 use signet_log::entry::Entry;
 
 fn issue_some(ca: &Ca, count: usize) -> Vec<serde_json::Value> {
@@ -44,12 +45,17 @@ fn issue_some(ca: &Ca, count: usize) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Every entry in the store, read with sled directly (the CA must not be running).
+const ENTRIES: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("entries");
+
+/// Every entry in the store, read with redb directly (the CA must not be running).
 fn stored_entries(store: &Path) -> Vec<Entry> {
-    let db = sled::open(store).unwrap();
-    let tree = db.open_tree("entries").unwrap();
-    tree.iter()
-        .map(|kv| Entry::from_bytes(&kv.unwrap().1).unwrap())
+    let db = redb::Database::create(store).unwrap();
+    let read = db.begin_read().unwrap();
+    let table = read.open_table(ENTRIES).unwrap();
+    table
+        .iter()
+        .unwrap()
+        .map(|kv| Entry::from_bytes(kv.unwrap().1.value()).unwrap())
         .collect()
 }
 
@@ -69,7 +75,7 @@ fn clone_data(ca: &Ca, name: &str) -> (PathBuf, PathBuf) {
         .unwrap()
         .replace(from.to_str().unwrap(), to.to_str().unwrap());
     std::fs::write(&config, text).unwrap();
-    (to.join("store"), config)
+    (to.join("log.redb"), config)
 }
 
 fn run_with(ca: &Ca, config: &Path, args: &[&str]) -> std::process::Output {
@@ -167,41 +173,40 @@ fn tampering_at_rest_is_detected_and_stops_issuance() {
         key.to_str().unwrap(),
     ];
 
-    type Tamper = fn(&sled::Tree);
+    type Tamper = fn(&mut redb::Table<u64, &[u8]>);
     let scenarios: [(&str, Tamper, &str); 4] = [
         (
             "modified",
             |t| {
-                let key = 2u64.to_be_bytes();
-                let mut value = t.get(key).unwrap().unwrap().to_vec();
+                let mut value = t.get(2).unwrap().unwrap().value().to_vec();
                 let pos = value.iter().position(|&b| b == b'u').unwrap();
                 value[pos] = b'v';
-                t.insert(key, value).unwrap();
+                t.insert(2, value.as_slice()).unwrap();
             },
             "index 2",
         ),
         (
             "deleted",
             |t| {
-                t.remove(3u64.to_be_bytes()).unwrap();
+                t.remove(3).unwrap();
             },
             "index 3",
         ),
         (
             "swapped",
             |t| {
-                let a = t.get(1u64.to_be_bytes()).unwrap().unwrap();
-                let b = t.get(4u64.to_be_bytes()).unwrap().unwrap();
-                t.insert(1u64.to_be_bytes(), b).unwrap();
-                t.insert(4u64.to_be_bytes(), a).unwrap();
+                let a = t.get(1).unwrap().unwrap().value().to_vec();
+                let b = t.get(4).unwrap().unwrap().value().to_vec();
+                t.insert(1, b.as_slice()).unwrap();
+                t.insert(4, a.as_slice()).unwrap();
             },
             "index 1",
         ),
         (
             "truncated",
             |t| {
-                t.remove(5u64.to_be_bytes()).unwrap();
-                t.remove(4u64.to_be_bytes()).unwrap();
+                t.remove(5).unwrap();
+                t.remove(4).unwrap();
             },
             "truncated",
         ),
@@ -209,9 +214,13 @@ fn tampering_at_rest_is_detected_and_stops_issuance() {
     for (name, tamper, expected) in scenarios {
         let (store, config) = clone_data(&ca, name);
         {
-            let db = sled::open(&store).unwrap();
-            tamper(&db.open_tree("entries").unwrap());
-            db.flush().unwrap();
+            let db = redb::Database::create(&store).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut table = txn.open_table(ENTRIES).unwrap();
+                tamper(&mut table);
+            }
+            txn.commit().unwrap();
         }
         let out = run_with(&ca, &config, &["log", "check"]);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -231,6 +240,26 @@ fn tampering_at_rest_is_detected_and_stops_issuance() {
     }
     // The untouched original still verifies and issues.
     assert!(ca.ok(&["log", "check"]).starts_with("OK: 6 entries"));
+}
+
+/// Waits until process `pid` holds the log store open (it has logged in to
+/// the token by then), or has exited.
+fn wait_until_store_open(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return;
+        };
+        let open = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .map(|target| target.to_string_lossy().ends_with("/data/log.redb"))
+                .unwrap_or(false)
+        });
+        if open {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
 }
 
 #[test]
@@ -257,16 +286,27 @@ fn killed_mid_issuance_every_received_certificate_is_logged_and_no_serial_repeat
                 &public,
             ])
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        // Kill at varying points of the issuance (startup, signing, flushing).
-        std::thread::sleep(Duration::from_millis(round * 7 % 90));
-        if child.try_wait().unwrap().is_none() {
+        // Kill at varying points of the issuance (check, signing, flushing,
+        // printing) — but only once the token login is done: SoftHSM2's file
+        // backend rewrites token.object at login, and a kill at that moment
+        // can corrupt the token itself, which is SoftHSM's fragility, not the
+        // log's (docs/operations.md says how to protect a SoftHSM token).
+        wait_until_store_open(child.id());
+        std::thread::sleep(Duration::from_micros(round * 977 % 20_000));
+        let was_killed = child.try_wait().unwrap().is_none();
+        if was_killed {
             let _ = child.kill(); // SIGKILL
             killed += 1;
         }
         let out = child.wait_with_output().unwrap();
+        assert!(
+            was_killed || out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         if out.status.success() {
             let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             received.push(json["serial"].as_str().unwrap().to_owned());
@@ -280,7 +320,7 @@ fn killed_mid_issuance_every_received_certificate_is_logged_and_no_serial_repeat
 
     let check = ca.ok(&["log", "check"]);
     assert!(check.starts_with("OK: "), "{check}");
-    let entries = stored_entries(&ca.path("data/store"));
+    let entries = stored_entries(&ca.path("data/log.redb"));
     let logged: Vec<String> = entries
         .iter()
         .map(|e| e.certificate.as_ref().unwrap().serial.clone())
