@@ -9,7 +9,8 @@
 //!    reordered entry is named by its index);
 //! 2. every entry decodes as a canonical entry of a known version, and its
 //!    certificate (if any) has the SHA-256 the entry states;
-//! 3. no certificate serial repeats, counted separately for OpenSSH and X.509;
+//! 3. no serial of an issued certificate repeats, counted separately for
+//!    OpenSSH and X.509;
 //! 4. the tree is recomputed from the entries; every hash tile above level 0
 //!    the log serves must equal the recomputed one;
 //! 5. the roots of the first `n` entries, for each earlier trusted checkpoint
@@ -27,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use sha2::{Digest as _, Sha256};
 use signet_log::checkpoint::Checkpoint;
 use signet_log::entry::{Entry, EntryKind};
 use signet_log::merkle::{leaf_hash, CompactRange, Hash, NodeId};
@@ -107,6 +109,24 @@ impl SerialSpace {
     }
 }
 
+/// A serial number held inline (no allocation per certificate): its length
+/// and its text, which the entry format limits to 40 characters. A longer one
+/// (which a decoded entry cannot hold) is kept as its SHA-256.
+type SerialKey = [u8; 41];
+
+fn serial_key(serial: &str) -> SerialKey {
+    let mut key = [0u8; 41];
+    let bytes = serial.as_bytes();
+    if bytes.len() <= 40 {
+        key[0] = bytes.len() as u8;
+        key[1..=bytes.len()].copy_from_slice(bytes);
+    } else {
+        key[0] = 0xff;
+        key[1..33].copy_from_slice(&Sha256::digest(bytes));
+    }
+    key
+}
+
 /// A bundle's entries, decoded and checked against its level-0 tile.
 struct CheckedBundle {
     leaves: Vec<Hash>,
@@ -169,7 +189,7 @@ struct Merger<'a> {
     range: CompactRange,
     builder: TileBuilder,
     completed: Vec<(NodeId, Hash)>,
-    serials: HashMap<(SerialSpace, String), u64>,
+    serials: HashMap<(SerialSpace, SerialKey), u64>,
     kinds: Vec<(EntryKind, u64)>,
 }
 
@@ -185,20 +205,22 @@ impl<'a> Merger<'a> {
             let index = self.range.size();
             if let Some(cert) = &entry.certificate {
                 self.summary.certificates += 1;
-                let key = (
-                    SerialSpace::of(entry.kind, &cert.bytes.0),
-                    cert.serial.clone(),
-                );
-                if let Some(&first) = self.serials.get(&key) {
-                    return Err(VerifyFailure::SerialRepeat {
-                        index,
-                        first,
-                        space: key.0.name(),
-                        serial: key.1,
+                // Serials of issued certificates; a certificate recorded by
+                // another kind (a rotated CA key's) is not an issuance.
+                if entry.kind.issues_certificate() {
+                    let space = SerialSpace::of(entry.kind, &cert.bytes.0);
+                    let key = (space, serial_key(&cert.serial));
+                    if let Some(&first) = self.serials.get(&key) {
+                        return Err(VerifyFailure::SerialRepeat {
+                            index,
+                            first,
+                            space: space.name(),
+                            serial: cert.serial.clone(),
+                        }
+                        .into());
                     }
-                    .into());
+                    self.serials.insert(key, index);
                 }
-                self.serials.insert(key, index);
             }
             match self.kinds.iter_mut().find(|(k, _)| *k == entry.kind) {
                 Some((_, n)) => *n += 1,
@@ -403,4 +425,46 @@ pub fn kind_name(kind: EntryKind) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_keys_are_exact() {
+        assert_ne!(serial_key("1"), serial_key("10"));
+        assert_ne!(serial_key("1"), serial_key("01"));
+        assert_eq!(serial_key("abc"), serial_key("abc"));
+        let long = "f".repeat(41);
+        assert_eq!(serial_key(&long)[0], 0xff);
+        assert_ne!(serial_key(&long), serial_key(&"f".repeat(42)));
+    }
+
+    #[test]
+    fn serial_spaces() {
+        assert_eq!(
+            SerialSpace::of(EntryKind::SshHostCert, &[0x30]),
+            SerialSpace::OpenSsh
+        );
+        assert_eq!(
+            SerialSpace::of(EntryKind::X509Cert, &[0]),
+            SerialSpace::X509
+        );
+        assert_eq!(
+            SerialSpace::of(EntryKind::AdminSign, &[0x30, 0x82]),
+            SerialSpace::X509
+        );
+        assert_eq!(
+            SerialSpace::of(EntryKind::AdminSign, &[0, 0, 0, 0x20]),
+            SerialSpace::OpenSsh
+        );
+    }
+
+    #[test]
+    fn bundle_widths() {
+        assert_eq!(bundle_width(1000, 0), 256);
+        assert_eq!(bundle_width(1000, 3), 232);
+        assert_eq!(bundle_width(u64::MAX, u64::MAX / 256), 255);
+    }
 }
