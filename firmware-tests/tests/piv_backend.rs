@@ -193,14 +193,12 @@ impl BuilderProfile for RootProfile {
         _issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
         tbs: &TbsCertificate,
     ) -> x509_cert::builder::Result<Vec<Extension>> {
-        let mut exts = Vec::new();
-        exts.push(
-            BasicConstraints {
-                ca: true,
-                path_len_constraint: Some(0),
-            }
-            .to_extension(tbs.subject(), &exts)?,
-        );
+        let basic = BasicConstraints {
+            ca: true,
+            path_len_constraint: Some(0),
+        }
+        .to_extension(tbs.subject(), &[])?;
+        let mut exts = vec![basic];
         exts.push(KeyUsage(KeyUsages::KeyCertSign.into()).to_extension(tbs.subject(), &exts)?);
         exts.push(SubjectKeyIdentifier::try_from(spk)?.to_extension(tbs.subject(), &exts)?);
         Ok(exts)
@@ -227,14 +225,12 @@ impl BuilderProfile for LeafProfile {
         _issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
         tbs: &TbsCertificate,
     ) -> x509_cert::builder::Result<Vec<Extension>> {
-        let mut exts = Vec::new();
-        exts.push(
-            BasicConstraints {
-                ca: false,
-                path_len_constraint: None,
-            }
-            .to_extension(tbs.subject(), &exts)?,
-        );
+        let basic = BasicConstraints {
+            ca: false,
+            path_len_constraint: None,
+        }
+        .to_extension(tbs.subject(), &[])?;
+        let mut exts = vec![basic];
         exts.push(KeyUsage(KeyUsages::DigitalSignature.into()).to_extension(tbs.subject(), &exts)?);
         Ok(exts)
     }
@@ -595,7 +591,7 @@ fn touch_denied_is_reported_as_a_missing_touch() {
 
 /// Connects to the card's reader exclusively: that only works when no other
 /// connection (ours included) holds the card.
-fn exclusive_connect(dev: &Fixture) -> pcsc::Result<()> {
+fn exclusive_connect(dev: &Fixture) -> Result<(), pcsc::Error> {
     let ctx = pcsc::Context::establish(pcsc::Scope::User)?;
     let mut buf = vec![0u8; 4096];
     let readers: Vec<_> = ctx.list_readers(&mut buf)?.map(|r| r.to_owned()).collect();
@@ -632,7 +628,10 @@ fn the_card_is_released_between_signatures() {
         let status = run(Command::new("yubico-piv-tool")
             .args(["-r", dev.reader_filter(), "-a", "status"])
             .envs(dev.envs()));
-        assert!(status.contains("Slot 9c"), "{status}");
+        assert!(
+            status.contains("Serial Number:") && status.contains(&dev.serial().to_string()),
+            "{status}"
+        );
     }
 
     // While another program holds the card exclusively, signing fails with
