@@ -46,9 +46,15 @@ pub trait LogSource: Sync {
 }
 
 /// Opens `--log`: an `http://` or `https://` prefix, or else a directory.
-pub fn open(location: &str) -> Result<Box<dyn LogSource>> {
+/// `tls_roots` is PEM: the only CA certificates trusted for HTTPS, in place
+/// of the built-in web roots (for a CA served under an internal PKI).
+pub fn open(location: &str, tls_roots: Option<&[u8]>) -> Result<Box<dyn LogSource>> {
     if location.starts_with("http://") || location.starts_with("https://") {
-        Ok(Box::new(HttpSource::new(location)?))
+        Ok(Box::new(HttpSource::with_roots(location, tls_roots)?))
+    } else if tls_roots.is_some() {
+        Err(AuditError::bad_input(
+            "--tls-ca applies to https:// logs only",
+        ))
     } else if location.contains("://") {
         Err(AuditError::bad_input(format!(
             "--log {location}: only http://, https:// and directories are supported"
@@ -151,13 +157,38 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl HttpSource {
-    /// A source for the log under `base` (a trailing `/` is added if missing).
+    /// A source for the log under `base` (a trailing `/` is added if missing),
+    /// trusting the built-in web roots for HTTPS.
     pub fn new(base: &str) -> Result<Self> {
+        Self::with_roots(base, None)
+    }
+
+    /// As [`HttpSource::new`], trusting only the CA certificates in
+    /// `tls_roots` (PEM) for HTTPS when given.
+    pub fn with_roots(base: &str, tls_roots: Option<&[u8]>) -> Result<Self> {
         let mut base = base.to_owned();
         if !base.ends_with('/') {
             base.push('/');
         }
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(pem) = tls_roots {
+            let mut roots = Vec::new();
+            for item in ureq::tls::parse_pem(pem) {
+                match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => roots.push(c),
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(AuditError::bad_input(format!("--tls-ca: {e}")));
+                    }
+                }
+            }
+            if roots.is_empty() {
+                return Err(AuditError::bad_input("--tls-ca: no PEM certificate found"));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
+        }
         let config = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_per_call(Some(REQUEST_TIMEOUT))
             .timeout_per_read(Some(READ_TIMEOUT))

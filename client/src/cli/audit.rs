@@ -127,6 +127,11 @@ struct LogArgs {
     /// Defaults to the vkey's name; with a PEM key, pin it.
     #[arg(long, value_name = "NAME")]
     origin: Option<String>,
+    /// For an https:// log: trust only these CA certificates (PEM) instead of the
+    /// built-in web roots. TLS only protects the transport; the log's integrity
+    /// rests on the pinned key either way.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
     /// Do not draw a progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -228,7 +233,14 @@ struct Opened {
 
 fn open(args: &LogArgs) -> anyhow::Result<Opened> {
     let trust = Trust::load(&args.key, args.origin.as_deref())?;
-    let source = source::open(&args.log)?;
+    let tls_roots = match &args.tls_ca {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| AuditError::BadInput(format!("--tls-ca {}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let source = source::open(&args.log, tls_roots.as_deref())?;
     let signed = fetch_checkpoint(&*source)?;
     let latest = trust.open(
         &signed,
