@@ -69,6 +69,53 @@ Exit status:
   2  usage error or bad input: flags, key file, certificate file, --since file
   3  could not fetch the log, or could not write local state or output";
 
+const CHECKPOINT_HELP: &str = "\
+Example:
+  signet audit checkpoint --log https://ca.example.com/log/ --key log-key.pem \\
+      --origin ca.example.com/signet-log --json
+
+Exit status: 0 verified; 1 bad signature, wrong origin, or not consistent with
+the remembered checkpoint; 2 usage or bad input; 3 could not fetch.";
+
+const VERIFY_HELP: &str = "\
+Examples:
+  signet audit verify --log ./log-export --key log.vkey
+  signet audit verify --log https://ca.example.com/log/ --key log-key.pem \\
+      --origin ca.example.com/signet-log --since last-quarter.checkpoint
+
+A checkpoint to keep for later --since runs is just the log's checkpoint file:
+  curl -o last-quarter.checkpoint https://ca.example.com/log/checkpoint
+
+Exit status: 0 verified; 1 verification failed (names the entry index or tile);
+2 usage or bad input; 3 could not fetch the log or write local files.";
+
+const PROVE_HELP: &str = "\
+Examples:
+  signet audit prove --log … --key … --cert ~/.ssh/id_ed25519-cert.pub
+  signet audit prove --log … --key … --cert client.pem --json
+
+Exit status: 0 the certificate is in the verified log; 1 it is not, or the log
+failed verification; 2 usage or bad input; 3 could not fetch.";
+
+const SEARCH_HELP: &str = "\
+Examples:
+  signet audit search --log … --key … --user alice --since 2026-11-01T00:00:00Z
+  signet audit search --log … --key … --principal root --kind ssh-user-cert --json
+  signet audit search --log … --key … --kind lock --kind unlock --until 1795392000
+
+Text output: one tab-separated line per entry (index, time, kind, actor, …);
+the count goes to standard error.
+
+Exit status: 0 verified (with or without matches); 1 verification failed;
+2 usage or bad input; 3 could not fetch.";
+
+const EXPORT_HELP: &str = "\
+Example:
+  signet audit export --log … --key … --format jsonl -o signet-log.jsonl
+
+Exit status: 0 verified and written; 1 verification failed (nothing is
+written); 2 usage or bad input; 3 could not fetch or write.";
+
 /// Verify Signet's signing log without trusting the CA.
 #[derive(Debug, Args)]
 #[command(about = AUDIT_ABOUT, long_about = AUDIT_LONG)]
@@ -85,6 +132,7 @@ enum AuditSub {
     /// this log is remembered from an earlier full verification, also checks
     /// that the log extends it, with a consistency proof computed from the hash
     /// tiles (this does not read the entries; use `verify` for that).
+    #[command(after_long_help = CHECKPOINT_HELP)]
     Checkpoint(CheckpointArgs),
     /// Verify the whole log: every tile, every entry, the tree, and consistency.
     ///
@@ -95,6 +143,7 @@ enum AuditSub {
     /// checks the log starts with the tree of the earlier checkpoint (--since,
     /// else the remembered one). On success the checkpoint is remembered.
     /// On failure the entry index or tile path is named.
+    #[command(after_long_help = VERIFY_HELP)]
     Verify(VerifyArgs),
     /// Find a certificate's entry in the verified log and prove its inclusion.
     ///
@@ -102,16 +151,19 @@ enum AuditSub {
     /// X.509 certificate (PEM or DER). Its SHA-256 is looked up among the
     /// entries of the fully verified log; the inclusion proof is then computed
     /// from the hash tiles and checked against the signed checkpoint.
+    #[command(after_long_help = PROVE_HELP)]
     Prove(ProveArgs),
     /// Search the verified log: who got what, when.
     ///
     /// All conditions given must hold. Results are printed only after the whole
     /// log verified, so the answer is complete.
+    #[command(after_long_help = SEARCH_HELP)]
     Search(SearchArgs),
     /// Export every entry of the verified log, one JSON object per line, for a SIEM.
     ///
     /// Each line holds index, leaf_hash (hex), time_rfc3339 and the entry's
     /// fields as logged. Nothing is written until the whole log verified.
+    #[command(after_long_help = EXPORT_HELP)]
     Export(ExportArgs),
 }
 
