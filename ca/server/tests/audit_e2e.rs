@@ -1,0 +1,174 @@
+//! End to end with both real binaries: the CA issues, exports and serves its
+//! log; the auditor's `signet audit` verifies it, proves a certificate's
+//! inclusion, and catches a rewritten log.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::Ca;
+
+/// The `signet` binary, built next to `signet-ca` by `cargo nextest run --workspace`.
+fn signet_binary() -> PathBuf {
+    let ca = PathBuf::from(env!("CARGO_BIN_EXE_signet-ca"));
+    let path = ca.with_file_name("signet");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace (`cargo build -p signet`; deploy/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn audit(ca: &Ca, args: &[&str]) -> Output {
+    Command::new(signet_binary())
+        .env("XDG_STATE_HOME", ca.path("auditor-state"))
+        .arg("audit")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
+    let ca = Ca::initialised("audit-e2e");
+    let key = ca.client_key("k", "ed25519");
+    let public = format!("{}.pub", key.display());
+    for user in ["alice", "bob", "carol"] {
+        ca.ok(&[
+            "sign",
+            "ssh-user",
+            "--user",
+            user,
+            "--principal",
+            "root",
+            "--ttl",
+            "1h",
+            "--public-key",
+            &public,
+        ]);
+    }
+    let x509 = ca.ok(&[
+        "sign",
+        "x509-client",
+        "--user",
+        "dave",
+        "--ttl",
+        "1h",
+        "--public-key",
+        &public,
+    ]);
+    let x509_file = ca.write("dave.pem", &x509);
+    let ssh_cert = ca.sign_user(&key, &["deploy"], "30m");
+
+    let dir = ca.path("export");
+    let vkey = ca.ok(&["log", "export", dir.to_str().unwrap()]);
+    let vkey_file = ca.write("log.vkey", &vkey);
+    let pem_file = ca.export_to_file("log-key");
+
+    // Offline, from the exported tiles, with the vkey the CA printed.
+    let out = audit(
+        &ca,
+        &[
+            "verify",
+            "--log",
+            dir.to_str().unwrap(),
+            "--key",
+            vkey_file.to_str().unwrap(),
+            "--quiet",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for cert in [&x509_file, &ssh_cert] {
+        let out = audit(
+            &ca,
+            &[
+                "prove",
+                "--log",
+                dir.to_str().unwrap(),
+                "--key",
+                vkey_file.to_str().unwrap(),
+                "--cert",
+                cert.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            cert.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // Online, from `signet-ca serve`, with the PEM key from `export log-key` and a pinned origin.
+    let port = signet_testkit::free_port();
+    let text = std::fs::read_to_string(&ca.config).unwrap();
+    std::fs::write(
+        &ca.config,
+        text.replace(
+            "listen = \"127.0.0.1:8441\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        ),
+    )
+    .unwrap();
+    let mut daemon = ca.command().arg("serve").spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}/log/");
+    let out = audit(
+        &ca,
+        &[
+            "verify",
+            "--log",
+            &url,
+            "--key",
+            pem_file.to_str().unwrap(),
+            "--origin",
+            "ca.example.com/signet-log",
+            "--quiet",
+            "--json",
+        ],
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["verified"], true, "{summary}");
+    assert_eq!(summary["size"], 5, "{summary}");
+    assert_eq!(summary["certificates"], 5, "{summary}");
+
+    // A rewritten entry in the export is caught and named.
+    let bundle_path = dir.join("tile/entries/000.p/5");
+    let mut bundle = std::fs::read(&bundle_path).unwrap();
+    let pos = bundle.iter().rposition(|&b| b == b'b').unwrap();
+    bundle[pos] = b'c';
+    std::fs::write(&bundle_path, bundle).unwrap();
+    let out = audit(
+        &ca,
+        &[
+            "verify",
+            "--log",
+            dir.to_str().unwrap(),
+            "--key",
+            vkey_file.to_str().unwrap(),
+            "--quiet",
+        ],
+    );
+    assert!(!out.status.success(), "a rewritten log verified");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("entr") || err.contains("tile"), "{err}");
+}
