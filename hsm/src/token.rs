@@ -33,11 +33,22 @@ pub struct TokenConfig {
 
 /// What a token is, for reports and logs.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TokenDescription {
     /// The facts a selector matched on.
     pub facts: TokenFacts,
     /// The slot the token sits in.
     pub slot_id: u64,
+    /// `CK_INFO.libraryVersion` of the module (`major.minor`).
+    pub library_version: String,
+    /// The PKCS#11 version the module implements (`major.minor`).
+    pub cryptoki_version: String,
+    /// `CK_TOKEN_INFO.hardwareVersion`.
+    pub hardware_version: String,
+    /// `CK_TOKEN_INFO.firmwareVersion`.
+    pub firmware_version: String,
+    /// The most sessions the token allows (`None`: no limit given).
+    pub max_sessions: Option<u64>,
 }
 
 /// The mechanisms a token offers, and which CA key types it can therefore hold.
@@ -335,6 +346,7 @@ fn find_slot(ctx: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, TokenDescr
     let library = ctx.get_library_info()?;
     let mut present = Vec::new();
     let mut matches = Vec::new();
+    let mut infos = Vec::new();
     for slot in ctx.get_slots_with_token()? {
         let info = ctx.get_token_info(slot)?;
         let facts = TokenFacts {
@@ -352,6 +364,7 @@ fn find_slot(ctx: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, TokenDescr
         present.push(format!("{:?}", facts.label));
         if selector.matches(&facts) {
             matches.push((slot, facts));
+            infos.push(info);
         }
     }
     match matches.len() {
@@ -365,11 +378,21 @@ fn find_slot(ctx: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, TokenDescr
         }),
         1 => {
             let (slot, facts) = matches.remove(0);
+            let info = infos.remove(0);
+            let max_sessions = match info.max_session_count() {
+                cryptoki::slot::Limit::Max(n) => Some(n),
+                _ => None,
+            };
             Ok((
                 slot,
                 TokenDescription {
                     facts,
                     slot_id: slot.id(),
+                    library_version: library.library_version().to_string(),
+                    cryptoki_version: library.cryptoki_version().to_string(),
+                    hardware_version: info.hardware_version().to_string(),
+                    firmware_version: info.firmware_version().to_string(),
+                    max_sessions,
                 },
             ))
         }
