@@ -39,7 +39,7 @@ use super::fetch::{fetch_bundle, fetch_hash_tile};
 use super::source::LogSource;
 
 /// Most entry bundles fetched and decoded ahead of the ones merged.
-pub const WINDOW: u64 = 256;
+pub const WINDOW: u64 = 32;
 
 /// Progress is reported every this many bundles.
 const PROGRESS_BUNDLES: u64 = 16;
