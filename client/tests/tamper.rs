@@ -415,3 +415,48 @@ fn certificate_hash_mismatch_in_entry() {
         "entry 0 (in tile/entries/000.p/10): bad field certificate.sha256",
     );
 }
+
+#[test]
+fn any_flipped_bit_in_any_file_fails() {
+    // Every file of a small log is used by verification, so a flipped bit
+    // anywhere must fail it — with status 1, never 0 or a panic.
+    let s = Scratch::new();
+    let key = TestKey::new(ORIGIN, 1);
+    let log = TestLog::new(mixed_entries(600));
+    let dir = s.log_dir();
+    log.write(&dir, &key);
+    s.vkey(&key);
+    let mut files = Vec::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(files.len(), 8, "{files:?}");
+    let mut state = 0x5eed_u64;
+    for file in &files {
+        let original = std::fs::read(file).unwrap();
+        for _ in 0..6 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let at = (state >> 33) as usize % original.len();
+            let bit = (state >> 29) as u8 % 8;
+            let mut bytes = original.clone();
+            bytes[at] ^= 1 << bit;
+            std::fs::write(file, &bytes).unwrap();
+            let r = verify(&s);
+            assert_eq!(r.code, 1, "{} byte {at} bit {bit}: {r:?}", file.display());
+            assert!(!r.stderr.contains("panicked"), "{r:?}");
+        }
+        std::fs::write(file, &original).unwrap();
+    }
+    verify(&s).ok();
+}
