@@ -9,7 +9,9 @@
 #   3. runs the key ceremony: four CA keys generated inside the token;
 #   4. signs a 10-minute OpenSSH user certificate for a demo user;
 #   5. starts a throw-away sshd on a loopback port that trusts only the CA,
-#      logs in with plain `ssh`, and stops it again.
+#      logs in with plain `ssh`, and stops it again;
+#   6. exports the signing log and verifies it as an auditor would, proving
+#      the certificate just used is in it.
 #
 # Idempotent: run it again and it reuses the token and keys (and says so).
 # State lives in $SIGNET_DEMO_DIR (default ~/.local/share/signet-demo).
@@ -21,14 +23,15 @@ repo="$(pwd)"
 
 demo="${SIGNET_DEMO_DIR:-$HOME/.local/share/signet-demo}"
 
-say "1/5 Installing what is missing and building Signet"
+say "1/6 Installing what is missing and building Signet"
 ensure_packages $SIGNET_RUN_PACKAGES
 ensure_cargo
-cargo build --release --quiet -p signet-ca
+cargo build --release --quiet -p signet-ca -p signet
 ca="$repo/target/release/signet-ca"
-note "built $ca"
+signet="$repo/target/release/signet"
+note "built $ca and $signet"
 
-say "2/5 A SoftHSM2 token for the CA in $demo"
+say "2/6 A SoftHSM2 token for the CA in $demo"
 mkdir -p "$demo/tokens" && chmod 700 "$demo"
 export SOFTHSM2_CONF="$demo/softhsm2.conf"
 cat > "$SOFTHSM2_CONF" <<CONF
@@ -53,16 +56,16 @@ else
 fi
 note "PINs are in $demo/so-pin and $demo/hsm-pin (mode 0600); the config names the file, not the PIN"
 
-say "3/5 Key ceremony: CA keys are generated inside the token and never leave it"
+say "3/6 Key ceremony: CA keys are generated inside the token and never leave it"
 "$ca" init --config "$config"
 
-say "4/5 A 10-minute certificate for the demo user 'alice', login $(id -un)"
+say "4/6 A 10-minute certificate for the demo user 'alice', login $(id -un)"
 [ -f "$demo/alice" ] || ssh-keygen -q -t ed25519 -N "" -C alice@signet-demo -f "$demo/alice"
 "$ca" sign --config "$config" ssh-user --user alice --principal "$(id -un)" --ttl 10m \
     --public-key "$demo/alice.pub" > "$demo/alice-cert.pub"
 ssh-keygen -L -f "$demo/alice-cert.pub" | sed 's/^/    /' >&2
 
-say "5/5 A throw-away sshd on loopback that trusts only this CA"
+say "5/6 A throw-away sshd on loopback that trusts only this CA"
 "$ca" export --config "$config" ssh-user-ca > "$demo/user-ca.pub"
 [ -f "$demo/host_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -f "$demo/host_ed25519"
 port=""
@@ -95,4 +98,12 @@ output="$(ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes \
 note "ssh says: $output"
 grep -o 'Accepted publickey.*' "$demo/sshd.log" | tail -n 1 | sed 's/^/    sshd logged: /' >&2 || true
 
-say "Done. The certificate expires in 10 minutes; every issuance is in the CA's log ($demo/data)."
+say "6/6 An auditor verifies the signing log without trusting the CA"
+rm -rf "$demo/log-export"
+"$ca" log export --config "$config" "$demo/log-export" > "$demo/log.vkey"
+note "pinned log key: $(cat "$demo/log.vkey")"
+XDG_STATE_HOME="$demo/auditor" "$signet" audit verify --quiet --log "$demo/log-export" --key "$demo/log.vkey" 2>&1 | sed 's/^/    /' >&2
+XDG_STATE_HOME="$demo/auditor" "$signet" audit prove --log "$demo/log-export" --key "$demo/log.vkey" \
+    --cert "$demo/alice-cert.pub" 2>&1 | sed 's/^/    /' >&2
+
+say "Done. The certificate expires in 10 minutes; it and every other issuance are in the verified log."

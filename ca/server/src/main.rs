@@ -294,12 +294,13 @@ fn export_log(config: &Config, dir: &Path) -> Result<(), Error> {
     };
     let paths = LocalStore::tile_paths(checkpoint.size).map_err(|e| Error::Store(e.to_string()))?;
     let total = paths.len();
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     for (done, path) in paths.into_iter().enumerate() {
         let bytes = store
             .tile(&path)?
             .ok_or_else(|| Error::Store(format!("tile {path} is missing")))?;
         write_atomically(&dir.join(path.to_string()), &bytes).map_err(|e| file_err(dir, e))?;
-        if done % 1024 == 0 {
+        if progress && done % 1024 == 0 {
             eprint!("\rsignet-ca: exporting tiles {done}/{total}");
         }
     }
