@@ -367,8 +367,30 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
             true
         }
     };
-    // The log exists from the first ceremony on, with a signed empty checkpoint.
-    let (_store, log_signer) = open_store(config, &token)?;
+    // The log exists from the first ceremony on; every key generated is an
+    // entry, so the log records which CA keys exist and since when.
+    let (store, log_signer) = open_store(config, &token)?;
+    for result in results.iter().filter(|r| r.generated) {
+        let entry = signet_log::entry::Entry {
+            kind: signet_log::entry::EntryKind::KeyRotation,
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            actor: local_admin(),
+            request_hash: None,
+            subject: Some(format!(
+                "{} {} {}",
+                result.role.name(),
+                result.key.algorithm().name(),
+                result.key.public_key().ssh_fingerprint()?
+            )),
+            principals: Vec::new(),
+            roles: Vec::new(),
+            certificate: None,
+        };
+        store.append(entry.to_canonical_bytes()?, None)?;
+    }
 
     let mut out = std::io::stdout().lock();
     let mut json_keys = Vec::new();

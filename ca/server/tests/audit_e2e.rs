@@ -148,11 +148,12 @@ fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["verified"], true, "{summary}");
-    assert_eq!(summary["size"], 5, "{summary}");
+    // Four key-generation entries from `init`, then five certificates.
+    assert_eq!(summary["size"], 9, "{summary}");
     assert_eq!(summary["certificates"], 5, "{summary}");
 
     // A rewritten entry in the export is caught and named.
-    let bundle_path = dir.join("tile/entries/000.p/5");
+    let bundle_path = dir.join("tile/entries/000.p/9");
     let mut bundle = std::fs::read(&bundle_path).unwrap();
     let pos = bundle.iter().rposition(|&b| b == b'b').unwrap();
     bundle[pos] = b'c';

@@ -98,36 +98,36 @@ fn serves_checkpoint_tiles_and_proofs_and_rejects_bad_requests() {
     let (status, body) = get(port, "/log/checkpoint");
     assert_eq!(status, 200);
     let note = String::from_utf8(body).unwrap();
-    assert!(note.starts_with("ca.example.com/signet-log\n3\n"), "{note}");
+    assert!(note.starts_with("ca.example.com/signet-log\n7\n"), "{note}");
 
-    let (status, bundle) = get(port, "/log/tile/entries/000.p/3");
+    let (status, bundle) = get(port, "/log/tile/entries/000.p/7");
     assert_eq!(status, 200);
     assert_eq!(
-        signet_log::tiles::EntryBundle::parse(&bundle, 3)
+        signet_log::tiles::EntryBundle::parse(&bundle, 7)
             .unwrap()
             .entries()
             .len(),
-        3
+        7
     );
-    let (status, tile) = get(port, "/log/tile/0/000.p/3");
+    let (status, tile) = get(port, "/log/tile/0/000.p/7");
     assert_eq!(status, 200);
-    assert_eq!(tile.len(), 3 * 32);
+    assert_eq!(tile.len(), 7 * 32);
 
-    let (status, body) = get(port, "/v1/log/proof/inclusion?index=1&size=3");
+    let (status, body) = get(port, "/v1/log/proof/inclusion?index=1&size=7");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(json["inclusion_proof"].as_array().unwrap().len(), 2);
-    let (status, body) = get(port, "/v1/log/proof/consistency?old=1&new=3");
+    assert_eq!(json["inclusion_proof"].as_array().unwrap().len(), 3);
+    let (status, body) = get(port, "/v1/log/proof/consistency?old=1&new=7");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 
     for (path, expected) in [
-        ("/log/tile/0/000.p/4", 404), // beyond the tree
+        ("/log/tile/0/000.p/8", 404), // beyond the tree
         ("/log/tile/0/x.p/1", 404),   // not a tile path
-        ("/v1/log/proof/inclusion?index=3&size=3", 400),
+        ("/v1/log/proof/inclusion?index=7&size=7", 400),
         ("/v1/log/proof/inclusion?index=0&size=99", 400),
         ("/v1/log/proof/inclusion?index=abc", 400),
         ("/v1/log/proof/inclusion?index=0&bogus=1", 400),
-        ("/v1/log/proof/consistency?old=3&new=1", 400),
+        ("/v1/log/proof/consistency?old=7&new=1", 400),
     ] {
         let (status, body) = get(port, path);
         assert_eq!(
