@@ -726,3 +726,43 @@ fn two_keys_are_told_apart_by_serial() {
     assert_eq!(touch.requests(), 1);
     assert_eq!(dev.touch().unwrap().requests(), 0);
 }
+
+#[test]
+fn imported_rsa2048_key_signs_and_is_not_attested() {
+    use rsa::traits::PrivateKeyParts;
+    let Some(dev) = Fixture::new(true) else {
+        return;
+    };
+    let host = rsa::RsaPrivateKey::new(&mut rand::rng(), 2048).unwrap();
+    let primes = host.primes();
+    let key_data =
+        piv::RsaKeyData::new(&primes[0].to_be_bytes(), &primes[1].to_be_bytes()).unwrap();
+    let slot = SlotId::Retired(RetiredSlotId::R13);
+    let mut yk = dev.open_admin();
+    piv::import_rsa_key(
+        &mut yk,
+        slot,
+        AlgorithmId::Rsa2048,
+        key_data,
+        TouchPolicy::Never,
+        PinPolicy::Never,
+    )
+    .unwrap();
+    let meta = piv::metadata(&mut yk, slot).unwrap();
+    assert_eq!(meta.origin, Some(piv::Origin::Imported));
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(b"imported").into();
+    let sig = piv::sign_data(
+        &mut yk,
+        &pkcs1_sha256_block(&digest, 256),
+        AlgorithmId::Rsa2048,
+        slot,
+    )
+    .unwrap();
+    rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(host.to_public_key())
+        .verify_prehash(
+            &digest,
+            &rsa::pkcs1v15::Signature::try_from(sig.as_slice()).unwrap(),
+        )
+        .unwrap();
+    assert!(piv::attest(&mut yk, slot).is_err());
+}
