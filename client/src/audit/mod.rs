@@ -23,3 +23,55 @@ pub mod trust;
 pub mod verify;
 
 pub use error::{AuditError, ErrorClass, Result, VerifyFailure};
+
+#[cfg(test)]
+mod tests {
+    /// The local parsers (times, certificate files, key files) never panic,
+    /// whatever bytes they are given.
+    #[test]
+    fn local_parsers_do_not_panic() {
+        let alphabet: Vec<char> = "0123456789-:TZ+.eé—\n -----BEGIN PUBLIC KEY CERTIFICATE+/=AQ"
+            .chars()
+            .collect();
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        for _ in 0..20_000 {
+            let len = next() % 48;
+            let s: String = (0..len)
+                .map(|_| alphabet[next() % alphabet.len()])
+                .collect();
+            let _ = super::query::parse_time(&s);
+            let _ = super::certfile::parse(s.as_bytes());
+            let _ = super::trust::Trust::from_bytes(s.as_bytes(), None);
+            let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let _ = super::certfile::parse(&bytes);
+            let _ = super::trust::Trust::from_bytes(&bytes, Some("o"));
+        }
+        // Valid inputs with a few characters changed.
+        let samples = [
+            "2025-11-22T23:01:40.123-01:00",
+            "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n",
+            "ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29tAAAA alice",
+            "ca.example.com/signet-log+5432e20d+AeMK0Lx1wDXMJ4bEKtAkaAvIxOnqoJTrEmhhRf+JhMzR",
+        ];
+        for sample in samples {
+            let chars: Vec<char> = sample.chars().collect();
+            for _ in 0..5_000 {
+                let mut c = chars.clone();
+                for _ in 0..1 + next() % 3 {
+                    let at = next() % c.len();
+                    c[at] = alphabet[next() % alphabet.len()];
+                }
+                let s: String = c.into_iter().collect();
+                let _ = super::query::parse_time(&s);
+                let _ = super::certfile::parse(s.as_bytes());
+                let _ = super::trust::Trust::from_bytes(s.as_bytes(), None);
+            }
+        }
+    }
+}
