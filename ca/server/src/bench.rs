@@ -107,12 +107,14 @@ fn bench_key(token: &Token, algorithm: KeyAlgorithm) -> Result<KeyRef> {
 }
 
 /// Measures every key type the configuration uses, at one session and at
-/// the configured pool size (or `sessions` if given). `progress` is told
+/// the configured pool size (or `sessions` if given), with
+/// `clients_per_session` requests in flight per session. `progress` is told
 /// about each case before it runs.
 pub fn run(
     config: &Config,
     seconds: f64,
     sessions: Option<usize>,
+    clients_per_session: usize,
     mut progress: impl FnMut(&str),
 ) -> Result<Vec<BenchLine>> {
     let duration = Duration::from_secs_f64(seconds.max(0.2));
@@ -148,7 +150,7 @@ pub fn run(
         let token = Token::open(&token_config)?;
         // Enough requests in flight to keep every session busy while others
         // wait for the group flush.
-        let clients = (64 * sessions).min(512);
+        let clients = (clients_per_session * sessions).clamp(1, 4096);
         for &algorithm in &algorithms {
             progress(&format!(
                 "key={algorithm} sessions={sessions}: measuring for {:.0} s…",

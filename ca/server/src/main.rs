@@ -74,6 +74,9 @@ enum Command {
         /// Pool size to compare with one session (default: hsm.sessions).
         #[arg(long)]
         sessions: Option<usize>,
+        /// Requests in flight per session (the load the CA is under).
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
     },
     /// The verifiable log: export it for auditors, or check the local store.
     Log {
@@ -192,7 +195,17 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Init { json } => init(&config, json),
         Command::Export { key } => export(&config, key),
         Command::Sign { json, kind } => sign(config, kind, json),
-        Command::Bench { seconds, sessions } => {
+        Command::Bench {
+            seconds,
+            sessions,
+            clients,
+        } => {
+            if clients == 0 || clients > 1024 {
+                return Err(Error::BadRequest {
+                    field: "--clients",
+                    reason: "must be between 1 and 1024".into(),
+                });
+            }
             if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
                 return Err(Error::BadRequest {
                     field: "--seconds",
@@ -209,7 +222,9 @@ fn run(cli: Cli) -> Result<(), Error> {
                 "Benchmarking on token {:?}; bench keys only, never the CA keys.",
                 token_name(&config)
             );
-            let lines = bench::run(&config, seconds, sessions, |msg| eprintln!("{msg}"))?;
+            let lines = bench::run(&config, seconds, sessions, clients, |msg| {
+                eprintln!("{msg}")
+            })?;
             for line in lines {
                 println!("{line}");
             }
