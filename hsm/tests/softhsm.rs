@@ -48,7 +48,7 @@ fn every_supported_key_type_is_generated_protected_and_signs() {
         assert_eq!(supported, KeyAlgorithm::ALL.to_vec());
     }
     for algorithm in supported {
-        let label = format!("test-{algorithm}");
+        let label = hsm.unique(&format!("test-{algorithm}"));
         let key = token.generate_key(&label, algorithm).unwrap();
         assert_eq!(key.algorithm(), algorithm);
         assert_eq!(key.public_key().ca_algorithm(), Some(algorithm));
@@ -105,10 +105,11 @@ fn every_supported_key_type_is_generated_protected_and_signs() {
 #[test]
 fn pkcs11_tool_sees_sensitive_never_extractable_keys_and_cannot_read_them() {
     let hsm = SoftHsm::create("hsm-pkcs11-tool");
+    let ca_label = hsm.unique("ca-key");
     {
         let token = Token::open(&hsm.token_config(1)).unwrap();
         token
-            .generate_key("ca-key", KeyAlgorithm::EcdsaP256)
+            .generate_key(&ca_label, KeyAlgorithm::EcdsaP256)
             .unwrap();
     }
     let pkcs11_tool = |args: &[&str]| {
@@ -130,7 +131,7 @@ fn pkcs11_tool_sees_sensitive_never_extractable_keys_and_cannot_read_them() {
     let listed = pkcs11_tool(&["--list-objects", "--type", "privkey"]);
     let text = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.status.success(), "{text}");
-    assert!(text.contains("ca-key"), "{text}");
+    assert!(text.contains(&ca_label), "{text}");
     assert!(text.contains("sensitive"), "{text}");
     assert!(text.contains("never extractable"), "{text}");
 
@@ -143,7 +144,7 @@ fn pkcs11_tool_sees_sensitive_never_extractable_keys_and_cannot_read_them() {
         "--type",
         "privkey",
         "--label",
-        "ca-key",
+        &ca_label,
         "-o",
         out.to_str().unwrap(),
     ]);
@@ -154,6 +155,13 @@ fn pkcs11_tool_sees_sensitive_never_extractable_keys_and_cannot_read_them() {
 #[test]
 fn wrong_pin_is_reported_once_and_never_echoed() {
     let hsm = SoftHsm::create("hsm-wrong-pin");
+    if hsm.is_external() && std::env::var_os("SIGNET_PKCS11_WRONG_PIN_OK").is_none() {
+        // One failed login counts against a real token's retry limit.
+        eprintln!(
+            "not run on a real token: set SIGNET_PKCS11_WRONG_PIN_OK=1 to allow one failed login"
+        );
+        return;
+    }
     let wrong = hsm.dir().join("wrong-pin");
     std::fs::write(&wrong, "00000000\n").unwrap();
     let mut config = hsm.token_config(4);
@@ -173,7 +181,9 @@ fn wrong_pin_is_reported_once_and_never_echoed() {
 fn pool_recovers_after_the_login_is_lost() {
     let hsm = SoftHsm::create("hsm-recovery");
     let token = Token::open(&hsm.token_config(1)).unwrap();
-    let key = token.generate_key("k", KeyAlgorithm::EcdsaP256).unwrap();
+    let key = token
+        .generate_key(&hsm.unique("k"), KeyAlgorithm::EcdsaP256)
+        .unwrap();
     token.force_logout().unwrap();
     let raw = token
         .sign(&key, b"after logout", RsaHash::Sha256)

@@ -17,9 +17,21 @@ pub fn softhsm_module() -> PathBuf {
 
 /// A SoftHSM2 configuration and token directory of the test's own, with one
 /// initialised token and its user PIN in a file.
+///
+/// With `SIGNET_PKCS11_MODULE` set, the same tests run against a real
+/// module instead: the token named by `SIGNET_PKCS11_TOKEN`, logged in with
+/// the PIN in `SIGNET_PKCS11_PIN_FILE`. Nothing is initialised then, and
+/// since keys are never deleted, [`SoftHsm::unique`] gives every run's keys
+/// labels of their own.
 pub struct SoftHsm {
     dir: tempfile::TempDir,
     label: String,
+    external: Option<External>,
+}
+
+struct External {
+    pin_file: PathBuf,
+    run_id: String,
 }
 
 fn random_pin() -> Zeroizing<String> {
@@ -70,6 +82,7 @@ impl SoftHsm {
         let hsm = Self {
             dir,
             label: label.to_owned(),
+            external: None,
         };
         // SAFETY of the environment: tests run one per process under nextest.
         std::env::set_var("SOFTHSM2_CONF", &conf);
@@ -88,6 +101,21 @@ impl SoftHsm {
         &self.label
     }
 
+    /// True when testing a real module named by `SIGNET_PKCS11_MODULE`.
+    pub fn is_external(&self) -> bool {
+        self.external.is_some()
+    }
+
+    /// A key label for this test: `base` on a fresh SoftHSM2 token, `base`
+    /// with this run's id on a real token (keys are never deleted, so a
+    /// second run must not collide with the first).
+    pub fn unique(&self, base: &str) -> String {
+        match &self.external {
+            Some(external) => format!("{base}-{}", external.run_id),
+            None => base.to_owned(),
+        }
+    }
+
     /// The directory everything lives in (also a good place for test files).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -100,7 +128,10 @@ impl SoftHsm {
 
     /// File holding the user PIN.
     pub fn pin_file(&self) -> PathBuf {
-        self.dir.path().join("user-pin")
+        match &self.external {
+            Some(external) => external.pin_file.clone(),
+            None => self.dir.path().join("user-pin"),
+        }
     }
 
     /// The user PIN itself, for tools that only take it as an argument.
