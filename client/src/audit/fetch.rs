@@ -75,17 +75,15 @@ pub(crate) fn fetch_hash_tile(
     HashTile::new(prefix).map_err(|e| bad_tile(path, e))
 }
 
-/// The entries of bundle `path`, exactly `path.width()` of them.
+/// The bundle `path`: its entries are the first `path.width()` of the
+/// result (which holds more when a partial bundle was read from a full one).
 pub(crate) fn fetch_bundle(
     source: &dyn LogSource,
     path: &TilePath,
     size: u64,
-) -> Result<Vec<Vec<u8>>> {
+) -> Result<EntryBundle> {
     let (read, bytes) = fetch_with_fallback(source, path, MAX_BUNDLE_LEN, size)?;
-    let bundle = EntryBundle::parse(&bytes, read.width()).map_err(|e| bad_tile(&read, e))?;
-    let mut entries = bundle.entries().to_vec();
-    entries.truncate(usize::from(path.width()));
-    Ok(entries)
+    EntryBundle::parse(&bytes, read.width()).map_err(|e| bad_tile(&read, e))
 }
 
 /// Fetches the signed checkpoint.

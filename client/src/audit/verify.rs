@@ -153,7 +153,14 @@ fn check_bundle(source: &dyn LogSource, size: u64, bundle: u64) -> Result<Checke
     let width = bundle_width(size, bundle);
     let bundle_path = TilePath::entries(bundle, width).map_err(tile_err)?;
     let tile_path = TilePath::hash(0, bundle, width).map_err(tile_err)?;
-    let raw = fetch_bundle(source, &bundle_path, size)?;
+    let bundle_bytes = fetch_bundle(source, &bundle_path, size)?;
+    let raw = bundle_bytes
+        .entries()
+        .get(..usize::from(width))
+        .ok_or_else(|| VerifyFailure::BadTile {
+            path: bundle_path.to_string(),
+            reason: "fewer entries than its width".into(),
+        })?;
     let tile = fetch_hash_tile(source, &tile_path, size)?;
     let first = bundle * u64::from(TILE_WIDTH);
     let mut leaves = Vec::with_capacity(raw.len());
