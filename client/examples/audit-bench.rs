@@ -16,7 +16,10 @@
 //! (checkpoint, every bundle and hash tile, canonical decoding, serial and
 //! tree checks). The baseline is raw SHA-256 leaf hashing of the same entry
 //! bytes in memory, single-threaded, in the same run, so `ratio_to_leaf_sha256`
-//! compares across machines. Prints one `key=value` line per measurement.
+//! compares across machines. Measurements run in interleaved rounds
+//! (`AUDIT_BENCH_ROUNDS`, default 3) and the best of each is reported, so a
+//! busy neighbour does not skew the ratio. Prints one `key=value` line per
+//! measurement.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark may abort on error
 
 use std::path::Path;
@@ -148,8 +151,11 @@ fn main() {
     let vkey_line = vk.to_string();
     let key = Key(sk, vk);
 
-    let tmp = tempfile::tempdir().unwrap();
     let keep = args.next().map(std::path::PathBuf::from);
+    let rounds: u32 = std::env::var("AUDIT_BENCH_ROUNDS")
+        .ok()
+        .map_or(3, |s| s.parse().expect("AUDIT_BENCH_ROUNDS"));
+    let tmp = tempfile::tempdir().unwrap();
     let root = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     std::fs::create_dir_all(&root).unwrap();
     if let Some(dir) = &keep {
@@ -166,52 +172,75 @@ fn main() {
         bytes as f64 / n.max(1) as f64
     );
 
-    // Baseline: leaf hashes of the same bytes, in memory, one thread.
-    let t = Instant::now();
-    let mut acc = 0u8;
-    for e in &entries {
-        acc ^= leaf_hash(e)[0];
-    }
-    let secs = t.elapsed().as_secs_f64();
-    let baseline = n as f64 / secs;
-    println!("bench=leaf_sha256_baseline entries={n} seconds={secs:.3} rate={baseline:.0} unit=entries/s checksum={acc}");
-
-    // Where the time goes: canonical decoding alone, in memory, one thread.
-    let t = Instant::now();
-    for e in &entries {
-        Entry::from_bytes(e).unwrap();
-    }
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "bench=entry_decode_only entries={n} seconds={secs:.3} rate={:.0} unit=entries/s",
-        n as f64 / secs
-    );
-    drop(entries);
-
     let dir = DirSource::new(&root).unwrap();
     let trust = Trust::from_bytes(vkey_line.as_bytes(), None).unwrap();
     let mut thread_counts = vec![1, dir.parallelism()];
     thread_counts.dedup();
-    for threads in thread_counts {
-        let source = Threads(&dir, threads);
+
+    // Interleaved rounds, best of each: a busy neighbour slows one round,
+    // not one measurement against another.
+    let mut best_baseline = 0f64;
+    let mut best_decode = 0f64;
+    let mut best_verify = vec![0f64; thread_counts.len()];
+    for round in 1..=rounds {
+        // Baseline: leaf hashes of the same bytes, in memory, one thread.
         let t = Instant::now();
-        let signed = fetch_checkpoint(&source).unwrap();
-        let cp = trust.open(&signed, "checkpoint").unwrap();
-        let summary = verify_log(
-            &source,
-            &cp.checkpoint,
-            &[],
-            &mut |_| Ok(()),
-            &mut |_, _| {},
-        )
-        .unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        assert_eq!(summary.entries, n);
-        let rate = n as f64 / secs;
+        let mut acc = 0u8;
+        for e in &entries {
+            acc ^= leaf_hash(e)[0];
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        best_baseline = best_baseline.max(rate);
         println!(
-            "bench=audit_verify threads={threads} entries={n} seconds={secs:.3} rate={rate:.0} unit=entries/s ratio_to_leaf_sha256={:.3} target=200000 {}",
-            rate / baseline,
-            if rate >= 200_000.0 { "meets_target" } else { "BELOW_TARGET" }
+            "bench=leaf_sha256_baseline round={round} rate={rate:.0} unit=entries/s checksum={acc}"
+        );
+
+        // Where the time goes: canonical decoding alone, in memory, one thread.
+        let t = Instant::now();
+        for e in &entries {
+            Entry::from_bytes(e).unwrap();
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        best_decode = best_decode.max(rate);
+        println!("bench=entry_decode_only round={round} rate={rate:.0} unit=entries/s");
+
+        for (i, &threads) in thread_counts.iter().enumerate() {
+            let source = Threads(&dir, threads);
+            let t = Instant::now();
+            let signed = fetch_checkpoint(&source).unwrap();
+            let cp = trust.open(&signed, "checkpoint").unwrap();
+            let summary = verify_log(
+                &source,
+                &cp.checkpoint,
+                &[],
+                &mut |_| Ok(()),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            assert_eq!(summary.entries, n);
+            best_verify[i] = best_verify[i].max(rate);
+            println!(
+                "bench=audit_verify round={round} threads={threads} rate={rate:.0} unit=entries/s"
+            );
+        }
+    }
+
+    println!(
+        "bench=best rounds={rounds} leaf_sha256={best_baseline:.0} entry_decode={best_decode:.0} \
+         decode_ratio_to_leaf_sha256={:.3}",
+        best_decode / best_baseline
+    );
+    for (threads, rate) in thread_counts.iter().zip(&best_verify) {
+        println!(
+            "bench=best audit_verify threads={threads} entries={n} rate={rate:.0} unit=entries/s \
+             ratio_to_leaf_sha256={:.3} target=200000 {}",
+            rate / best_baseline,
+            if *rate >= 200_000.0 {
+                "meets_target"
+            } else {
+                "BELOW_TARGET"
+            }
         );
     }
 }
