@@ -46,8 +46,15 @@ impl Scratch {
             .prefix("signet-piv-backend-")
             .tempdir()
             .unwrap();
-        std::fs::write(dir.path().join("pin"), [PIN, b"\n"].concat()).unwrap();
-        std::fs::write(dir.path().join("wrong-pin"), "999999\n").unwrap();
+        let secret = |name: &str, value: &[u8]| {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.path().join(name);
+            std::fs::write(&path, [value, b"\n"].concat()).unwrap();
+            // PIN files must be readable by their owner only.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        secret("pin", PIN);
+        secret("wrong-pin", b"999999");
         Self { dir }
     }
 

@@ -164,6 +164,8 @@ fn the_pin_is_never_taken_from_the_command_line_and_errors_are_plain() {
     // A wrong PIN fails once with a message, not a report.
     let wrong = hsm.dir().join("wrong");
     std::fs::write(&wrong, "00000000\n").unwrap();
+    // PIN files must be readable by their owner only.
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = Command::new(BIN)
         .args(["--module", &module, "--token", hsm.label(), "--pin-file"])
         .arg(&wrong)
