@@ -75,9 +75,28 @@ impl Pin {
         Ok(Self(Zeroizing::new(trimmed.to_owned())))
     }
 
-    /// Reads a PIN from a file: the whole file, one line, trailing newline ignored.
+    /// Reads a PIN from a file: the whole file, one line, trailing newline
+    /// ignored. Like ssh with private keys, refuses a file that group or
+    /// others may read or write.
     pub fn from_file(path: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
         let source_name = format!("PIN file {}", path.display());
+        let meta = std::fs::metadata(path).map_err(|_| Error::PinSource {
+            source_name: source_name.clone(),
+            reason: "cannot be read",
+        })?;
+        if !meta.is_file() {
+            return Err(Error::PinSource {
+                source_name,
+                reason: "is not a regular file",
+            });
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(Error::PinSource {
+                source_name,
+                reason: "is accessible by group or others; make it readable by its owner only (chmod 600)",
+            });
+        }
         let bytes = Zeroizing::new(std::fs::read(path).map_err(|_| Error::PinSource {
             source_name: source_name.clone(),
             reason: "cannot be read",
@@ -138,6 +157,18 @@ mod tests {
         let err = Pin::from_file(file.path()).unwrap_err().to_string();
         assert!(err.contains("single-line"), "{err}");
         assert!(!err.contains("1234"), "{err}");
+    }
+
+    #[test]
+    fn pin_file_readable_by_others_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "98765").unwrap();
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Pin::from_file(file.path()).unwrap_err().to_string();
+        assert!(err.contains("chmod 600") && !err.contains("98765"), "{err}");
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(Pin::from_file(file.path()).is_ok());
     }
 
     #[test]

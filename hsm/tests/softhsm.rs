@@ -37,6 +37,11 @@ fn verify(public: &PublicKey, message: &[u8], raw: &[u8], rsa_hash: RsaHash) {
     }
 }
 
+fn owner_only(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 #[test]
 fn every_supported_key_type_is_generated_protected_and_signs() {
     let hsm = SoftHsm::create("hsm-all-types");
@@ -164,6 +169,7 @@ fn wrong_pin_is_reported_once_and_never_echoed() {
     }
     let wrong = hsm.dir().join("wrong-pin");
     std::fs::write(&wrong, "00000000\n").unwrap();
+    owner_only(&wrong);
     let mut config = hsm.token_config(4);
     config.pin = PinSource::File(wrong);
     let err = Token::open(&config).unwrap_err();
@@ -228,6 +234,7 @@ fn empty_pin_file_is_refused_before_any_login() {
     let hsm = SoftHsm::create("hsm-empty-pin");
     let empty = hsm.dir().join("empty");
     std::fs::write(&empty, "").unwrap();
+    owner_only(&empty);
     let mut config = hsm.token_config(1);
     config.pin = PinSource::File(empty);
     let err = Token::open(&config).unwrap_err().to_string();

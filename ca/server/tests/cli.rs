@@ -284,6 +284,11 @@ fn hsm_problems_fail_clearly_without_leaking_the_pin() {
     let not_a_module = ca.write("not-a-module.so", "plain text");
     let wrong_pin = ca.write("wrong-pin", "99999999\n");
     let empty_pin = ca.write("empty-pin", "");
+    let open_pin = ca.write("open-pin", &format!("{pin}\n"));
+    for file in [&wrong_pin, &empty_pin] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let module_line = original
         .lines()
         .find(|l| l.starts_with("module ="))
@@ -321,9 +326,14 @@ fn hsm_problems_fail_clearly_without_leaking_the_pin() {
             "refused the PIN",
         ),
         (
-            pin_line,
+            pin_line.clone(),
             format!("pin_file = \"{}\"", empty_pin.display()),
             "is empty",
+        ),
+        (
+            pin_line,
+            format!("pin_file = \"{}\"", open_pin.display()),
+            "chmod 600",
         ),
     ];
     for (from, to, message) in cases {
