@@ -11,7 +11,7 @@
 //!   PIN policy "once" gets the PIN verified at every operation.
 //! - Every PC/SC call runs on one worker thread (a pool of one), reached
 //!   through [`Reply`], so async callers never block.
-//! - The PIN comes from a [`PinSource`](crate::PinSource) and lives in a
+//! - The PIN comes from a [`PinSource`] and lives in a
 //!   zeroizing [`Pin`](crate::Pin). A refused PIN is reported with the tries
 //!   left and never sent again by this handle: retries would block the card.
 //! - A key whose touch policy asks for a touch fails with
