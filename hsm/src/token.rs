@@ -86,6 +86,23 @@ impl Capabilities {
         Ok(())
     }
 
+    /// Every mechanism `algorithm` needs that the token does not list, with
+    /// what it is needed for (`"generate"` or `"sign with"`); empty if the
+    /// token can hold the key type. For qualification reports.
+    pub fn missing_mechanisms(&self, algorithm: KeyAlgorithm) -> Vec<(&'static str, &'static str)> {
+        let (generate, name) = algorithm.generation_mechanism();
+        let mut missing = Vec::new();
+        if !self.has(generate) {
+            missing.push(("generate", name));
+        }
+        for (sign, name) in algorithm.signing_mechanisms() {
+            if !self.has(*sign) {
+                missing.push(("sign with", *name));
+            }
+        }
+        missing
+    }
+
     /// The key types this token can generate and sign with.
     pub fn supported_algorithms(&self) -> Vec<KeyAlgorithm> {
         KeyAlgorithm::ALL
@@ -657,5 +674,41 @@ fn read_public_key(
                 ))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_mechanisms_are_all_named() {
+        let list = [
+            MechanismType::ECC_KEY_PAIR_GEN,
+            MechanismType::SHA256_RSA_PKCS,
+        ];
+        let caps = Capabilities {
+            mechanisms: list.iter().map(|m| u64::from(*m)).collect(),
+            names: list.iter().map(|m| m.to_string()).collect(),
+        };
+        assert_eq!(
+            caps.missing_mechanisms(KeyAlgorithm::EcdsaP256),
+            [("sign with", "CKM_ECDSA")]
+        );
+        assert_eq!(
+            caps.missing_mechanisms(KeyAlgorithm::Rsa3072),
+            [
+                ("generate", "CKM_RSA_PKCS_KEY_PAIR_GEN"),
+                ("sign with", "CKM_SHA512_RSA_PKCS")
+            ]
+        );
+        assert!(caps.supported_algorithms().is_empty());
+        assert!(matches!(
+            caps.check(KeyAlgorithm::Ed25519),
+            Err(Error::MechanismUnsupported {
+                mechanism: "CKM_EC_EDWARDS_KEY_PAIR_GEN",
+                ..
+            })
+        ));
     }
 }

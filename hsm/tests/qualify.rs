@@ -115,7 +115,7 @@ fn json_report_for_a_token_named_by_flags() {
         if !supported {
             // An unsupported type names the mechanism it lacks.
             assert!(
-                entry["missing_mechanism"]
+                entry["missing_mechanisms"][0]
                     .as_str()
                     .unwrap()
                     .starts_with("CKM_"),

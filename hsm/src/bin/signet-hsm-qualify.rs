@@ -104,8 +104,8 @@ struct TokenReport {
 struct KeyTypeReport {
     key_type: String,
     supported: bool,
-    /// Why not: the missing mechanism and what it is for.
-    missing_mechanism: Option<String>,
+    /// Why not: each missing mechanism and what it is for.
+    missing_mechanisms: Vec<String>,
     /// Skipped on request (`--key-types`).
     skipped: bool,
     key_label: Option<String>,
@@ -415,34 +415,31 @@ fn run(args: &Args) -> anyhow::Result<Report> {
             key_type: algorithm.to_string(),
             ..Default::default()
         };
-        match token.capabilities().check(algorithm) {
-            Err(Error::MechanismUnsupported {
-                operation,
-                mechanism,
-                ..
-            }) => {
-                entry.missing_mechanism =
-                    Some(format!("{mechanism} (to {operation} {algorithm} keys)"));
-            }
-            Err(other) => entry.error = Some(other.to_string()),
-            Ok(()) => {
-                entry.supported = true;
-                if !args.key_types.is_empty() && !args.key_types.contains(&algorithm) {
-                    entry.skipped = true;
-                } else {
-                    let label = format!("signet-qualify-{algorithm}-{stamp}");
-                    match qualify_key_type(&token, algorithm, label, args.seconds, &mut entry) {
-                        Ok(key) => {
-                            if first_key.is_none() {
-                                first_key = Some(key);
-                            }
-                        }
-                        Err(err) => entry.error = Some(err.to_string()),
-                    }
-                    if let Some(label) = &entry.key_label {
-                        report.keys_left_on_token.push(label.clone());
+        entry.missing_mechanisms = token
+            .capabilities()
+            .missing_mechanisms(algorithm)
+            .into_iter()
+            .map(|(operation, mechanism)| format!("{mechanism} (to {operation} {algorithm} keys)"))
+            .collect();
+        entry.supported = entry.missing_mechanisms.is_empty();
+        if !entry.supported {
+            report.key_types.push(entry);
+            continue;
+        }
+        if !args.key_types.is_empty() && !args.key_types.contains(&algorithm) {
+            entry.skipped = true;
+        } else {
+            let label = format!("signet-qualify-{algorithm}-{stamp}");
+            match qualify_key_type(&token, algorithm, label, args.seconds, &mut entry) {
+                Ok(key) => {
+                    if first_key.is_none() {
+                        first_key = Some(key);
                     }
                 }
+                Err(err) => entry.error = Some(err.to_string()),
+            }
+            if let Some(label) = &entry.key_label {
+                report.keys_left_on_token.push(label.clone());
             }
         }
         report.key_types.push(entry);
@@ -557,10 +554,7 @@ fn print_text(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "Signet key types:")?;
     for k in &report.key_types {
         let status = if !k.supported {
-            format!(
-                "NOT SUPPORTED: missing {}",
-                k.missing_mechanism.as_deref().unwrap_or("?")
-            )
+            format!("NOT SUPPORTED: missing {}", k.missing_mechanisms.join(", "))
         } else if k.skipped {
             "supported (not tested: --key-types)".into()
         } else if let Some(err) = &k.error {
