@@ -181,6 +181,12 @@ impl CardWorker {
                 })?
             }
             PivManagementKey::PinProtected => {
+                if self.pin.is_none() {
+                    return Err(Error::PivManagementKey(
+                        "the PIN-protected management key needs the PIN, and no PIN source is configured"
+                            .into(),
+                    ));
+                }
                 self.verify_pin(yk, PivSlot::Authentication)?;
                 MgmKey::get_protected(yk).map_err(|_| {
                     Error::PivManagementKey("the card holds no PIN-protected management key".into())
