@@ -271,4 +271,8 @@ pub enum EntryError {
     /// A field has a value outside its allowed form (the message names it).
     #[error("bad field {0}")]
     BadField(&'static str),
+    /// The certificate the entry carries does not parse, or says something
+    /// else than the entry (the message names the field).
+    #[error("the certificate does not match the entry: {0}")]
+    CertificateMismatch(&'static str),
 }

@@ -205,6 +205,10 @@ impl Authority {
                 bytes: Base64Bytes(bytes),
             }),
         };
+        // The entry must describe exactly the certificate it carries: this
+        // is what auditors check, so a disagreement is a CA bug and nothing
+        // is issued.
+        signet_log::entry::check_certificate_contents(&entry)?;
         let appended = self.store.append(
             entry.to_canonical_bytes()?,
             Some((serial_kind, serial.clone())),

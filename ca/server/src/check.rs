@@ -30,7 +30,8 @@ fn broken(index: Option<u64>, problem: impl Into<String>) -> Error {
 }
 
 /// Verifies the store: the checkpoint signature, every entry's encoding,
-/// every stored hash, the serial index, and the root against the checkpoint.
+/// that every certificate says what its entry says, every stored hash, the
+/// serial index, and the root against the checkpoint.
 pub fn check_store(store: &LocalStore, verifier: &VerifierKey) -> Result<CheckReport> {
     let latest = store
         .latest_checkpoint()
@@ -78,6 +79,8 @@ pub fn check_store(store: &LocalStore, verifier: &VerifierKey) -> Result<CheckRe
                 format!("entry {index} is not a valid entry: {e}"),
             )
         })?;
+        signet_log::entry::check_certificate_contents(&entry)
+            .map_err(|e| broken(Some(index), format!("entry {index}: {e}")))?;
         let mut mismatch = None;
         tree.append(merkle::leaf_hash(&bytes), |node, hash| {
             if mismatch.is_none() {

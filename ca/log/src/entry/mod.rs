@@ -13,12 +13,14 @@
 //! running an old verifier must fail loudly on a log it cannot fully read.
 
 mod canonical;
+mod contents;
 mod fields;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use contents::check_certificate_contents;
 pub use fields::{Base64Bytes, Sha256Hex};
 
 use crate::error::{EntryError, Result};
