@@ -99,7 +99,8 @@ fn matching_entries_pass() {
 
 #[test]
 fn every_field_that_disagrees_is_named() {
-    let cases: Vec<(Box<dyn Fn(&mut Entry)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut Entry)>;
+    let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|e| e.certificate.as_mut().unwrap().serial = "43".into()),
             "serial",
