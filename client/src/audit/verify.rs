@@ -180,6 +180,15 @@ fn check_bundle(source: &dyn LogSource, size: u64, bundle: u64) -> Result<Checke
             path: bundle_path.to_string(),
             reason: detail(&e),
         })?;
+        // What the entry says must be what its certificate says: auditors
+        // search and read the entry's fields, servers trust the certificate.
+        signet_log::entry::check_certificate_contents(&entry).map_err(|e| {
+            VerifyFailure::BadEntry {
+                index,
+                path: bundle_path.to_string(),
+                reason: detail(&e),
+            }
+        })?;
         leaves.push(leaf);
         entries.push(entry);
     }

@@ -132,15 +132,76 @@ pub fn fingerprint(key_blob: &[u8]) -> String {
     )
 }
 
-fn certificate(serial: &str, bytes: Vec<u8>) -> IssuedCertificate {
+/// The entry's view of a certificate: every field read from the certificate
+/// itself, as the CA records it (the auditor checks they agree).
+fn certificate_from(
+    serial: String,
+    fingerprint: String,
+    validity: (u64, u64),
+    bytes: Vec<u8>,
+) -> IssuedCertificate {
     IssuedCertificate {
-        serial: serial.to_owned(),
-        public_key_fingerprint: fingerprint(&bytes),
-        not_before: T0,
-        not_after: T0 + 8 * 3600,
+        serial,
+        public_key_fingerprint: fingerprint,
+        not_before: validity.0,
+        not_after: validity.1,
         sha256: Sha256Hex(Sha256::digest(&bytes).into()),
         bytes: Base64Bytes(bytes),
     }
+}
+
+/// A real OpenSSH user certificate for `serial` and `principals`, valid
+/// T0..T0+8h, signed by a fixed software CA; `variant` makes it unique.
+pub fn make_ssh_cert(serial: u64, principals: &[&str], variant: u64) -> Vec<u8> {
+    let ca = ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[9; 32]));
+    let subject = ssh_key::private::Ed25519Keypair::from_seed(&[(variant % 251) as u8 + 1; 32]);
+    let mut nonce = variant.to_be_bytes().to_vec();
+    nonce.extend_from_slice(&serial.to_be_bytes());
+    let mut builder = ssh_key::certificate::Builder::new(
+        nonce,
+        ssh_key::public::KeyData::from(subject.public),
+        T0,
+        T0 + 8 * 3600,
+    )
+    .unwrap();
+    builder.serial(serial).unwrap();
+    builder
+        .cert_type(ssh_key::certificate::CertType::User)
+        .unwrap();
+    builder.key_id(format!("test {variant}")).unwrap();
+    for p in principals {
+        builder.valid_principal(*p).unwrap();
+    }
+    let cert = builder.sign(&ca).unwrap();
+    ssh_key::encoding::Encode::encode_vec(&cert).unwrap()
+}
+
+/// A real X.509 certificate (made by openssl) with this serial and CN.
+pub fn make_x509_cert(serial_hex: &str, cn: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-keyout", "k.pem", "-outform", "DER", "-out", "c.der", "-days", "1",
+        ])
+        .arg("-subj")
+        .arg(format!("/CN={cn}"))
+        .arg("-set_serial")
+        .arg(format!("0x{serial_hex}"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl req failed");
+    std::fs::read(dir.path().join("c.der")).unwrap()
 }
 
 fn user(name: &str) -> Actor {
@@ -155,22 +216,46 @@ fn user(name: &str) -> Actor {
     }
 }
 
-/// An OpenSSH user certificate issuance.
+/// An OpenSSH user certificate issuance. `cert` is a real certificate
+/// (whose serial, principals and validity the entry takes), or anything else,
+/// in which case a real one is made for `serial` and `principals`.
 pub fn ssh_entry(time: u64, name: &str, principals: &[&str], serial: u64, cert: Vec<u8>) -> Entry {
+    let cert = match ssh_key::Certificate::from_bytes(&cert) {
+        Ok(_) => cert,
+        Err(_) => make_ssh_cert(serial, principals, Sha256::digest(&cert)[0] as u64 + serial),
+    };
+    let parsed = ssh_key::Certificate::from_bytes(&cert).unwrap();
     Entry {
         kind: EntryKind::SshUserCert,
         time,
         actor: user(name),
         request_hash: Some(Sha256Hex([7; 32])),
         subject: None,
-        principals: principals.iter().map(|s| s.to_string()).collect(),
+        principals: parsed.valid_principals().to_vec(),
         roles: vec!["prod-sre".into()],
-        certificate: Some(certificate(&serial.to_string(), cert)),
+        certificate: Some(certificate_from(
+            parsed.serial().to_string(),
+            parsed
+                .public_key()
+                .fingerprint(ssh_key::HashAlg::Sha256)
+                .to_string(),
+            (parsed.valid_after(), parsed.valid_before()),
+            cert,
+        )),
     }
 }
 
-/// An X.509 client certificate issuance.
+/// An X.509 client certificate issuance. `der` is a real certificate, or
+/// anything else, in which case openssl makes one with `serial_hex`.
 pub fn x509_entry(time: u64, name: &str, serial_hex: &str, der: Vec<u8>) -> Entry {
+    use der::Decode as _;
+    let der = match x509_cert::Certificate::from_der(&der) {
+        Ok(_) => der,
+        Err(_) => make_x509_cert(serial_hex, name),
+    };
+    let parsed = x509_cert::Certificate::from_der(&der).unwrap();
+    let validity = parsed.tbs_certificate().validity();
+    let secs = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs();
     Entry {
         kind: EntryKind::X509Cert,
         time,
@@ -179,7 +264,12 @@ pub fn x509_entry(time: u64, name: &str, serial_hex: &str, der: Vec<u8>) -> Entr
         subject: None,
         principals: vec![],
         roles: vec!["prod-sre".into()],
-        certificate: Some(certificate(serial_hex, der)),
+        certificate: Some(certificate_from(
+            serial_hex.to_owned(),
+            fingerprint(&der),
+            (secs(&validity.not_before), secs(&validity.not_after)),
+            der,
+        )),
     }
 }
 
