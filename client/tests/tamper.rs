@@ -460,3 +460,18 @@ fn any_flipped_bit_in_any_file_fails() {
     }
     verify(&s).ok();
 }
+
+#[test]
+fn a_validly_signed_entry_that_lies_about_its_certificate() {
+    // A CA that logs "principals: deploy" but issued a certificate for root
+    // is caught, although the log itself is consistent and signed.
+    let s = Scratch::new();
+    let key = TestKey::new(ORIGIN, 1);
+    let mut entries = mixed_entries(10);
+    let mut lying = ssh_entry(T0, "mallory", &["root"], 7777, fake_ssh_cert(7));
+    lying.principals = vec!["deploy".into()];
+    entries.push(lying.to_canonical_bytes().unwrap());
+    TestLog::new(entries).write(&s.log_dir(), &key);
+    s.vkey(&key);
+    verify(&s).fails(1, "the certificate does not match the entry: principals");
+}
