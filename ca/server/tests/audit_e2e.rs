@@ -7,7 +7,6 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use common::Ca;
 
@@ -37,20 +36,7 @@ fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
     let ca = Ca::initialised("audit-e2e");
     let key = ca.client_key("k", "ed25519");
     let public = format!("{}.pub", key.display());
-    for user in ["alice", "bob", "carol"] {
-        ca.ok(&[
-            "sign",
-            "ssh-user",
-            "--user",
-            user,
-            "--principal",
-            "root",
-            "--ttl",
-            "1h",
-            "--public-key",
-            &public,
-        ]);
-    }
+    ca.issue_users(&["alice", "bob", "carol"], &key.with_extension("pub"));
     let x509 = ca.ok(&[
         "sign",
         "x509-client",
@@ -108,22 +94,8 @@ fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
     }
 
     // Online, from `signet-ca serve`, with the PEM key from `export log-key` and a pinned origin.
-    let port = signet_testkit::free_port();
-    let text = std::fs::read_to_string(&ca.config).unwrap();
-    std::fs::write(
-        &ca.config,
-        text.replace(
-            "listen = \"127.0.0.1:8441\"",
-            &format!("listen = \"127.0.0.1:{port}\""),
-        ),
-    )
-    .unwrap();
-    let mut daemon = ca.command().arg("serve").spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "serve did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let daemon = ca.serve();
+    let port = daemon.port;
     let url = format!("http://127.0.0.1:{port}/log/");
     let out = audit(
         &ca,
@@ -139,8 +111,7 @@ fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
             "--json",
         ],
     );
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     assert!(
         out.status.success(),
         "{}",

@@ -137,6 +137,71 @@ impl Ca {
     }
 }
 
+/// A running `signet-ca serve`, killed on drop.
+pub struct Daemon {
+    child: std::process::Child,
+    /// The loopback port it listens on.
+    pub port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Ca {
+    /// Issues an OpenSSH user certificate for each user (principal root).
+    pub fn issue_users(&self, users: &[&str], public_key: &Path) -> Vec<String> {
+        let public = public_key.to_str().unwrap();
+        users
+            .iter()
+            .map(|user| {
+                self.ok(&[
+                    "sign",
+                    "ssh-user",
+                    "--user",
+                    user,
+                    "--principal",
+                    "root",
+                    "--ttl",
+                    "1h",
+                    "--public-key",
+                    public,
+                ])
+            })
+            .collect()
+    }
+
+    /// Starts `signet-ca serve` on a free loopback port and waits until it answers.
+    pub fn serve(&self) -> Daemon {
+        let port = signet_testkit::free_port();
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(
+            &self.config,
+            text.replace(
+                "listen = \"127.0.0.1:8441\"",
+                &format!("listen = \"127.0.0.1:{port}\""),
+            ),
+        )
+        .unwrap();
+        let daemon = Daemon {
+            child: self.command().arg("serve").spawn().unwrap(),
+            port,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        daemon
+    }
+}
+
 /// A real OpenSSH client login; returns (success, stdout, stderr).
 pub fn ssh_login(
     port: u16,

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Ca;
 
@@ -50,50 +50,13 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn serves_checkpoint_tiles_and_proofs_and_rejects_bad_requests() {
     let ca = Ca::initialised("serve");
     let key = ca.client_key("k", "ed25519");
-    let public = format!("{}.pub", key.display());
-    for user in ["a", "b", "c"] {
-        ca.ok(&[
-            "sign",
-            "ssh-user",
-            "--user",
-            user,
-            "--principal",
-            "root",
-            "--ttl",
-            "1h",
-            "--public-key",
-            &public,
-        ]);
-    }
-    let port = signet_testkit::free_port();
-    let text = std::fs::read_to_string(&ca.config).unwrap();
-    std::fs::write(
-        &ca.config,
-        text.replace(
-            "listen = \"127.0.0.1:8441\"",
-            &format!("listen = \"127.0.0.1:{port}\""),
-        ),
-    )
-    .unwrap();
-    let _daemon = Daemon(ca.command().arg("serve").spawn().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "serve did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ca.issue_users(&["a", "b", "c"], &key.with_extension("pub"));
+    let daemon = ca.serve();
+    let port = daemon.port;
 
     let (status, body) = get(port, "/log/checkpoint");
     assert_eq!(status, 200);
