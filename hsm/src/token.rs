@@ -710,5 +710,10 @@ mod tests {
                 ..
             })
         ));
+        // What `signet-ca init` prints when the configuration asks for it.
+        assert_eq!(
+            caps.check(KeyAlgorithm::Ed25519).unwrap_err().to_string(),
+            "the token cannot generate ed25519 keys: it lacks CKM_EC_EDWARDS_KEY_PAIR_GEN"
+        );
     }
 }
