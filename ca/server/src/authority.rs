@@ -213,15 +213,13 @@ impl Authority {
             entry.to_canonical_bytes()?,
             Some((serial_kind, serial.clone())),
         )?;
-        let inclusion_proof = self
-            .store
-            .inclusion_proof(appended.index, appended.checkpoint.size)?;
+
         Ok(Issued {
             certificate,
             serial,
             log_index: appended.index,
             checkpoint: appended.checkpoint,
-            inclusion_proof,
+            inclusion_proof: appended.inclusion_proof,
         })
     }
 

@@ -6,6 +6,7 @@
 //! covered by a signed checkpoint. Concurrent appends share one write
 //! transaction, one fsync and one checkpoint signature (group commit).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -56,6 +57,8 @@ pub struct Appended {
     pub index: u64,
     /// A durable checkpoint that covers it.
     pub checkpoint: Arc<SignedCheckpoint>,
+    /// The entry's inclusion proof in that checkpoint's tree.
+    pub inclusion_proof: Vec<Hash>,
 }
 
 /// What issuance needs from log storage. The embedded redb store implements
@@ -65,10 +68,8 @@ pub trait LogStore: Send + Sync {
     /// ever used or is in use now.
     fn reserve_serial(&self, kind: SerialKind, serial: &str) -> Result<bool>;
     /// Appends an entry and returns once it is durable and covered by a
-    /// signed checkpoint.
+    /// signed checkpoint, with the entry's inclusion proof in it.
     fn append(&self, entry: Vec<u8>, serial: Option<(SerialKind, String)>) -> Result<Appended>;
-    /// An inclusion proof for `index` in the tree of `size` entries.
-    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>>;
 }
 
 impl LogStore for LocalStore {
@@ -77,9 +78,6 @@ impl LogStore for LocalStore {
     }
     fn append(&self, entry: Vec<u8>, serial: Option<(SerialKind, String)>) -> Result<Appended> {
         LocalStore::append(self, entry, serial)
-    }
-    fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
-        LocalStore::inclusion_proof(self, index, size)
     }
 }
 
@@ -485,15 +483,12 @@ impl Writer {
             let before = self.tree.clone();
             let outcome = self.write_batch(&batch);
             match outcome {
-                Ok((first_index, checkpoint)) => {
-                    for (offset, request) in batch.into_iter().enumerate() {
+                Ok(appended) => {
+                    for (request, appended) in batch.into_iter().zip(appended) {
                         if let Some(key) = &request.serial_key {
                             lock(&self.shared.in_flight).remove(key);
                         }
-                        let _ = request.reply.send(Ok(Appended {
-                            index: first_index + offset as u64,
-                            checkpoint: checkpoint.clone(),
-                        }));
+                        let _ = request.reply.send(Ok(appended));
                     }
                 }
                 Err(err) => {
@@ -512,8 +507,9 @@ impl Writer {
     }
 
     /// Writes a batch in one transaction, commits it and signs a checkpoint.
-    fn write_batch(&mut self, batch: &[AppendRequest]) -> Result<(u64, Arc<SignedCheckpoint>)> {
+    fn write_batch(&mut self, batch: &[AppendRequest]) -> Result<Vec<Appended>> {
         let first_index = self.tree.size();
+        let mut recent: HashMap<u128, Hash> = HashMap::new();
         let txn = self.db.begin_write().map_err(store_err)?;
         {
             let mut entries = txn.open_table(ENTRIES).map_err(store_err)?;
@@ -527,9 +523,9 @@ impl Writer {
                         new_nodes.push((node, *hash))
                     })?;
                 for (node, hash) in &new_nodes {
-                    nodes
-                        .insert(node_key(node.level, node.index), hash.as_slice())
-                        .map_err(store_err)?;
+                    let key = node_key(node.level, node.index);
+                    nodes.insert(key, hash.as_slice()).map_err(store_err)?;
+                    recent.insert(key, *hash);
                 }
                 if let Some(serial_key) = &request.serial_key {
                     serials
@@ -542,7 +538,27 @@ impl Writer {
             }
         }
         let checkpoint = self.commit(txn)?;
-        Ok((first_index, checkpoint))
+        // Proofs for the whole batch, from the hashes just written and the
+        // tree's right edge; older hashes (rarely needed) from a read
+        // transaction opened only if one is.
+        for (node, hash) in self.tree.nodes().into_iter().zip(self.tree.hashes()) {
+            recent.insert(node_key(node.level, node.index), *hash);
+        }
+        let nodes = BatchNodes {
+            recent: &recent,
+            db: &self.db,
+            older: std::cell::RefCell::new(None),
+        };
+        let mut appended = Vec::with_capacity(batch.len());
+        for offset in 0..batch.len() as u64 {
+            let index = first_index + offset;
+            appended.push(Appended {
+                index,
+                checkpoint: checkpoint.clone(),
+                inclusion_proof: merkle::inclusion_proof(&nodes, index, checkpoint.size)?,
+            });
+        }
+        Ok(appended)
     }
 
     /// Signs a checkpoint for the tree as written in `txn`, records it in
@@ -576,6 +592,33 @@ fn parse_stored_checkpoint(bytes: &[u8]) -> Result<SignedCheckpoint> {
         root: *checkpoint.root(),
         note: note_text.to_owned(),
     })
+}
+
+/// Hashes for a batch's proofs: those just written and the right edge in
+/// memory, anything older from a read transaction opened on first need.
+struct BatchNodes<'a> {
+    recent: &'a HashMap<u128, Hash>,
+    db: &'a Database,
+    older: std::cell::RefCell<Option<redb::ReadOnlyTable<u128, &'static [u8]>>>,
+}
+
+impl HashStore for BatchNodes<'_> {
+    fn subtree_hash(&self, level: u32, index: u64) -> signet_log::Result<Hash> {
+        if let Some(hash) = self.recent.get(&node_key(level, index)) {
+            return Ok(*hash);
+        }
+        let missing =
+            || signet_log::Error::from(signet_log::MerkleError::MissingHash { level, index });
+        let mut older = self.older.borrow_mut();
+        if older.is_none() {
+            let read = self.db.begin_read().map_err(|_| missing())?;
+            *older = Some(read.open_table(NODES).map_err(|_| missing())?);
+        }
+        match older.as_ref() {
+            Some(table) => ReadNodes(table).subtree_hash(level, index),
+            None => Err(missing()),
+        }
+    }
 }
 
 /// The subtree hashes in a read transaction, as the Merkle code's hash store.
@@ -702,11 +745,21 @@ mod tests {
             .map(|t| {
                 let store = store.clone();
                 std::thread::spawn(move || {
-                    (0..25)
+                    (0..150)
                         .map(|i| {
-                            let appended =
-                                store.append(format!("{t}-{i}").into_bytes(), None).unwrap();
+                            let entry = format!("{t}-{i}").into_bytes();
+                            let appended = store.append(entry.clone(), None).unwrap();
                             assert!(appended.checkpoint.size > appended.index);
+                            // The proof handed back with each append verifies
+                            // against the checkpoint handed back with it.
+                            merkle::verify_inclusion(
+                                &merkle::leaf_hash(&entry),
+                                appended.index,
+                                appended.checkpoint.size,
+                                &appended.inclusion_proof,
+                                &appended.checkpoint.root,
+                            )
+                            .unwrap();
                             appended.index
                         })
                         .collect::<Vec<_>>()
@@ -718,7 +771,7 @@ mod tests {
             .flat_map(|h| h.join().unwrap())
             .collect();
         all.sort_unstable();
-        assert_eq!(all, (0..200).collect::<Vec<_>>());
+        assert_eq!(all, (0..1200).collect::<Vec<_>>());
     }
 
     #[test]
