@@ -175,7 +175,11 @@ pub fn run(
 
             let store_dir = scratch.path().join(format!("{algorithm}-{sessions}.redb"));
             let log_key = bench_key(&token, config.keys.log_key)?;
-            let log_signer = Arc::new(LogSigner::new(token.clone(), log_key, "bench/signet-log")?);
+            let log_signer = Arc::new(LogSigner::new(
+                crate::log_signer::dedicated_token(config)?,
+                log_key,
+                "bench/signet-log",
+            )?);
             let store = Arc::new(LocalStore::open(
                 &store_dir,
                 "bench/signet-log",

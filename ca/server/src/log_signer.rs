@@ -35,6 +35,15 @@ impl LogSigner {
     }
 }
 
+/// A one-session pool of its own for the log key, so a batch's checkpoint
+/// signature never queues behind certificate signatures (and the other way
+/// round). The token's login is shared by the whole process.
+pub fn dedicated_token(config: &crate::config::Config) -> Result<Token> {
+    let mut token_config = config.token_config()?;
+    token_config.sessions = std::num::NonZeroUsize::MIN;
+    Ok(Token::open(&token_config)?)
+}
+
 /// The signed-note verifier key for a log public key.
 pub fn verifier_for(public: &PublicKey, origin: &str) -> Result<VerifierKey> {
     match public {

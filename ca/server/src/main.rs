@@ -291,7 +291,8 @@ fn open_token(config: &Config) -> Result<Token, Error> {
 /// Opens the log store with the token's log key as checkpoint signer.
 fn open_store(config: &Config, token: &Token) -> Result<(Arc<LocalStore>, Arc<LogSigner>), Error> {
     let key = keys::load(token, config, KeyRole::LogKey)?;
-    let signer = Arc::new(LogSigner::new(token.clone(), key, &config.log_origin())?);
+    let log_token = signet_ca::log_signer::dedicated_token(config)?;
+    let signer = Arc::new(LogSigner::new(log_token, key, &config.log_origin())?);
     let store = LocalStore::open(&config.store_path(), &config.log_origin(), signer.clone())?;
     Ok((Arc::new(store), signer))
 }
