@@ -18,10 +18,10 @@ ensure_nextest
 
 say "Checking formatting and lints"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 say "Running the test suite"
-cargo nextest run --workspace --no-fail-fast "$@"
+cargo nextest run --workspace --all-features --no-fail-fast "$@"
 
 if [ "${CI:-}" = "true" ] && [ -x deploy/fuzz.sh ]; then
     say "Running the fuzz targets briefly"
