@@ -19,7 +19,9 @@
 //! compares across machines. Measurements run in interleaved rounds
 //! (`AUDIT_BENCH_ROUNDS`, default 3) and the best of each is reported, so a
 //! busy neighbour does not skew the ratio. Prints one `key=value` line per
-//! measurement.
+//! measurement. `AUDIT_BENCH_KIND=certs` makes every entry a certificate
+//! issuance with a real OpenSSH certificate instead (what a CA's log mostly
+//! holds), which the auditor parses and checks against its entry.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark may abort on error
 
 use std::path::Path;
@@ -52,7 +54,75 @@ impl NoteSigner for Key {
     }
 }
 
+/// With `AUDIT_BENCH_KIND=certs`, entries are OpenSSH user certificate
+/// issuances carrying real certificates (each with its own serial), so the
+/// auditor also parses every certificate and checks it against its entry.
+fn certs_mode() -> bool {
+    std::env::var("AUDIT_BENCH_KIND").is_ok_and(|k| k == "certs")
+}
+
+fn cert_entry(i: u64) -> Vec<u8> {
+    use sha2::Digest as _;
+    use signet_log::entry::{Base64Bytes, IssuedCertificate, Sha256Hex};
+    thread_local! {
+        static KEYS: (ssh_key::PrivateKey, ssh_key::public::KeyData) = (
+            ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[7; 32])),
+            ssh_key::public::KeyData::from(ssh_key::private::Ed25519Keypair::from_seed(&[8; 32]).public),
+        );
+    }
+    let (not_before, not_after) = (1_795_392_000, 1_795_392_000 + 8 * 3600);
+    let cert = KEYS.with(|(ca, subject)| {
+        let mut b = ssh_key::certificate::Builder::new(
+            i.to_be_bytes().to_vec(),
+            subject.clone(),
+            not_before,
+            not_after,
+        )
+        .unwrap();
+        b.serial(i + 1).unwrap();
+        b.key_id(format!("user=user{} serial={}", i % 1000, i + 1))
+            .unwrap();
+        b.valid_principal("root").unwrap();
+        for ext in [
+            "permit-pty",
+            "permit-agent-forwarding",
+            "permit-port-forwarding",
+        ] {
+            b.extension(ext, "").unwrap();
+        }
+        b.sign(ca).unwrap()
+    });
+    let bytes = ssh_key::encoding::Encode::encode_vec(&cert).unwrap();
+    Entry {
+        kind: EntryKind::SshUserCert,
+        time: not_before,
+        actor: Actor::LocalAdmin {
+            unix_user: "secops".into(),
+        },
+        request_hash: None,
+        subject: Some(format!("user{}", i % 1000)),
+        principals: vec!["root".into()],
+        roles: vec!["prod-sre".into()],
+        certificate: Some(IssuedCertificate {
+            serial: (i + 1).to_string(),
+            public_key_fingerprint: cert
+                .public_key()
+                .fingerprint(ssh_key::HashAlg::Sha256)
+                .to_string(),
+            not_before,
+            not_after,
+            sha256: Sha256Hex(sha2::Sha256::digest(&bytes).into()),
+            bytes: Base64Bytes(bytes),
+        }),
+    }
+    .to_canonical_bytes()
+    .unwrap()
+}
+
 fn entry(i: u64) -> Vec<u8> {
+    if certs_mode() {
+        return cert_entry(i);
+    }
     Entry {
         kind: if i % 2 == 0 {
             EntryKind::Lock
