@@ -483,12 +483,16 @@ impl Writer {
             let before = self.tree.clone();
             let outcome = self.write_batch(&batch);
             match outcome {
+                // Committed: each request gets its index, checkpoint and
+                // proof (or, if its proof could not be made, an error; its
+                // entry is in the log all the same, which only ever holds
+                // more than was handed out).
                 Ok(appended) => {
                     for (request, appended) in batch.into_iter().zip(appended) {
                         if let Some(key) = &request.serial_key {
                             lock(&self.shared.in_flight).remove(key);
                         }
-                        let _ = request.reply.send(Ok(appended));
+                        let _ = request.reply.send(appended);
                     }
                 }
                 Err(err) => {
@@ -507,7 +511,8 @@ impl Writer {
     }
 
     /// Writes a batch in one transaction, commits it and signs a checkpoint.
-    fn write_batch(&mut self, batch: &[AppendRequest]) -> Result<Vec<Appended>> {
+    /// An outer error means nothing was committed.
+    fn write_batch(&mut self, batch: &[AppendRequest]) -> Result<Vec<Result<Appended>>> {
         let first_index = self.tree.size();
         let mut recent: HashMap<u128, Hash> = HashMap::new();
         let txn = self.db.begin_write().map_err(store_err)?;
@@ -549,15 +554,16 @@ impl Writer {
             db: &self.db,
             older: std::cell::RefCell::new(None),
         };
-        let mut appended = Vec::with_capacity(batch.len());
-        for offset in 0..batch.len() as u64 {
-            let index = first_index + offset;
-            appended.push(Appended {
-                index,
-                checkpoint: checkpoint.clone(),
-                inclusion_proof: merkle::inclusion_proof(&nodes, index, checkpoint.size)?,
-            });
-        }
+        let appended = (0..batch.len() as u64)
+            .map(|offset| {
+                let index = first_index + offset;
+                Ok(Appended {
+                    index,
+                    checkpoint: checkpoint.clone(),
+                    inclusion_proof: merkle::inclusion_proof(&nodes, index, checkpoint.size)?,
+                })
+            })
+            .collect();
         Ok(appended)
     }
 
