@@ -68,6 +68,16 @@ pub enum Error {
         /// The missing PKCS#11 mechanism.
         mechanism: &'static str,
     },
+    /// The token generates keys of this type, but not of this size.
+    #[error("the token generates RSA keys of {min} to {max} bits; {algorithm} is outside that")]
+    KeySizeUnsupported {
+        /// The key type asked for.
+        algorithm: crate::KeyAlgorithm,
+        /// Smallest size the token generates, in bits.
+        min: u64,
+        /// Largest size the token generates, in bits.
+        max: u64,
+    },
     /// No key with this label exists on the token.
     #[error("no key labelled {0:?} on the token")]
     KeyNotFound(String),

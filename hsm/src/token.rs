@@ -56,6 +56,9 @@ pub struct TokenDescription {
 pub struct Capabilities {
     mechanisms: BTreeSet<u64>,
     names: Vec<String>,
+    /// RSA key sizes the token generates (CK_MECHANISM_INFO, in bits);
+    /// `None` if it does not say.
+    rsa_bits: Option<(u64, u64)>,
 }
 
 impl Capabilities {
@@ -80,6 +83,17 @@ impl Capabilities {
                     operation: "sign with",
                     algorithm,
                     mechanism: name,
+                });
+            }
+        }
+        // A token may list RSA generation but only up to 2048 bits (PIV
+        // tokens do): refuse here rather than fail in the middle of a ceremony.
+        if let (Some(bits), Some((min, max))) = (algorithm.rsa_bits(), self.rsa_bits) {
+            if bits < min || (max > 0 && bits > max) {
+                return Err(Error::KeySizeUnsupported {
+                    algorithm,
+                    min,
+                    max,
                 });
             }
         }
@@ -424,7 +438,18 @@ fn read_capabilities(ctx: &Pkcs11, slot: Slot) -> Result<Capabilities> {
     let list = ctx.get_mechanism_list(slot)?;
     let mechanisms = list.iter().map(|m| u64::from(*m)).collect();
     let names = list.iter().map(|m| m.to_string()).collect();
-    Ok(Capabilities { mechanisms, names })
+    let rsa_bits = if list.contains(&MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
+        ctx.get_mechanism_info(slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN)
+            .ok()
+            .map(|info| (info.min_key_size() as u64, info.max_key_size() as u64))
+    } else {
+        None
+    };
+    Ok(Capabilities {
+        mechanisms,
+        names,
+        rsa_bits,
+    })
 }
 
 /// A deterministic CKA_ID for a label, so keys can be found by id as well.
@@ -682,6 +707,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rsa_sizes_beyond_what_the_token_generates_are_refused() {
+        let list = [
+            MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+            MechanismType::SHA256_RSA_PKCS,
+            MechanismType::SHA512_RSA_PKCS,
+        ];
+        let caps = Capabilities {
+            mechanisms: list.iter().map(|m| u64::from(*m)).collect(),
+            names: list.iter().map(|m| m.to_string()).collect(),
+            rsa_bits: Some((1024, 2048)),
+        };
+        let err = caps.check(KeyAlgorithm::Rsa3072).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the token generates RSA keys of 1024 to 2048 bits; rsa-3072 is outside that"
+        );
+        let roomy = Capabilities {
+            rsa_bits: Some((1024, 4096)),
+            ..caps
+        };
+        assert!(roomy.check(KeyAlgorithm::Rsa4096).is_ok());
+    }
+
+    #[test]
     fn missing_mechanisms_are_all_named() {
         let list = [
             MechanismType::ECC_KEY_PAIR_GEN,
@@ -690,6 +739,7 @@ mod tests {
         let caps = Capabilities {
             mechanisms: list.iter().map(|m| u64::from(*m)).collect(),
             names: list.iter().map(|m| m.to_string()).collect(),
+            rsa_bits: None,
         };
         assert_eq!(
             caps.missing_mechanisms(KeyAlgorithm::EcdsaP256),
