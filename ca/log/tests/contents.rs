@@ -11,6 +11,7 @@ use signet_log::entry::{
 const USER_CERT: &str = include_str!("vectors/certs/ssh-user-cert.pub");
 const HOST_CERT: &str = include_str!("vectors/certs/ssh-host-cert.pub");
 const X509_PEM: &str = include_str!("vectors/certs/x509.pem");
+const X509_FP: &str = "SHA256:o4hvNjA8n8gPYI81S5xp78vgvrtS9swxKG/taXPS+io";
 
 fn openssh_blob(line: &str) -> Vec<u8> {
     let b64 = line.split_whitespace().nth(1).unwrap();
@@ -90,7 +91,7 @@ fn matching_entries_pass() {
         Some("alice"),
         &[],
         "4a3b2c1d0e0f",
-        USER_FP,
+        X509_FP,
         (1_795_418_034, 1_795_504_434),
         pem_der(X509_PEM),
     );
@@ -155,7 +156,7 @@ fn x509_fields_that_disagree_are_named() {
         Some("alice"),
         &[],
         "4a3b2c1d0e0f",
-        USER_FP,
+        X509_FP,
         (1_795_418_034, 1_795_504_434),
         pem_der(X509_PEM),
     );
@@ -183,5 +184,44 @@ fn entries_without_certificates_pass() {
     let mut e = user_entry();
     e.kind = EntryKind::KeyRotation;
     e.certificate = None;
+    check_certificate_contents(&e).unwrap();
+}
+
+#[test]
+fn x509_key_fingerprints_match_ssh_keygen() {
+    use der::Decode;
+    for (pem, expected) in [
+        (X509_PEM, X509_FP),
+        (
+            include_str!("vectors/certs/x509-rsa.pem"),
+            "SHA256:7hTILUc+l7lSoHXztUGzW11ssbSEtNQy09h5dj38cUU",
+        ),
+        (
+            include_str!("vectors/certs/x509-ed25519.pem"),
+            "SHA256:NzqOuRw7S6rJAtJmN0MpR6+V2uTWD6t3hgMcAkHPPvw",
+        ),
+    ] {
+        let cert = x509_cert::Certificate::from_der(&pem_der(pem)).unwrap();
+        assert_eq!(
+            signet_log::entry::x509_key_fingerprint(&cert).unwrap(),
+            expected
+        );
+    }
+}
+
+#[test]
+fn x509_entry_naming_another_key_is_caught() {
+    let mut e = entry(
+        EntryKind::X509Cert,
+        Some("alice"),
+        &[],
+        "4a3b2c1d0e0f",
+        USER_FP,
+        (1_795_418_034, 1_795_504_434),
+        pem_der(X509_PEM),
+    );
+    let err = check_certificate_contents(&e).unwrap_err().to_string();
+    assert!(err.contains("fingerprint"), "{err}");
+    e.certificate.as_mut().unwrap().public_key_fingerprint = X509_FP.into();
     check_certificate_contents(&e).unwrap();
 }

@@ -266,7 +266,7 @@ pub fn x509_entry(time: u64, name: &str, serial_hex: &str, der: Vec<u8>) -> Entr
         roles: vec!["prod-sre".into()],
         certificate: Some(certificate_from(
             serial_hex.to_owned(),
-            fingerprint(&der),
+            signet_log::entry::x509_key_fingerprint(&parsed).unwrap(),
             (secs(&validity.not_before), secs(&validity.not_after)),
             der,
         )),

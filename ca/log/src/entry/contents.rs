@@ -22,10 +22,10 @@ fn mismatch(field: &'static str) -> crate::Error {
 ///
 /// OpenSSH: certificate type matches the kind; serial, validity,
 /// principals (same list, same order) and the certified key's SHA-256
-/// fingerprint equal the entry's. X.509: serial and validity equal the
-/// entry's, and when the entry names a subject, the certificate's CN is
-/// that subject. (The X.509 key fingerprint is not recomputed here: that
-/// needs the key's OpenSSH encoding; the certificate hash still binds it.)
+/// fingerprint equal the entry's. X.509: serial, validity and the certified
+/// key's fingerprint (of its OpenSSH encoding, as for OpenSSH entries) equal
+/// the entry's, and when the entry names a subject, the certificate's CN is
+/// that subject.
 pub fn check_certificate_contents(entry: &Entry) -> Result<()> {
     let Some(cert) = &entry.certificate else {
         return Ok(());
@@ -83,6 +83,9 @@ fn check_x509(entry: &Entry, cert: &IssuedCertificate) -> Result<()> {
     if unix(&tbs.validity().not_after) != cert.not_after {
         return Err(mismatch("certificate.not_after"));
     }
+    if x509_key_fingerprint(&parsed)? != cert.public_key_fingerprint {
+        return Err(mismatch("certificate.public_key_fingerprint"));
+    }
     if let Some(subject) = &entry.subject {
         let expected = format!("CN={subject}");
         if tbs.subject().to_string() != expected {
@@ -90,4 +93,43 @@ fn check_x509(entry: &Entry, cert: &IssuedCertificate) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The OpenSSH fingerprint (`SHA256:…`) of the key an X.509 certificate
+/// certifies: the same fingerprint `ssh-keygen -l` prints for that key, so
+/// entries name keys the same way whatever the certificate format.
+/// Ed25519, ECDSA P-256/P-384/P-521 and RSA keys; other types are a mismatch.
+pub fn x509_key_fingerprint(cert: &x509_cert::Certificate) -> Result<String> {
+    use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
+    const ED25519: &str = "1.3.101.112";
+    const EC: &str = "1.2.840.10045.2.1";
+    const RSA: &str = "1.2.840.113549.1.1.1";
+    let spki = cert.tbs_certificate().subject_public_key_info();
+    let bits = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| mismatch("certificate (public key is not whole bytes)"))?;
+    let unsupported = || mismatch("certificate (public key type)");
+    let key = match spki.algorithm.oid.to_string().as_str() {
+        ED25519 => KeyData::Ed25519(Ed25519PublicKey(
+            bits.try_into().map_err(|_| unsupported())?,
+        )),
+        EC => KeyData::Ecdsa(EcdsaPublicKey::from_sec1_bytes(bits).map_err(|_| unsupported())?),
+        RSA => {
+            use der::Reader as _;
+            let mut reader = der::SliceReader::new(bits).map_err(|_| unsupported())?;
+            let (n, e) = reader
+                .sequence(|r| {
+                    let n = der::asn1::UintRef::decode(r)?;
+                    let e = der::asn1::UintRef::decode(r)?;
+                    Ok::<_, der::Error>((n, e))
+                })
+                .map_err(|_| unsupported())?;
+            let e = ssh_key::Mpint::from_positive_bytes(e.as_bytes());
+            let n = ssh_key::Mpint::from_positive_bytes(n.as_bytes());
+            KeyData::Rsa(RsaPublicKey::new(e, n).map_err(|_| unsupported())?)
+        }
+        _ => return Err(unsupported()),
+    };
+    Ok(key.fingerprint(ssh_key::HashAlg::Sha256).to_string())
 }
