@@ -183,14 +183,6 @@ impl PublicKey {
         let key = ssh_key::PublicKey::new(self.to_ssh()?, comment);
         key.to_openssh().map_err(|e| Error::Encoding(e.to_string()))
     }
-
-    /// SHA-256 of the DER SubjectPublicKeyInfo, hex: a fingerprint that does
-    /// not depend on the OpenSSH encoding.
-    pub fn spki_sha256_hex(&self) -> Result<String> {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(self.to_spki_der()?);
-        Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
-    }
 }
 
 /// OIDs of the public key algorithms Signet accepts.

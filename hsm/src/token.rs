@@ -69,22 +69,12 @@ impl Capabilities {
     /// Fails with a message naming the missing mechanism if the token cannot
     /// generate and sign with this key type.
     pub fn check(&self, algorithm: KeyAlgorithm) -> Result<()> {
-        let (generate, name) = algorithm.generation_mechanism();
-        if !self.has(generate) {
+        if let Some(&(operation, mechanism)) = self.missing_mechanisms(algorithm).first() {
             return Err(Error::MechanismUnsupported {
-                operation: "generate",
+                operation,
                 algorithm,
-                mechanism: name,
+                mechanism,
             });
-        }
-        for (sign, name) in algorithm.signing_mechanisms() {
-            if !self.has(*sign) {
-                return Err(Error::MechanismUnsupported {
-                    operation: "sign with",
-                    algorithm,
-                    mechanism: name,
-                });
-            }
         }
         // A token may list RSA generation but only up to 2048 bits (PIV
         // tokens do): refuse here rather than fail in the middle of a ceremony.

@@ -223,17 +223,19 @@ impl Authority {
         })
     }
 
-    fn reserve_ssh_serial(&self) -> Result<u64> {
+    /// Draws random serials until the store confirms one was never used
+    /// (a collision is astronomically rare; the bound keeps a broken store
+    /// from looping forever).
+    fn reserve<T>(
+        &self,
+        kind: SerialKind,
+        mut draw: impl FnMut() -> Result<Option<(T, String)>>,
+    ) -> Result<(T, String)> {
         for _ in 0..16 {
-            let mut bytes = [0u8; 8];
-            getrandom::fill(&mut bytes).map_err(|e| Error::Certificate(e.to_string()))?;
-            let serial = u64::from_be_bytes(bytes);
-            if serial != 0
-                && self
-                    .store
-                    .reserve_serial(SerialKind::Ssh, &serial.to_string())?
-            {
-                return Ok(serial);
+            if let Some((serial, text)) = draw()? {
+                if self.store.reserve_serial(kind, &text)? {
+                    return Ok((serial, text));
+                }
             }
         }
         Err(Error::Store(
@@ -248,7 +250,12 @@ impl Authority {
         signer: &SshSigner,
     ) -> Result<(IssuedCert, String, Vec<u8>)> {
         let cert_err = |e: ssh_key::Error| Error::Certificate(e.to_string());
-        let serial = self.reserve_ssh_serial()?;
+        let (serial, _) = self.reserve(SerialKind::Ssh, || {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).map_err(|e| Error::Certificate(e.to_string()))?;
+            let serial = u64::from_be_bytes(bytes);
+            Ok((serial != 0).then(|| (serial, serial.to_string())))
+        })?;
         let mut nonce = [0u8; 32];
         getrandom::fill(&mut nonce).map_err(|e| Error::Certificate(e.to_string()))?;
         let mut builder = Builder::new(
@@ -280,16 +287,7 @@ impl Authority {
     }
 
     fn sign_x509(&self, request: &ApprovedRequest) -> Result<(IssuedCert, String, Vec<u8>)> {
-        let mut reserved = None;
-        for _ in 0..16 {
-            let (serial, hex) = x509::random_serial()?;
-            if self.store.reserve_serial(SerialKind::X509, &hex)? {
-                reserved = Some((serial, hex));
-                break;
-            }
-        }
-        let (serial, hex) = reserved
-            .ok_or_else(|| Error::Store("could not find an unused serial number".into()))?;
+        let (serial, hex) = self.reserve(SerialKind::X509, || x509::random_serial().map(Some))?;
         let spec = x509::ClientCertSpec {
             user: &request.subject,
             public_key: request.public_key.x509("--public-key")?,
