@@ -121,7 +121,6 @@ pub struct LocalStore {
 struct Shared {
     latest: Mutex<Option<Arc<SignedCheckpoint>>>,
     in_flight: Mutex<std::collections::HashSet<String>>,
-    size: std::sync::atomic::AtomicU64,
 }
 
 struct AppendRequest {
@@ -208,7 +207,6 @@ impl LocalStore {
         let shared = Arc::new(Shared {
             latest: Mutex::new(latest.clone()),
             in_flight: Mutex::new(std::collections::HashSet::new()),
-            size: std::sync::atomic::AtomicU64::new(size),
         });
         let mut writer = Writer {
             db: db.clone(),
@@ -281,9 +279,10 @@ impl LocalStore {
         lock(&self.shared.latest).clone()
     }
 
-    /// Number of entries committed.
+    /// Number of entries committed: every commit publishes its checkpoint,
+    /// so this is the latest checkpoint's size.
     pub fn len(&self) -> u64 {
-        self.shared.size.load(std::sync::atomic::Ordering::Acquire)
+        self.latest_checkpoint().map_or(0, |c| c.size)
     }
 
     /// Whether the log is empty.
@@ -299,11 +298,6 @@ impl LocalStore {
             nodes: read.open_table(NODES).map_err(store_err)?,
             serials: read.open_table(SERIALS).map_err(store_err)?,
         })
-    }
-
-    /// The entry at `index`.
-    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>> {
-        self.reader()?.entry(index)
     }
 
     /// An inclusion proof for `index` in the tree of `size` entries.
@@ -579,9 +573,6 @@ impl Writer {
                 .map_err(store_err)?;
         }
         txn.commit().map_err(store_err)?;
-        self.shared
-            .size
-            .store(size, std::sync::atomic::Ordering::Release);
         let signed = Arc::new(SignedCheckpoint { size, root, note });
         *lock(&self.shared.latest) = Some(signed.clone());
         Ok(signed)
@@ -706,7 +697,7 @@ mod tests {
         }
         let store = open(dir.path());
         assert_eq!(store.len(), 2);
-        assert_eq!(store.entry(1).unwrap().unwrap(), b"b");
+        assert_eq!(store.reader().unwrap().entry(1).unwrap().unwrap(), b"b");
         assert_eq!(store.latest_checkpoint().unwrap().root, root_after_two);
         assert!(
             !store.reserve_serial(SerialKind::Ssh, "7").unwrap(),
