@@ -123,6 +123,15 @@ pub enum Error {
         /// The return value.
         rv: String,
     },
+    /// The signature the token made does not verify under the key's public
+    /// half. It was discarded and logged; nothing signed with it leaves this
+    /// crate. A faulty RSA signature can reveal the private key, so this is
+    /// never retried silently: the device needs checking.
+    #[error("the signature the token made with key {key:?} does not verify under the key's public half; it was discarded and nothing was issued with it (a faulty device signature can reveal an RSA private key: check the HSM before relying on it)")]
+    FaultySignature {
+        /// The key's label.
+        key: String,
+    },
     /// The session pool has shut down (the token handle was dropped).
     #[error("the HSM session pool has stopped")]
     PoolStopped,

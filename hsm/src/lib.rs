@@ -25,6 +25,7 @@ mod public_key;
 mod signer;
 mod token;
 mod uri;
+mod verify;
 
 pub use algorithm::{KeyAlgorithm, RsaHash};
 pub use error::{Error, Result};

@@ -173,6 +173,9 @@ struct TokenInner {
     pool: SessionPool,
     description: TokenDescription,
     capabilities: Capabilities,
+    /// Test hook: flip a bit in every signature (see `corrupt_signatures`).
+    #[cfg(feature = "test-hooks")]
+    corrupt_signatures: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Token {
@@ -206,6 +209,8 @@ impl Token {
                 pool,
                 description,
                 capabilities,
+                #[cfg(feature = "test-hooks")]
+                corrupt_signatures: Arc::default(),
             }),
         })
     }
@@ -301,23 +306,43 @@ impl Token {
     /// P-384) and the token signs the digest with CKM_ECDSA; the result is
     /// raw r‖s. Ed25519: the token signs the message (CKM_EDDSA). RSA: the
     /// token hashes and signs (CKM_SHA256/512_RSA_PKCS), PKCS#1 v1.5.
+    ///
+    /// The worker verifies the signature against the key's public half
+    /// before it is returned. One that does not verify is discarded, logged
+    /// and answered with [`Error::FaultySignature`]: a faulty RSA signature
+    /// can reveal the private key, so a device fault must never be published.
     pub fn sign(&self, key: &KeyRef, message: &[u8], rsa_hash: RsaHash) -> Reply<Vec<u8>> {
         let input = match key.algorithm {
             KeyAlgorithm::EcdsaP256 => sha2::Sha256::digest(message).to_vec(),
             KeyAlgorithm::EcdsaP384 => sha2::Sha384::digest(message).to_vec(),
             _ => message.to_vec(),
         };
-        self.sign_prepared(key, input, rsa_hash)
+        self.submit_sign(key, input, rsa_hash, true)
     }
 
     /// Queues a signature over an input already prepared for the mechanism
-    /// (a digest for ECDSA). The benchmark's raw-signature baseline uses this.
+    /// (a digest for ECDSA), **without** verifying it. Only for measuring
+    /// the token itself (the benchmark's raw-signature baseline): never
+    /// publish what it returns; [`Token::sign`] is the verified path.
     pub fn sign_prepared(&self, key: &KeyRef, input: Vec<u8>, rsa_hash: RsaHash) -> Reply<Vec<u8>> {
-        let label = key.label.clone();
-        let algorithm = key.algorithm;
+        self.submit_sign(key, input, rsa_hash, false)
+    }
+
+    fn submit_sign(
+        &self,
+        key: &KeyRef,
+        input: Vec<u8>,
+        rsa_hash: RsaHash,
+        verify: bool,
+    ) -> Reply<Vec<u8>> {
+        let key = key.clone();
+        #[cfg(feature = "test-hooks")]
+        let corrupt = self.inner.corrupt_signatures.clone();
         self.inner.pool.submit(move |worker| {
-            worker.run(|session, cache| {
-                let handle = private_key_handle(session, cache, &label)?;
+            let algorithm = key.algorithm;
+            #[allow(unused_mut)]
+            let mut raw = worker.run(|session, cache| {
+                let handle = private_key_handle(session, cache, &key.label)?;
                 let mechanism = match algorithm {
                     KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => Mechanism::Ecdsa,
                     KeyAlgorithm::Ed25519 => {
@@ -331,8 +356,32 @@ impl Token {
                     },
                 };
                 Ok(session.sign(&mechanism, handle, &input)?)
-            })
+            })?;
+            #[cfg(feature = "test-hooks")]
+            if corrupt.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(byte) = raw.last_mut() {
+                    *byte ^= 0x01;
+                }
+            }
+            if verify && !key.public_key.verifies_prepared(&input, &raw, rsa_hash) {
+                log::error!(
+                    "the token's {algorithm} signature with key {:?} does not verify under the key's public half; discarded (check the HSM)",
+                    key.label
+                );
+                return Err(Error::FaultySignature { key: key.label });
+            }
+            Ok(raw)
         })
+    }
+
+    /// Test hook: from now on (until called with `false`) flips a bit in
+    /// every signature the token returns, as a faulty device would, so tests
+    /// can prove that no faulty signature is handed out.
+    #[cfg(feature = "test-hooks")]
+    pub fn corrupt_signatures(&self, on: bool) {
+        self.inner
+            .corrupt_signatures
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Test hook: logs the shared login out behind the pool's back, as a

@@ -240,3 +240,61 @@ fn empty_pin_file_is_refused_before_any_login() {
     let err = Token::open(&config).unwrap_err().to_string();
     assert!(err.contains("is empty"), "{err}");
 }
+
+#[test]
+fn a_faulty_token_signature_is_never_handed_out() {
+    use signature::Signer;
+    let hsm = SoftHsm::create("hsm-faulty-signature");
+    let token = Token::open(&hsm.token_config(2)).unwrap();
+    let message = b"certificate to be";
+    for algorithm in token.capabilities().supported_algorithms() {
+        let label = hsm.unique(&format!("faulty-{algorithm}"));
+        let key = token.generate_key(&label, algorithm).unwrap();
+        let ssh = signet_hsm::SshSigner::new(token.clone(), key.clone()).unwrap();
+        let x509 = signet_hsm::X509Signer::new(token.clone(), key.clone());
+
+        token.corrupt_signatures(true);
+        for hash in [RsaHash::Sha256, RsaHash::Sha512] {
+            let err = token.sign(&key, message, hash).wait().unwrap_err();
+            assert!(
+                matches!(&err, Error::FaultySignature { key } if *key == label),
+                "{algorithm}: {err:?}"
+            );
+            assert!(err.to_string().contains("does not verify"), "{err}");
+        }
+        // The certificate builders' signers get the error, not a signature.
+        let faulty = |err: signature::Error| {
+            let source = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<Error>());
+            matches!(source, Some(Error::FaultySignature { .. }))
+        };
+        let err = Signer::<ssh_key::Signature>::try_sign(&ssh, message).unwrap_err();
+        assert!(faulty(err), "{algorithm}");
+        let err = Signer::<signet_hsm::X509Signature>::try_sign(&x509, message).unwrap_err();
+        assert!(faulty(err), "{algorithm}");
+        // The unverified baseline does hand out the corrupted bytes: this is
+        // what `sign` would publish without its check.
+        let input = match algorithm {
+            KeyAlgorithm::EcdsaP256 => <sha2::Sha256 as sha2::Digest>::digest(message).to_vec(),
+            KeyAlgorithm::EcdsaP384 => <sha2::Sha384 as sha2::Digest>::digest(message).to_vec(),
+            _ => message.to_vec(),
+        };
+        let raw = token
+            .sign_prepared(&key, input, RsaHash::Sha512)
+            .wait()
+            .unwrap();
+        assert!(
+            !key.public_key().verifies(message, &raw, RsaHash::Sha512),
+            "{algorithm}"
+        );
+
+        // The real device path works.
+        token.corrupt_signatures(false);
+        for hash in [RsaHash::Sha256, RsaHash::Sha512] {
+            let raw = token.sign(&key, message, hash).wait().unwrap();
+            verify(key.public_key(), message, &raw, hash);
+            assert!(key.public_key().verifies(message, &raw, hash));
+        }
+        Signer::<ssh_key::Signature>::try_sign(&ssh, message).unwrap();
+        Signer::<signet_hsm::X509Signature>::try_sign(&x509, message).unwrap();
+    }
+}

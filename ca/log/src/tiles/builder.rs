@@ -2,8 +2,9 @@
 //!
 //! Feed [`TileBuilder::observe`] every subtree that
 //! [`crate::merkle::CompactRange::append`] reports; it hands back each hash
-//! tile as it becomes full, ready to store, and can list the partial tiles
-//! to serve alongside a checkpoint.
+//! tile as it becomes full and can list the partial tiles of the tree so
+//! far. The auditor's replay compares them with the tiles a log serves; a
+//! writer that keeps whole tiles could store them.
 
 use super::{HashTile, TilePath, TILE_HEIGHT, TILE_WIDTH};
 use crate::error::Result;

@@ -28,6 +28,14 @@ impl EntryBundle {
         Ok(Self { entries })
     }
 
+    /// A bundle from entries the caller has already counted (1..=256) and
+    /// measured (at most [`MAX_ENTRY_LEN`] bytes each).
+    pub(super) fn from_checked(entries: Vec<Vec<u8>>) -> Self {
+        debug_assert!((1..=usize::from(TILE_WIDTH)).contains(&entries.len()));
+        debug_assert!(entries.iter().all(|e| e.len() <= MAX_ENTRY_LEN));
+        Self { entries }
+    }
+
     /// Parses bundle bytes that must hold exactly `width` entries and nothing more.
     pub fn parse(bytes: &[u8], width: u16) -> Result<Self> {
         if width == 0 || width > TILE_WIDTH {

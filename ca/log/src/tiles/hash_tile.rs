@@ -22,6 +22,12 @@ impl HashTile {
         Ok(Self { hashes })
     }
 
+    /// A tile from hashes the caller has already counted (1..=256).
+    pub(super) fn from_checked(hashes: Vec<Hash>) -> Self {
+        debug_assert!((1..=usize::from(TILE_WIDTH)).contains(&hashes.len()));
+        Self { hashes }
+    }
+
     /// Parses tile bytes that must hold exactly `width` hashes (the width in
     /// the tile's path, which the verifier chose).
     pub fn parse(bytes: &[u8], width: u16) -> Result<Self> {

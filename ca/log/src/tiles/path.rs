@@ -48,6 +48,17 @@ impl TilePath {
         Self::checked(TileKind::Entries, index, width)
     }
 
+    /// A path whose level and width the caller has already kept in range
+    /// (level <= 63, width 1..=256).
+    pub(super) fn new_valid(kind: TileKind, index: u64, width: u16) -> Self {
+        debug_assert!((1..=TILE_WIDTH).contains(&width));
+        debug_assert!(match kind {
+            TileKind::Hash { level } => level <= MAX_TILE_LEVEL,
+            TileKind::Entries => true,
+        });
+        Self { kind, index, width }
+    }
+
     fn checked(kind: TileKind, index: u64, width: u16) -> Result<Self> {
         if width == 0 || width > TILE_WIDTH {
             return Err(TileError::BadWidth(width.into()).into());
