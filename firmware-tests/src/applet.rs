@@ -1,6 +1,7 @@
-//! The PIV applet of a YubiKey 5 as a state machine over APDUs, with no I/O:
-//! bytes in, bytes out. [`Applet::process`] is what the vpcd loop, unit tests
-//! and the fuzz target call.
+//! The PIV applet of a YubiKey 5 as a state machine over APDUs: bytes in,
+//! bytes out. Its only I/O is saving the state file after a change, when it
+//! was given one. [`Applet::process`] is what the card's dispatch
+//! ([`crate::card`]), unit tests and the fuzz target call.
 //!
 //! Behaviour follows NIST SP 800-73-4 and Yubico's PIV extensions as a real
 //! key shows them to the `yubikey` crate, yubico-piv-tool and ykcs11:

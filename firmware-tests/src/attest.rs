@@ -218,6 +218,50 @@ impl AttestationRoot {
     }
 }
 
+/// The FIDO extension carrying the authenticator's AAGUID
+/// (`id-fido-gen-ce-aaguid`, an OCTET STRING inside the extension value).
+pub const OID_FIDO_AAGUID: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.45724.1.1.4");
+
+impl AttestationRoot {
+    /// Issues the FIDO2 applet's attestation certificate for `key`: an
+    /// end-entity certificate as "packed" attestation requires (version 3,
+    /// `OU=Authenticator Attestation`, CA false, the AAGUID extension),
+    /// signed directly by this root so that verifiers trust the root alone.
+    pub fn issue_fido_attestation(
+        &self,
+        key: &SigningKey,
+        aaguid: [u8; 16],
+        serial: u32,
+    ) -> Result<Vec<u8>> {
+        let subject = Name::from_str(&format!(
+            "CN=Signet Virtual YubiKey FIDO Attestation {serial},\
+             OU=Authenticator Attestation,O=Signet,C=US"
+        ))
+        .map_err(cert_err)?;
+        let not_ca = x509_cert::ext::pkix::BasicConstraints {
+            ca: false,
+            path_len_constraint: None,
+        };
+        let aaguid = OctetString::new(aaguid.to_vec()).map_err(cert_err)?;
+        let profile = FixedProfile {
+            issuer: self.subject()?,
+            subject,
+            extensions: vec![
+                ext(
+                    const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+                    true,
+                    not_ca.to_der().map_err(cert_err)?,
+                )?,
+                ext(OID_FIDO_AAGUID, false, aaguid.to_der().map_err(cert_err)?)?,
+            ],
+        };
+        let validity =
+            Validity::from_now(Duration::from_secs(20 * 365 * 86400)).map_err(cert_err)?;
+        build(profile, validity, spki_of(key)?, &self.key)
+    }
+}
+
 /// What a slot attestation certificate states about the key and the device.
 #[derive(Debug, Clone, Copy)]
 pub struct AttestedFacts {

@@ -17,6 +17,8 @@
 
 use crate::applet::Applet;
 use crate::attest::AttestationRoot;
+use crate::card::{build_card, VirtualCard};
+use crate::fido::FidoControl;
 use crate::state::{CardState, DeviceInfo};
 use crate::touch::TouchControl;
 use crate::vpcd::RunningCard;
@@ -340,6 +342,8 @@ pub struct VirtualYubiKey {
     second: Option<RunningCard>,
     pcscd: Pcscd,
     touch: TouchControl,
+    /// PIN state and credentials of the card's FIDO applet.
+    fido: FidoControl,
     root: AttestationRoot,
     serial: u32,
     _lock: DeviceLock,
@@ -379,16 +383,17 @@ impl VirtualYubiKey {
             None => AttestationRoot::create()?,
         };
         let touch = TouchControl::new();
-        let applet = build_applet(&opts, &root, touch.clone())?;
-        let serial = applet.state().info.serial;
+        let (card, fido) = build_card(&opts, &root, touch.clone())?;
+        let serial = card.piv().state().info.serial;
         let pcscd = Pcscd::start()?;
-        let card = RunningCard::spawn(applet, pcscd.vpcd_addr(0))?;
+        let card = RunningCard::spawn(card, pcscd.vpcd_addr(0))?;
         pcscd.wait_for_cards(1, Duration::from_secs(15))?;
         Ok(Self {
             card: Some(card),
             second: None,
             pcscd,
             touch,
+            fido,
             root,
             serial,
             _lock: lock,
@@ -400,9 +405,14 @@ impl VirtualYubiKey {
         self.serial
     }
 
-    /// The touch sensor.
+    /// The touch sensor (one for both applets, as on a real key).
     pub fn touch(&self) -> &TouchControl {
         &self.touch
+    }
+
+    /// The FIDO applet's PIN state, counters and credentials.
+    pub fn fido(&self) -> &FidoControl {
+        &self.fido
     }
 
     /// The attestation root the card's `f9` certificate chains to.
@@ -415,18 +425,18 @@ impl VirtualYubiKey {
         &self.pcscd
     }
 
-    /// Pulls the card out, waits until pcscd notices, and returns its
-    /// applet (state included).
-    pub fn remove(&mut self) -> Result<Option<Applet>> {
+    /// Pulls the card out, waits until pcscd notices, and returns it
+    /// (state included).
+    pub fn remove(&mut self) -> Result<Option<VirtualCard>> {
         let applet = self.card.take().and_then(RunningCard::stop);
         self.pcscd
             .wait_for_cards(self.cards(), Duration::from_secs(15))?;
         Ok(applet)
     }
 
-    /// Plugs an applet in (after [`VirtualYubiKey::remove`]) and waits for it.
-    pub fn insert(&mut self, applet: Applet) -> Result<()> {
-        self.card = Some(RunningCard::spawn(applet, self.pcscd.vpcd_addr(0))?);
+    /// Plugs a card in (after [`VirtualYubiKey::remove`]) and waits for it.
+    pub fn insert(&mut self, card: VirtualCard) -> Result<()> {
+        self.card = Some(RunningCard::spawn(card, self.pcscd.vpcd_addr(0))?);
         self.pcscd
             .wait_for_cards(self.cards(), Duration::from_secs(15))
     }
@@ -439,8 +449,8 @@ impl VirtualYubiKey {
             return Err(harness_err("the reader's second slot is taken"));
         }
         let touch = TouchControl::new();
-        let applet = build_applet(&opts, &self.root, touch.clone())?;
-        self.second = Some(RunningCard::spawn(applet, self.pcscd.vpcd_addr(1))?);
+        let (card, _) = build_card(&opts, &self.root, touch.clone())?;
+        self.second = Some(RunningCard::spawn(card, self.pcscd.vpcd_addr(1))?);
         self.pcscd
             .wait_for_cards(self.cards(), Duration::from_secs(15))?;
         Ok(touch)

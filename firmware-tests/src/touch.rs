@@ -170,6 +170,104 @@ impl TouchControl {
     }
 }
 
+/// How a touch request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TouchOutcome {
+    /// The finger came in time.
+    Approved,
+    /// The user refused (a key with a deny gesture, or [`TouchMode::Deny`]).
+    Denied,
+    /// Nobody touched before the key gave up.
+    TimedOut,
+}
+
+/// A touch request in progress, for applets that answer "still waiting"
+/// (the FIDO applet's NFCCTAP_GETRESPONSE keep-alive) instead of blocking.
+#[derive(Debug, Clone)]
+pub struct PendingTouch {
+    mode: TouchMode,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl TouchControl {
+    /// Starts a touch request without waiting: the card lights up. The mode
+    /// is fixed now (a control file is read once per request).
+    pub fn begin(&self) -> PendingTouch {
+        let file_mode = self.file_mode();
+        let mut inner = self.lock();
+        inner.requests += 1;
+        let mode = file_mode.unwrap_or(inner.mode);
+        let started = Instant::now();
+        let limit = match mode {
+            TouchMode::Manual(timeout) => timeout.min(self.timeout),
+            _ => self.timeout,
+        };
+        PendingTouch {
+            mode,
+            started,
+            deadline: started + limit,
+        }
+    }
+
+    /// Waits at most `max` for `pending` to end; `None` means still waiting.
+    pub fn wait(&self, pending: &PendingTouch, max: Duration) -> Option<TouchOutcome> {
+        let until = (Instant::now() + max).min(pending.deadline);
+        let mut inner = self.lock();
+        let outcome = loop {
+            let now = Instant::now();
+            let decided = match pending.mode {
+                TouchMode::Approve => Some(TouchOutcome::Approved),
+                TouchMode::Deny => Some(TouchOutcome::Denied),
+                TouchMode::Delay(delay) if delay < self.timeout => {
+                    (now >= pending.started + delay).then_some(TouchOutcome::Approved)
+                }
+                TouchMode::Delay(_) => None,
+                TouchMode::Manual(_) if inner.pending > 0 => {
+                    inner.pending -= 1;
+                    Some(TouchOutcome::Approved)
+                }
+                TouchMode::Manual(_) => None,
+            };
+            if decided.is_some() {
+                break decided;
+            }
+            if now >= pending.deadline {
+                break Some(TouchOutcome::TimedOut);
+            }
+            if now >= until {
+                break None;
+            }
+            let next = match pending.mode {
+                TouchMode::Delay(delay) if delay < self.timeout => {
+                    (pending.started + delay).min(until)
+                }
+                _ => until,
+            };
+            inner = self
+                .shared
+                .1
+                .wait_timeout(inner, next.saturating_duration_since(now))
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        };
+        if outcome == Some(TouchOutcome::Approved) {
+            inner.approved += 1;
+        }
+        outcome
+    }
+
+    /// Asks for a touch and blocks until it is given, refused or timed out.
+    pub fn request_outcome(&self) -> TouchOutcome {
+        let pending = self.begin();
+        loop {
+            if let Some(outcome) = self.wait(&pending, Duration::from_secs(1)) {
+                return outcome;
+            }
+        }
+    }
+}
+
 /// Parses a control-file line (`approve`, `deny`, `delay <ms>`).
 pub fn parse_mode(text: &str) -> Option<TouchMode> {
     let mut words = text.split_whitespace();
@@ -210,6 +308,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         t.touch();
         assert!(h.join().unwrap());
+    }
+
+    #[test]
+    fn outcomes_and_polling() {
+        let t = TouchControl::new();
+        assert_eq!(t.request_outcome(), TouchOutcome::Approved);
+        t.set_mode(TouchMode::Deny);
+        assert_eq!(t.request_outcome(), TouchOutcome::Denied);
+        t.set_mode(TouchMode::Manual(Duration::from_millis(30)));
+        assert_eq!(t.request_outcome(), TouchOutcome::TimedOut);
+        t.set_mode(TouchMode::Manual(Duration::from_secs(5)));
+        let pending = t.begin();
+        assert_eq!(t.wait(&pending, Duration::ZERO), None);
+        t.touch();
+        assert_eq!(
+            t.wait(&pending, Duration::from_secs(1)),
+            Some(TouchOutcome::Approved)
+        );
+        assert_eq!((t.requests(), t.approved()), (4, 2));
     }
 
     #[test]

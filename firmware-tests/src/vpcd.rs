@@ -11,7 +11,8 @@
 //! ACKs on our side each exchange would stall ~40 ms. The loop sets
 //! `TCP_NODELAY` and re-arms `TCP_QUICKACK` after every read.
 
-use crate::applet::{Applet, ATR};
+use crate::applet::ATR;
+use crate::card::VirtualCard;
 use crate::{Error, Result};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -68,7 +69,11 @@ fn send_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
 }
 
 /// Serves one connection until pcscd closes it or `stop` is set.
-fn serve(stream: &mut TcpStream, applet: &mut Applet, stop: &AtomicBool) -> std::io::Result<Ended> {
+fn serve(
+    stream: &mut TcpStream,
+    card: &mut VirtualCard,
+    stop: &AtomicBool,
+) -> std::io::Result<Ended> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(POLL))?;
     let _ = socket2::SockRef::from(&*stream).set_tcp_quickack(true);
@@ -87,11 +92,11 @@ fn serve(stream: &mut TcpStream, applet: &mut Applet, stop: &AtomicBool) -> std:
         }
         match payload.as_slice() {
             // Power off, power on, reset: the card forgets its session.
-            [0x00] | [0x01] | [0x02] => applet.reset(),
+            [0x00] | [0x01] | [0x02] => card.reset(),
             [0x04] => send_frame(stream, &ATR)?,
             [_] => {}
             apdu => {
-                let response = applet.process(apdu);
+                let response = card.process(apdu);
                 send_frame(stream, &response)?;
             }
         }
@@ -100,7 +105,7 @@ fn serve(stream: &mut TcpStream, applet: &mut Applet, stop: &AtomicBool) -> std:
 
 /// Runs the card against the vpcd driver at `addr` until `stop` is set,
 /// reconnecting whenever pcscd drops the connection or is not up yet.
-pub fn run(addr: SocketAddr, applet: &mut Applet, stop: &AtomicBool) -> Result<()> {
+pub fn run(addr: SocketAddr, card: &mut VirtualCard, stop: &AtomicBool) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         let mut stream = match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
             Ok(s) => s,
@@ -109,8 +114,8 @@ pub fn run(addr: SocketAddr, applet: &mut Applet, stop: &AtomicBool) -> Result<(
                 continue;
             }
         };
-        applet.reset();
-        match serve(&mut stream, applet, stop) {
+        card.reset();
+        match serve(&mut stream, card, stop) {
             Ok(Ended::Stopped) => break,
             Ok(Ended::PeerClosed) => std::thread::sleep(POLL),
             Err(e) if stop.load(Ordering::Relaxed) => {
@@ -128,21 +133,21 @@ pub fn run(addr: SocketAddr, applet: &mut Applet, stop: &AtomicBool) -> Result<(
 #[derive(Debug)]
 pub struct RunningCard {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Applet>>,
+    thread: Option<JoinHandle<VirtualCard>>,
 }
 
 impl RunningCard {
-    /// Starts serving `applet` to the vpcd driver at `addr`.
-    pub fn spawn(mut applet: Applet, addr: SocketAddr) -> Result<Self> {
+    /// Starts serving `card` to the vpcd driver at `addr`.
+    pub fn spawn(mut card: VirtualCard, addr: SocketAddr) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("virtual-yubikey".into())
             .spawn(move || {
-                if let Err(e) = run(addr, &mut applet, &flag) {
+                if let Err(e) = run(addr, &mut card, &flag) {
                     eprintln!("virtual-yubikey: {e}");
                 }
-                applet
+                card
             })
             .map_err(|e| Error::io("spawning the card thread", e))?;
         Ok(Self {
@@ -151,8 +156,8 @@ impl RunningCard {
         })
     }
 
-    /// Removes the card and returns the applet (with its state).
-    pub fn stop(mut self) -> Option<Applet> {
+    /// Removes the card and returns it (with its state).
+    pub fn stop(mut self) -> Option<VirtualCard> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.take().and_then(|t| t.join().ok())
     }
@@ -170,6 +175,7 @@ impl Drop for RunningCard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::applet::Applet;
     use crate::attest::AttestationRoot;
     use crate::state::{CardState, DeviceInfo};
     use crate::touch::TouchControl;
@@ -198,7 +204,8 @@ mod tests {
             None,
             TouchControl::new(),
         );
-        let card = RunningCard::spawn(applet, addr).unwrap();
+        let (fido, _) = crate::fido::build(&root, 7, None, TouchControl::new()).unwrap();
+        let card = RunningCard::spawn(VirtualCard::new(applet, fido), addr).unwrap();
         let (mut s, _) = listener.accept().unwrap();
         // The driver sends length and payload separately, as vpcd does.
         s.write_all(&[0, 1]).unwrap();
@@ -207,7 +214,13 @@ mod tests {
         s.write_all(&[0, 1, 0x01]).unwrap();
         s.write_all(&[0, 5, 0, 0xF8, 0, 0, 0]).unwrap();
         assert_eq!(recv(&mut s), [0, 0, 0, 7, 0x90, 0]);
-        let applet = card.stop().unwrap();
-        assert_eq!(applet.state().info.serial, 7);
+        // The FIDO applet answers on the same card once selected.
+        let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x08];
+        select.extend_from_slice(&crate::fido::FIDO_AID);
+        s.write_all(&(select.len() as u16).to_be_bytes()).unwrap();
+        s.write_all(&select).unwrap();
+        assert_eq!(recv(&mut s), b"FIDO_2_0\x90\x00");
+        let card = card.stop().unwrap();
+        assert_eq!(card.piv().state().info.serial, 7);
     }
 }

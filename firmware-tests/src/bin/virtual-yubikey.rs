@@ -1,17 +1,19 @@
-//! `virtual-yubikey`: a YubiKey 5 PIV applet that plugs into pcscd through
-//! vsmartcard's vpcd driver, for testing Signet (and any PIV software)
-//! without hardware.
+//! `virtual-yubikey`: a YubiKey 5 — PIV and FIDO2 applets — that plugs into
+//! pcscd through vsmartcard's vpcd driver, for testing Signet (and any PIV
+//! or CTAP2 software) without hardware.
 
 use clap::Parser;
 use signet_firmware_tests::attest::{AttestationRoot, ROOT_CERT_FILE};
-use signet_firmware_tests::harness::{build_applet, VirtualKeyOptions};
+use signet_firmware_tests::card::build_card;
+use signet_firmware_tests::harness::VirtualKeyOptions;
 use signet_firmware_tests::touch::TouchControl;
 use signet_firmware_tests::vpcd;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-/// Emulates a YubiKey 5 PIV applet as a virtual smart card.
+/// Emulates a YubiKey 5 as a virtual smart card: the PIV applet and the
+/// FIDO2 (CTAP 2.1 over NFC framing) applet, chosen by SELECT.
 ///
 /// The card connects, as a TCP client, to pcscd's vpcd driver (Debian
 /// package `vsmartcard-vpcd`; its reader entry in /etc/reader.conf.d/vpcd
@@ -27,8 +29,13 @@ use std::sync::atomic::AtomicBool;
 /// if the directory holds none; trust its attestation-root.pem). It is a
 /// test root, never Yubico's.
 ///
-/// Touch: approved at once unless --touch-control names a file holding
-/// `approve`, `deny` or `delay <ms>`, read at every touch.
+/// FIDO2: AID A0000006472F0001, CTAP2 in NFCCTAP_MSG APDUs (python-fido2's
+/// CtapPcscDevice, webauthn-authenticator-rs's nfc transport), no PIN
+/// until a client sets one, "packed" attestation by a certificate the same
+/// root issues, ES256 and EdDSA credentials.
+///
+/// Touch (both applets): approved at once unless --touch-control names a
+/// file holding `approve`, `deny` or `delay <ms>`, read at every touch.
 ///
 /// Quick start with the system pcscd:
 ///   sed -i 's/^FRIENDLYNAME.*/FRIENDLYNAME "Yubico YubiKey OTP+FIDO+CCID"/' \
@@ -55,7 +62,8 @@ struct Args {
     attestation_root: PathBuf,
     /// JSON file holding the card's state (keys in the clear: a test
     /// device). Loaded if present — its serial and firmware then win over
-    /// --serial/--firmware — and rewritten after every change.
+    /// --serial/--firmware — and rewritten after every change. The FIDO
+    /// applet keeps its state beside it, in <name>.fido.json.
     #[arg(long)]
     state: Option<PathBuf>,
     /// Address of pcscd's vpcd driver.
@@ -99,13 +107,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         root: Some(root.clone()),
         state_file: args.state,
     };
-    let mut applet = build_applet(&opts, &root, touch)?;
+    let (mut card, _) = build_card(&opts, &root, touch)?;
     let addr: SocketAddr = args
         .vpcd
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| format!("{}: no address", args.vpcd))?;
-    let info = applet.state().info;
+    let info = card.piv().state().info;
     eprintln!(
         "virtual-yubikey: serial {} firmware {}.{}.{}, connecting to vpcd at {addr}; \
          attestation root {}",
@@ -116,6 +124,6 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.attestation_root.join(ROOT_CERT_FILE).display()
     );
     let stop = AtomicBool::new(false);
-    vpcd::run(addr, &mut applet, &stop)?;
+    vpcd::run(addr, &mut card, &stop)?;
     Ok(())
 }
