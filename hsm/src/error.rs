@@ -55,6 +55,11 @@ pub enum Error {
     /// The token refused the PIN. Never retried: retries lock real tokens.
     #[error("the token refused the PIN (not retried: repeated attempts lock the token)")]
     PinIncorrect,
+    /// The token refused the PIN earlier in this process (at a re-login
+    /// after the session's login was lost) and it is not sent again: every
+    /// retry would count against the token's limit and lock it.
+    #[error("the token refused the PIN earlier and it is not sent again (retries lock the token); put the right PIN in the PIN source and restart the process")]
+    PinRefusedRestart,
     /// The token's user PIN is locked.
     #[error("the token's user PIN is locked; unlock it with the SO PIN before retrying")]
     PinLocked,

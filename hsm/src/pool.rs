@@ -8,10 +8,13 @@
 //!
 //! A job that fails with a session, login or device error is run once more
 //! on a freshly opened and logged-in session; a PIN error is never retried,
-//! because retries lock real tokens.
+//! because retries lock real tokens. The sessions share one [`Login`]: logins
+//! take turns, and once the token refuses the PIN (at a re-login after the
+//! token was reset, or its PIN changed) no session sends it again; every
+//! job then answers [`Error::PinRefusedRestart`] until the process restarts.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use cryptoki::context::Pkcs11;
@@ -76,11 +79,68 @@ impl JobError {
     }
 }
 
+/// The user PIN of a pool, shared by its sessions, and whether the token has
+/// refused it. Logins take turns through the lock, so however many sessions
+/// lose their login at once, a wrong PIN reaches the token exactly once.
+pub(crate) struct Login {
+    pin: Pin,
+    refused: Mutex<bool>,
+}
+
+impl Login {
+    pub(crate) fn new(pin: Pin) -> Self {
+        Self {
+            pin,
+            refused: Mutex::new(false),
+        }
+    }
+
+    /// Logs the application in through `session`, unless the token refused
+    /// the PIN before. Another session of this process may already have
+    /// logged in (login state is per application), which is not an error.
+    fn log_in(&self, session: &Session) -> Result<()> {
+        // A panic while holding the lock leaves a plain bool behind: still valid.
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if *refused {
+            return Err(Error::PinRefusedRestart);
+        }
+        let secret = cryptoki::types::AuthPin::from(self.pin.expose());
+        match session.login(UserType::User, Some(&secret)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+            Err(
+                err @ CkError::Pkcs11(
+                    RvError::PinIncorrect
+                    | RvError::PinLocked
+                    | RvError::PinExpired
+                    | RvError::PinInvalid
+                    | RvError::PinLenRange,
+                    _,
+                ),
+            ) => {
+                *refused = true;
+                log::error!(
+                    "the token refused the PIN ({err}); it is not sent again: every signing job fails until the process is restarted with the right PIN"
+                );
+                Err(err.into())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if *self.refused.lock().unwrap_or_else(PoisonError::into_inner) {
+            Err(Error::PinRefusedRestart)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// One worker's session and its cache of private-key handles by label.
 pub(crate) struct WorkerSession {
     ctx: Pkcs11,
     slot: Slot,
-    pin: Arc<Pin>,
+    login: Arc<Login>,
     session: Option<Session>,
     key_handles: HashMap<String, ObjectHandle>,
 }
@@ -89,11 +149,11 @@ impl WorkerSession {
     /// Opens a read-write session and logs in. Another session of this
     /// process may already have logged in (login state is per application),
     /// which is not an error.
-    pub(crate) fn open(ctx: Pkcs11, slot: Slot, pin: Arc<Pin>) -> Result<Self> {
+    pub(crate) fn open(ctx: Pkcs11, slot: Slot, login: Arc<Login>) -> Result<Self> {
         let mut worker = Self {
             ctx,
             slot,
-            pin,
+            login,
             session: None,
             key_handles: HashMap::new(),
         };
@@ -103,12 +163,10 @@ impl WorkerSession {
 
     fn ensure_session(&mut self) -> Result<&Session> {
         if self.session.is_none() {
+            // Once the PIN was refused, no session is even opened.
+            self.login.check()?;
             let session = self.ctx.open_rw_session(self.slot)?;
-            let secret = cryptoki::types::AuthPin::from(self.pin.expose());
-            match session.login(UserType::User, Some(&secret)) {
-                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-                Err(err) => return Err(err.into()),
-            }
+            self.login.log_in(&session)?;
             self.session = Some(session);
         }
         self.session.as_ref().ok_or(Error::PoolStopped)

@@ -14,7 +14,7 @@ use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 use sha2::Digest;
 
-use crate::pool::{JobError, Reply, SessionPool, WorkerSession};
+use crate::pool::{JobError, Login, Reply, SessionPool, WorkerSession};
 use crate::uri::TokenFacts;
 use crate::{Error, KeyAlgorithm, PinSource, PublicKey, Result, RsaHash, TokenSelector};
 
@@ -198,10 +198,10 @@ impl Token {
         let ctx = load_module(&config.module)?;
         let (slot, description) = find_slot(&ctx, &config.token)?;
         let capabilities = read_capabilities(&ctx, slot)?;
-        let pin = Arc::new(config.pin.load()?);
+        let login = Arc::new(Login::new(config.pin.load()?));
         let mut sessions = Vec::with_capacity(config.sessions.get());
         for _ in 0..config.sessions.get() {
-            sessions.push(WorkerSession::open(ctx.clone(), slot, pin.clone())?);
+            sessions.push(WorkerSession::open(ctx.clone(), slot, login.clone())?);
         }
         let pool = SessionPool::start(sessions)?;
         Ok(Self {

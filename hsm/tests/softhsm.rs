@@ -298,3 +298,109 @@ fn a_faulty_token_signature_is_never_handed_out() {
         Signer::<signet_hsm::X509Signature>::try_sign(&x509, message).unwrap();
     }
 }
+
+/// OpenSC's PKCS#11 spy: a module that logs every call, then forwards it to
+/// the module named by `PKCS11SPY` (Debian package opensc-pkcs11).
+const PKCS11_SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";
+
+/// How many times the spy log shows `C_Login` called.
+fn logins_in(spy_log: &std::path::Path) -> usize {
+    std::fs::read_to_string(spy_log)
+        .unwrap()
+        .lines()
+        .filter(|line| {
+            line.split_once(": ")
+                .is_some_and(|(n, f)| n.parse::<u64>().is_ok() && f.trim() == "C_Login")
+        })
+        .count()
+}
+
+#[test]
+fn a_pin_refused_at_re_login_is_sent_once_then_never_again() {
+    let hsm = SoftHsm::create("hsm-pin-latch");
+    if hsm.is_external() {
+        // The test changes the token's PIN.
+        eprintln!("not run on a real token: it changes the user PIN");
+        return;
+    }
+    assert!(
+        std::path::Path::new(PKCS11_SPY).exists(),
+        "{PKCS11_SPY} missing: install the Debian package opensc-pkcs11"
+    );
+    // Every call the pool makes goes through the spy, which logs it.
+    let spy_log = hsm.dir().join("spy.log");
+    std::env::set_var("PKCS11SPY", softhsm_module());
+    std::env::set_var("PKCS11SPY_OUTPUT", &spy_log);
+    let mut config = hsm.token_config(3);
+    config.module = PKCS11_SPY.into();
+    let token = Token::open(&config).unwrap();
+    let key = token
+        .generate_key("latch", KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    token.sign(&key, b"before", RsaHash::Sha256).wait().unwrap();
+
+    // Another application session changes the user PIN and logs the
+    // application out, as an administrator's PIN change plus a token reset
+    // would: the pool's next re-login uses the PIN it was started with.
+    let old_pin = hsm.user_pin();
+    let new_pin = "24681357";
+    {
+        use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+        use cryptoki::types::AuthPin;
+        let ctx = Pkcs11::new(softhsm_module()).unwrap();
+        // The module is initialised already (by the pool, through the spy).
+        let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+        let slot = ctx
+            .get_slots_with_token()
+            .unwrap()
+            .into_iter()
+            .find(|slot| ctx.get_token_info(*slot).unwrap().label().trim() == hsm.label())
+            .unwrap();
+        let session = ctx.open_rw_session(slot).unwrap();
+        session
+            .set_pin(&AuthPin::from(old_pin.as_str()), &AuthPin::from(new_pin))
+            .unwrap();
+        session.logout().unwrap();
+    }
+    let logins_before = logins_in(&spy_log);
+
+    // Far more jobs than any token's retry limit, from several threads at once.
+    let replies: Vec<_> = (0..40)
+        .map(|i| token.sign(&key, format!("job {i}").as_bytes(), RsaHash::Sha256))
+        .collect();
+    let errors: Vec<Error> = replies.into_iter().map(|r| r.wait().unwrap_err()).collect();
+    assert_eq!(
+        logins_in(&spy_log) - logins_before,
+        1,
+        "C_Login must reach the token exactly once after the PIN changed"
+    );
+    let refused = errors
+        .iter()
+        .filter(|e| matches!(e, Error::PinIncorrect))
+        .count();
+    let latched = errors
+        .iter()
+        .filter(|e| matches!(e, Error::PinRefusedRestart))
+        .count();
+    assert_eq!((refused, latched), (1, 39), "{errors:?}");
+    let text = Error::PinRefusedRestart.to_string();
+    assert!(
+        text.contains("restart") && text.contains("not sent again"),
+        "{text}"
+    );
+    // Other work is refused the same way, without a login attempt.
+    assert!(matches!(
+        token.find_key("latch", KeyAlgorithm::EcdsaP256),
+        Err(Error::PinRefusedRestart)
+    ));
+    assert_eq!(logins_in(&spy_log) - logins_before, 1);
+    drop(token);
+
+    // A restart with the right PIN works: the token was never locked.
+    std::fs::write(hsm.pin_file(), format!("{new_pin}\n")).unwrap();
+    let token = Token::open(&config).unwrap();
+    token
+        .sign(&key, b"after restart", RsaHash::Sha256)
+        .wait()
+        .unwrap();
+}
