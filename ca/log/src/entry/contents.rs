@@ -6,42 +6,78 @@
 //! another would be caught by the SHA-256 only if the auditor also reads
 //! the certificate, so this parses it (OpenSSH with `ssh-key`, X.509 with
 //! `x509-cert`) and compares field by field.
+//!
+//! The fields an auditor searches on (`subject` for `--user`, `principals`
+//! for `--principal`) must equal the names relying parties read in the
+//! certificate: for OpenSSH the key id (`user=<subject> serial=<serial>` or
+//! `host=…`, what sshd logs and passes to `AuthorizedPrincipalsCommand`) and
+//! the principals; for X.509 the subject DN and every subjectAltName, above
+//! all the `signet://<trust domain>/user/<name>` URI services authorise on.
+//! A certificate naming anyone or anything the entry does not record is a
+//! mismatch, so no search can miss it.
 
 use der::Decode;
 use ssh_key::certificate::CertType;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{BasicConstraints, SubjectAltName};
 
-use super::{Entry, EntryKind, IssuedCertificate};
+use super::{Actor, Entry, EntryKind, IssuedCertificate};
 use crate::{EntryError, Result};
 
 fn mismatch(field: &'static str) -> crate::Error {
     EntryError::CertificateMismatch(field).into()
 }
 
-/// Checks an issuing entry's certificate against its fields. Entries of
-/// other kinds pass.
+/// Checks the certificate an entry carries, of any kind, against its fields.
+/// Entries without a certificate pass.
 ///
-/// OpenSSH: certificate type matches the kind; serial, validity,
-/// principals (same list, same order) and the certified key's SHA-256
-/// fingerprint equal the entry's. X.509: serial, validity and the certified
-/// key's fingerprint (of its OpenSSH encoding, as for OpenSSH entries) equal
-/// the entry's, and when the entry names a subject, the certificate's CN is
-/// that subject.
+/// The format is the kind's (`ssh-user-cert` and `ssh-host-cert`: OpenSSH,
+/// `x509-cert`: X.509); other kinds (`admin-sign`, the root certificate)
+/// may carry either, told apart by the first byte (a DER SEQUENCE is 0x30,
+/// an OpenSSH blob starts with a length).
+///
+/// OpenSSH: certificate type matches the kind (either type for other
+/// kinds); serial, validity, principals (same list, same order) and the
+/// certified key's SHA-256 fingerprint equal the entry's; the key id is
+/// `user=<subject> serial=<serial>` (`host=` for host certificates).
+///
+/// X.509: serial, validity and the certified key's fingerprint (of its
+/// OpenSSH encoding, as for OpenSSH entries) equal the entry's; the entry
+/// has no principals. A certificate with a subjectAltName is a user's: its
+/// subject DN is exactly `CN=<subject>`, and its names are `signet://` URIs
+/// of one trust domain, exactly one `…/user/<subject>`, `…/role/<r>` only
+/// for roles the entry lists, `…/device/<n>` only for the actor's attested
+/// PIV device. A certificate without one (a root) must have the entry's
+/// subject as its whole DN (RFC 4514 text), and is refused for `x509-cert`
+/// entries, as is a CA certificate.
+///
+/// Every entry with a certificate needs a subject.
 pub fn check_certificate_contents(entry: &Entry) -> Result<()> {
     let Some(cert) = &entry.certificate else {
         return Ok(());
     };
+    let subject = entry
+        .subject
+        .as_deref()
+        .ok_or_else(|| mismatch("subject (missing, the certificate names one)"))?;
     match entry.kind {
-        EntryKind::SshUserCert => check_ssh(entry, cert, CertType::User),
-        EntryKind::SshHostCert => check_ssh(entry, cert, CertType::Host),
-        EntryKind::X509Cert => check_x509(entry, cert),
-        _ => Ok(()),
+        EntryKind::SshUserCert => check_ssh(entry, subject, cert, Some(CertType::User)),
+        EntryKind::SshHostCert => check_ssh(entry, subject, cert, Some(CertType::Host)),
+        EntryKind::X509Cert => check_x509(entry, subject, cert),
+        _ if cert.bytes.0.first() == Some(&0x30) => check_x509(entry, subject, cert),
+        _ => check_ssh(entry, subject, cert, None),
     }
 }
 
-fn check_ssh(entry: &Entry, cert: &IssuedCertificate, cert_type: CertType) -> Result<()> {
+fn check_ssh(
+    entry: &Entry,
+    subject: &str,
+    cert: &IssuedCertificate,
+    cert_type: Option<CertType>,
+) -> Result<()> {
     let parsed = ssh_key::Certificate::from_bytes(&cert.bytes.0)
         .map_err(|_| mismatch("certificate (not an OpenSSH certificate)"))?;
-    if parsed.cert_type() != cert_type {
+    if cert_type.is_some_and(|t| t != parsed.cert_type()) {
         return Err(mismatch("kind (certificate type)"));
     }
     if parsed.serial().to_string() != cert.serial {
@@ -63,10 +99,17 @@ fn check_ssh(entry: &Entry, cert: &IssuedCertificate, cert_type: CertType) -> Re
     if fingerprint != cert.public_key_fingerprint {
         return Err(mismatch("certificate.public_key_fingerprint"));
     }
+    let label = match parsed.cert_type() {
+        CertType::User => "user",
+        CertType::Host => "host",
+    };
+    if parsed.key_id() != format!("{label}={subject} serial={}", parsed.serial()) {
+        return Err(mismatch("subject (certificate key id)"));
+    }
     Ok(())
 }
 
-fn check_x509(entry: &Entry, cert: &IssuedCertificate) -> Result<()> {
+fn check_x509(entry: &Entry, subject: &str, cert: &IssuedCertificate) -> Result<()> {
     let parsed = x509_cert::Certificate::from_der(&cert.bytes.0)
         .map_err(|_| mismatch("certificate (not a DER X.509 certificate)"))?;
     let tbs = parsed.tbs_certificate();
@@ -86,13 +129,124 @@ fn check_x509(entry: &Entry, cert: &IssuedCertificate) -> Result<()> {
     if x509_key_fingerprint(&parsed)? != cert.public_key_fingerprint {
         return Err(mismatch("certificate.public_key_fingerprint"));
     }
-    if let Some(subject) = &entry.subject {
-        let expected = format!("CN={subject}");
-        if tbs.subject().to_string() != expected {
-            return Err(mismatch("subject (certificate CN)"));
+    if !entry.principals.is_empty() {
+        return Err(mismatch("principals (an X.509 certificate grants none)"));
+    }
+    let is_ca = tbs
+        .get_extension::<BasicConstraints>()
+        .map_err(|_| mismatch("certificate (basicConstraints malformed or repeated)"))?
+        .is_some_and(|(_, bc)| bc.ca);
+    let san = tbs
+        .get_extension::<SubjectAltName>()
+        .map_err(|_| mismatch("subjectAltName (malformed or repeated)"))?;
+    if entry.kind == EntryKind::X509Cert && is_ca {
+        return Err(mismatch("kind (an x509-cert entry's certificate is a CA)"));
+    }
+    match san {
+        Some((_, SubjectAltName(names))) => {
+            check_signet_names(entry, subject, &names)?;
+            check_cn_only(tbs.subject(), subject)
         }
+        None if entry.kind == EntryKind::X509Cert => Err(mismatch(
+            "subject (certificate has no subjectAltName URI naming the user)",
+        )),
+        None if tbs.subject().to_string() != subject => {
+            Err(mismatch("subject (certificate subject DN)"))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The subject DN is one RDN holding one CN, equal to `subject`.
+fn check_cn_only(name: &x509_cert::name::Name, subject: &str) -> Result<()> {
+    let mut atvs = name.iter();
+    let cn = match (atvs.next(), atvs.next()) {
+        (Some(atv), None) if atv.oid == COMMON_NAME => atv,
+        _ => return Err(mismatch("subject (certificate DN is not just a CN)")),
+    };
+    let value = x509_cert::ext::pkix::name::DirectoryString::try_from(&cn.value)
+        .map_err(|_| mismatch("subject (certificate CN is not a string)"))?;
+    if value.value() != subject {
+        return Err(mismatch("subject (certificate CN)"));
     }
     Ok(())
+}
+
+/// commonName (RFC 4519); a constant, so a typo fails the build, not a check.
+const COMMON_NAME: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
+
+/// A `signet://<trust domain>/<what>/<name>` URI, split.
+struct SignetUri<'a> {
+    domain: &'a str,
+    what: &'a str,
+    name: &'a str,
+}
+
+impl<'a> SignetUri<'a> {
+    /// Only the one spelling Signet writes: lowercase scheme, a DNS name,
+    /// two path segments of characters that need no escaping (so no
+    /// relying party can decode the name into another one).
+    fn parse(uri: &'a str) -> Option<Self> {
+        let rest = uri.strip_prefix("signet://")?;
+        let (domain, rest) = rest.split_once('/')?;
+        let (what, name) = rest.split_once('/')?;
+        let dns = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        };
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+        };
+        (dns(domain) && plain(what) && plain(name)).then_some(Self { domain, what, name })
+    }
+}
+
+/// The subjectAltName of a user's certificate names the entry's subject
+/// once and nothing the entry does not record.
+fn check_signet_names(entry: &Entry, subject: &str, names: &[GeneralName]) -> Result<()> {
+    let mut domain = None;
+    let mut users = 0usize;
+    for name in names {
+        let GeneralName::UniformResourceIdentifier(uri) = name else {
+            return Err(mismatch(
+                "subjectAltName (a name other than a signet:// URI)",
+            ));
+        };
+        let uri = SignetUri::parse(uri.as_str())
+            .ok_or_else(|| mismatch("subjectAltName (a URI other than signet://)"))?;
+        if *domain.get_or_insert(uri.domain) != uri.domain {
+            return Err(mismatch("subjectAltName (two trust domains)"));
+        }
+        match uri.what {
+            "user" if uri.name == subject => users += 1,
+            "user" => return Err(mismatch("subject (certificate SAN URI)")),
+            "role" if entry.roles.iter().any(|r| r == uri.name) => {}
+            "role" => return Err(mismatch("roles (certificate SAN URI)")),
+            "device" if device_serial(entry).is_some_and(|d| d.to_string() == uri.name) => {}
+            "device" => return Err(mismatch("actor.piv_device (certificate SAN URI)")),
+            _ => return Err(mismatch("subjectAltName (an unknown signet:// URI)")),
+        }
+    }
+    match users {
+        1 => Ok(()),
+        0 => Err(mismatch(
+            "subject (certificate has no subjectAltName URI naming the user)",
+        )),
+        _ => Err(mismatch("subject (certificate SAN URI repeated)")),
+    }
+}
+
+fn device_serial(entry: &Entry) -> Option<u32> {
+    match &entry.actor {
+        Actor::User {
+            piv_device: Some(d),
+            ..
+        } => Some(d.serial),
+        _ => None,
+    }
 }
 
 /// The OpenSSH fingerprint (`SHA256:…`) of the key an X.509 certificate
