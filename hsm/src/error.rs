@@ -52,6 +52,14 @@ pub enum Error {
     /// A PKCS#11 URI (RFC 7512) could not be parsed.
     #[error("invalid PKCS#11 URI: {0}")]
     InvalidUri(String),
+    /// A data object on the token could not be read or written as expected.
+    #[error("token data object {label:?}: {reason}")]
+    DataObject {
+        /// The object's label.
+        label: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// The token refused the PIN. Never retried: retries lock real tokens.
     #[error("the token refused the PIN (not retried: repeated attempts lock the token)")]
     PinIncorrect,

@@ -18,6 +18,8 @@ use crate::pool::{JobError, Login, Reply, SessionPool, WorkerSession};
 use crate::uri::TokenFacts;
 use crate::{Error, KeyAlgorithm, PinSource, PublicKey, Result, RsaHash, TokenSelector};
 
+mod data_object;
+
 /// How to reach a token. Built from the CA's `[hsm]` configuration.
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
