@@ -11,7 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signet_ca::store::{CommitMode, LocalStore};
+use signet_ca::store::{CommitMode, FileMark, LocalStore, LogStore, StoreOptions};
+use signet_log::entry::{Actor, Entry, EntryKind};
 use signet_log::note::{KeyId, NoteSigner, SignerError, VerifierKey};
 
 struct SoftSigner(ed25519_dalek::SigningKey, VerifierKey);
@@ -29,32 +30,40 @@ impl NoteSigner for SoftSigner {
     }
 }
 
-fn signer() -> Arc<SoftSigner> {
+fn open(path: std::path::PathBuf, mode: CommitMode) -> LocalStore {
     let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
     let verifier =
         VerifierKey::ed25519("bench/signet-log", key.verifying_key().as_bytes()).unwrap();
-    Arc::new(SoftSigner(key, verifier))
+    LocalStore::open(StoreOptions {
+        mark: Arc::new(FileMark::new(path.with_extension("high-water"))),
+        path,
+        origin: "bench/signet-log".into(),
+        signer: Arc::new(SoftSigner(key, verifier.clone())),
+        verifier,
+        mode,
+    })
+    .unwrap()
 }
 
 /// A realistic entry size (an issuance entry with an OpenSSH certificate is ~1.3 KB).
-fn entry(i: u64) -> Vec<u8> {
-    let mut e = format!("{{\"bench\":{i},\"pad\":\"").into_bytes();
-    e.resize(1200, b'x');
-    e.extend_from_slice(b"\"}");
-    e
+fn entry(i: u64) -> Entry {
+    Entry {
+        kind: EntryKind::RoleChange,
+        time: 1_700_000_000 + i,
+        actor: Actor::LocalAdmin {
+            unix_user: "bench".into(),
+        },
+        request_hash: None,
+        subject: Some(format!("bench-{i}-{}", "x".repeat(1150))),
+        principals: Vec::new(),
+        roles: Vec::new(),
+        certificate: None,
+    }
 }
 
 fn appends_per_second(mode: CommitMode, writers: usize, duration: Duration) -> f64 {
     let dir = tempfile::tempdir_in(".").unwrap();
-    let store = Arc::new(
-        LocalStore::open_with(
-            &dir.path().join("log.redb"),
-            "bench/signet-log",
-            signer(),
-            mode,
-        )
-        .unwrap(),
-    );
+    let store = Arc::new(open(dir.path().join("log.redb"), mode));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
     let handles: Vec<_> = (0..writers)
@@ -64,7 +73,9 @@ fn appends_per_second(mode: CommitMode, writers: usize, duration: Duration) -> f
             std::thread::spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    store.append(entry(w as u64 * 1_000_000 + n), None).unwrap();
+                    store
+                        .append(&entry(w as u64 * 1_000_000 + n), None)
+                        .unwrap();
                     n += 1;
                 }
                 n
@@ -94,9 +105,7 @@ fn main() {
 
     // A large log for proof generation.
     let dir = tempfile::tempdir_in(".").unwrap();
-    let store = Arc::new(
-        LocalStore::open(&dir.path().join("log.redb"), "bench/signet-log", signer()).unwrap(),
-    );
+    let store = Arc::new(open(dir.path().join("log.redb"), CommitMode::Group));
     let started = Instant::now();
     let per_writer = entries / 64;
     std::thread::scope(|s| {
@@ -104,12 +113,12 @@ fn main() {
             let store = store.clone();
             s.spawn(move || {
                 for n in 0..per_writer {
-                    store.append(entry(w * per_writer + n), None).unwrap();
+                    store.append(&entry(w * per_writer + n), None).unwrap();
                 }
             });
         }
     });
-    let size = store.latest_checkpoint().unwrap().size;
+    let size = store.latest_checkpoint().size;
     eprintln!(
         "built a {size}-entry log in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::keys::{self, KeyRole};
 use crate::profile::{SshProfile, CLOCK_SKEW_BACKDATE, SSH_HOST, SSH_USER};
 use crate::request::{checked_name, checked_principals, checked_ttl, SubjectKey};
-use crate::store::{LogStore, SerialKind, SignedCheckpoint};
+use crate::store::{LogStore, SerialKind, SerialReservation, SignedCheckpoint};
 use crate::{x509, Error, Result};
 
 /// The kinds of certificate the CA issues.
@@ -65,6 +65,15 @@ pub enum IssuedCert {
     X509(Vec<u8>),
 }
 
+/// A certificate signed but not yet logged: it cannot leave the CA. It holds
+/// the reservation of its serial; only [`Authority::log`] consumes it, and
+/// that is the only way to an [`Issued`].
+struct Signed {
+    certificate: IssuedCert,
+    serial: SerialReservation,
+    bytes: Vec<u8>,
+}
+
 /// A certificate whose log entry is durable. Only [`Authority::issue`] makes one.
 #[derive(Debug, Clone)]
 pub struct Issued {
@@ -78,6 +87,7 @@ pub struct Issued {
     pub checkpoint: Arc<SignedCheckpoint>,
     /// The entry's inclusion proof in that checkpoint's tree.
     pub inclusion_proof: Vec<signet_log::merkle::Hash>,
+    _sealed: (),
 }
 
 /// The CA: keys on the token, the root certificate, the store and the limits.
@@ -159,7 +169,9 @@ impl Authority {
             public_key,
         } = check_request(&self.config, &raw)?;
         let now = SystemTime::now();
-        let mut not_after = now + ttl;
+        let mut not_after = now
+            .checked_add(ttl)
+            .ok_or_else(|| Error::bad("--ttl", "is beyond the clock's range"))?;
         if raw.kind == CertKind::X509Client {
             // A certificate never outlives its issuer.
             let root_end: SystemTime = self.root.tbs_certificate().validity().not_after.into();
@@ -169,7 +181,7 @@ impl Authority {
             kind: raw.kind,
             subject,
             principals,
-            not_before: unix(now - CLOCK_SKEW_BACKDATE),
+            not_before: unix(now.checked_sub(CLOCK_SKEW_BACKDATE).unwrap_or(UNIX_EPOCH)),
             not_after: unix(not_after),
             public_key,
         })
@@ -178,16 +190,27 @@ impl Authority {
     /// Signs an approved request, appends its entry durably, and only then
     /// returns the certificate.
     pub fn issue(&self, request: ApprovedRequest, actor: Actor) -> Result<Issued> {
-        let (kind, serial_kind) = match request.kind {
-            CertKind::SshUser => (EntryKind::SshUserCert, SerialKind::Ssh),
-            CertKind::SshHost => (EntryKind::SshHostCert, SerialKind::Ssh),
-            CertKind::X509Client => (EntryKind::X509Cert, SerialKind::X509),
-        };
-        let (certificate, serial, bytes) = match request.kind {
+        let signed = match request.kind {
             CertKind::SshUser => self.sign_ssh(&request, &SSH_USER, &self.ssh_user)?,
             CertKind::SshHost => self.sign_ssh(&request, &SSH_HOST, &self.ssh_host)?,
             CertKind::X509Client => self.sign_x509(&request)?,
         };
+        self.log(&request, signed, actor)
+    }
+
+    /// Appends the entry of a signed certificate and waits until it is
+    /// durable: the one way from [`Signed`] to [`Issued`].
+    fn log(&self, request: &ApprovedRequest, signed: Signed, actor: Actor) -> Result<Issued> {
+        let kind = match request.kind {
+            CertKind::SshUser => EntryKind::SshUserCert,
+            CertKind::SshHost => EntryKind::SshHostCert,
+            CertKind::X509Client => EntryKind::X509Cert,
+        };
+        let Signed {
+            certificate,
+            serial,
+            bytes,
+        } = signed;
         let entry = Entry {
             kind,
             time: unix(SystemTime::now()),
@@ -197,7 +220,7 @@ impl Authority {
             principals: request.principals.clone(),
             roles: Vec::new(),
             certificate: Some(IssuedCertificate {
-                serial: serial.clone(),
+                serial: serial.serial().to_owned(),
                 public_key_fingerprint: request.public_key.fingerprint(),
                 not_before: request.not_before,
                 not_after: request.not_after,
@@ -209,17 +232,15 @@ impl Authority {
         // is what auditors check, so a disagreement is a CA bug and nothing
         // is issued.
         signet_log::entry::check_certificate_contents(&entry)?;
-        let appended = self.store.append(
-            entry.to_canonical_bytes()?,
-            Some((serial_kind, serial.clone())),
-        )?;
-
+        let serial_text = serial.serial().to_owned();
+        let appended = self.store.append(&entry, Some(serial))?;
         Ok(Issued {
             certificate,
-            serial,
+            serial: serial_text,
             log_index: appended.index,
             checkpoint: appended.checkpoint,
             inclusion_proof: appended.inclusion_proof,
+            _sealed: (),
         })
     }
 
@@ -230,11 +251,11 @@ impl Authority {
         &self,
         kind: SerialKind,
         mut draw: impl FnMut() -> Result<Option<(T, String)>>,
-    ) -> Result<(T, String)> {
+    ) -> Result<(T, SerialReservation)> {
         for _ in 0..16 {
             if let Some((serial, text)) = draw()? {
-                if self.store.reserve_serial(kind, &text)? {
-                    return Ok((serial, text));
+                if let Some(reservation) = self.store.reserve_serial(kind, &text)? {
+                    return Ok((serial, reservation));
                 }
             }
         }
@@ -248,9 +269,9 @@ impl Authority {
         request: &ApprovedRequest,
         profile: &SshProfile,
         signer: &SshSigner,
-    ) -> Result<(IssuedCert, String, Vec<u8>)> {
+    ) -> Result<Signed> {
         let cert_err = |e: ssh_key::Error| Error::Certificate(e.to_string());
-        let (serial, _) = self.reserve(SerialKind::Ssh, || {
+        let (serial, reservation) = self.reserve(SerialKind::Ssh, || {
             let mut bytes = [0u8; 8];
             getrandom::fill(&mut bytes).map_err(|e| Error::Certificate(e.to_string()))?;
             let serial = u64::from_be_bytes(bytes);
@@ -283,11 +304,16 @@ impl Authority {
         let cert = builder.sign(signer).map_err(cert_err)?;
         let bytes = ssh_key::encoding::Encode::encode_vec(&cert)
             .map_err(|e| Error::Certificate(e.to_string()))?;
-        Ok((IssuedCert::Ssh(Box::new(cert)), serial.to_string(), bytes))
+        Ok(Signed {
+            certificate: IssuedCert::Ssh(Box::new(cert)),
+            serial: reservation,
+            bytes,
+        })
     }
 
-    fn sign_x509(&self, request: &ApprovedRequest) -> Result<(IssuedCert, String, Vec<u8>)> {
-        let (serial, hex) = self.reserve(SerialKind::X509, || x509::random_serial().map(Some))?;
+    fn sign_x509(&self, request: &ApprovedRequest) -> Result<Signed> {
+        let (serial, reservation) =
+            self.reserve(SerialKind::X509, || x509::random_serial().map(Some))?;
         let spec = x509::ClientCertSpec {
             user: &request.subject,
             public_key: request.public_key.x509("--public-key")?,
@@ -296,7 +322,11 @@ impl Authority {
             trust_domain: &self.config.x509.trust_domain,
         };
         let der_bytes = x509::issue_client(&self.x509, &self.root, &spec, serial)?;
-        Ok((IssuedCert::X509(der_bytes.clone()), hex, der_bytes))
+        Ok(Signed {
+            certificate: IssuedCert::X509(der_bytes.clone()),
+            serial: reservation,
+            bytes: der_bytes,
+        })
     }
 }
 

@@ -21,7 +21,7 @@ use crate::authority::{Authority, CertKind, RawRequest};
 use crate::config::Config;
 use crate::keys::KeyRole;
 use crate::log_signer::LogSigner;
-use crate::store::LocalStore;
+use crate::store::{CommitMode, FileMark, LocalStore, StoreOptions};
 use crate::{x509, Error, Result};
 
 /// One measured case.
@@ -124,8 +124,10 @@ pub fn run(
         session_counts.push(pool);
     }
     let mut algorithms: Vec<KeyAlgorithm> = Vec::new();
+    let probe = Token::open(&config.token_config()?)?;
+    let log_algorithm = KeyRole::LogKey.algorithm(config, &probe);
     for role in KeyRole::ALL {
-        let algorithm = role.algorithm(config);
+        let algorithm = role.algorithm(config, &probe);
         if !algorithms.contains(&algorithm) {
             algorithms.push(algorithm);
         }
@@ -174,17 +176,20 @@ pub fn run(
             let raw = measure(clients, duration, raw_job)?;
 
             let store_dir = scratch.path().join(format!("{algorithm}-{sessions}.redb"));
-            let log_key = bench_key(&token, config.keys.log_key)?;
+            let log_key = bench_key(&token, log_algorithm)?;
             let log_signer = Arc::new(LogSigner::new(
                 crate::log_signer::dedicated_token(config)?,
                 log_key,
                 "bench/signet-log",
             )?);
-            let store = Arc::new(LocalStore::open(
-                &store_dir,
-                "bench/signet-log",
-                log_signer,
-            )?);
+            let store = Arc::new(LocalStore::open(StoreOptions {
+                path: store_dir.clone(),
+                origin: "bench/signet-log".into(),
+                verifier: log_signer.verifier().clone(),
+                signer: log_signer,
+                mark: Arc::new(FileMark::new(store_dir.with_extension("high-water"))),
+                mode: CommitMode::Group,
+            })?);
             let x509_signer = X509Signer::new(token.clone(), key.clone());
             let root = x509::create_root(
                 &x509_signer,

@@ -19,9 +19,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The token holding the CA keys.
     pub hsm: HsmSection,
-    /// Key type of each CA key.
+    /// Key type of each CA key (default: ECDSA P-256 CA keys, an Ed25519
+    /// log key where the token has it, else P-256).
+    #[serde(default)]
     pub keys: KeysSection,
-    /// Limits on what may be issued.
+    /// Limits on what may be issued (default: 8h user and X.509 client
+    /// certificates, 30d host certificates).
+    #[serde(default)]
     pub issuance: IssuanceSection,
     /// The X.509 CA's identity.
     #[serde(default)]
@@ -42,6 +46,35 @@ pub struct LogSection {
     /// (default: `<x509.trust_domain>/signet-log`). Auditors pin it.
     #[serde(default)]
     pub origin: Option<String>,
+    /// Where the log's high-water mark is kept: `"token"` (default), a
+    /// private data object on the HSM token beside the log key, or the path
+    /// of a file outside the data directory and its backups (for a token
+    /// without data objects). See docs/operations.md.
+    #[serde(default)]
+    pub high_water: HighWaterSetting,
+}
+
+/// Where the high-water mark lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HighWaterSetting {
+    /// A private data object on the token.
+    #[default]
+    Token,
+    /// A file (absolute, or relative to the configuration file).
+    File(PathBuf),
+}
+
+impl<'de> Deserialize<'de> for HighWaterSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "token" => Ok(Self::Token),
+            "" => Err(serde::de::Error::custom(
+                "expected \"token\" or the path of a file",
+            )),
+            path => Ok(Self::File(PathBuf::from(path))),
+        }
+    }
 }
 
 /// `[serve]`: where `signet-ca serve` listens.
@@ -97,13 +130,33 @@ fn default_sessions() -> NonZeroUsize {
 #[serde(deny_unknown_fields)]
 pub struct KeysSection {
     /// Signs OpenSSH user certificates.
+    #[serde(default = "default_ca_key")]
     pub ssh_user_ca: KeyAlgorithm,
     /// Signs OpenSSH host certificates.
+    #[serde(default = "default_ca_key")]
     pub ssh_host_ca: KeyAlgorithm,
     /// Signs X.509 client and service certificates (and its own root).
+    #[serde(default = "default_ca_key")]
     pub x509_ca: KeyAlgorithm,
-    /// Signs log checkpoints.
-    pub log_key: KeyAlgorithm,
+    /// Signs log checkpoints; unset, Ed25519 where the token has it, else
+    /// ECDSA P-256 (see [`crate::keys::KeyRole::algorithm`]).
+    #[serde(default)]
+    pub log_key: Option<KeyAlgorithm>,
+}
+
+impl Default for KeysSection {
+    fn default() -> Self {
+        Self {
+            ssh_user_ca: default_ca_key(),
+            ssh_host_ca: default_ca_key(),
+            x509_ca: default_ca_key(),
+            log_key: None,
+        }
+    }
+}
+
+fn default_ca_key() -> KeyAlgorithm {
+    KeyAlgorithm::EcdsaP256
 }
 
 /// `[issuance]`: the longest validity each certificate kind may have.
@@ -111,14 +164,31 @@ pub struct KeysSection {
 #[serde(deny_unknown_fields)]
 pub struct IssuanceSection {
     /// Longest OpenSSH user certificate, e.g. `"8h"`.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(default = "default_user_ttl", with = "humantime_serde_compat")]
     pub ssh_user_max_ttl: Duration,
     /// Longest OpenSSH host certificate, e.g. `"30d"`.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(default = "default_host_ttl", with = "humantime_serde_compat")]
     pub ssh_host_max_ttl: Duration,
     /// Longest X.509 client certificate, e.g. `"8h"`.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(default = "default_user_ttl", with = "humantime_serde_compat")]
     pub x509_client_max_ttl: Duration,
+}
+
+impl Default for IssuanceSection {
+    fn default() -> Self {
+        Self {
+            ssh_user_max_ttl: default_user_ttl(),
+            ssh_host_max_ttl: default_host_ttl(),
+            x509_client_max_ttl: default_user_ttl(),
+        }
+    }
+}
+
+fn default_user_ttl() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+fn default_host_ttl() -> Duration {
+    Duration::from_secs(30 * 86400)
 }
 
 /// `[x509]`: names that go into X.509 certificates.
@@ -163,6 +233,10 @@ fn default_trust_domain() -> String {
     "signet.local".into()
 }
 
+/// The longest duration the configuration accepts (100 years): anything
+/// longer is a typo, and would overflow time arithmetic on some platforms.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
+
 /// Durations as humantime strings ("8h", "30d", "90m").
 mod humantime_serde_compat {
     use std::time::Duration;
@@ -177,6 +251,11 @@ mod humantime_serde_compat {
             return Err(serde::de::Error::custom(
                 "duration must be greater than zero",
             ));
+        }
+        if duration > super::MAX_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "duration {text:?} is out of range: at most 100 years"
+            )));
         }
         Ok(duration)
     }
@@ -212,6 +291,9 @@ impl Config {
         if let Some(pin_file) = config.hsm.pin_file.as_mut() {
             anchor(pin_file);
         }
+        if let HighWaterSetting::File(file) = &mut config.log.high_water {
+            anchor(file);
+        }
         config.check(path)?;
         Ok(config)
     }
@@ -233,10 +315,11 @@ impl Config {
             (None, None) => return fail("hsm: pin_file or pin_env is required"),
             _ => {}
         }
-        if !matches!(
-            self.keys.log_key,
-            KeyAlgorithm::Ed25519 | KeyAlgorithm::EcdsaP256
-        ) {
+        if self
+            .keys
+            .log_key
+            .is_some_and(|key| !matches!(key, KeyAlgorithm::Ed25519 | KeyAlgorithm::EcdsaP256))
+        {
             return fail("keys.log_key: checkpoints are signed notes; use ed25519 or ecdsa-p256");
         }
         let origin = self.log_origin();
@@ -333,7 +416,7 @@ mod tests {
     #[test]
     fn the_shipped_example_parses() {
         let config = Config::parse(EXAMPLE, Path::new("/etc/signet/signet-ca.toml")).unwrap();
-        assert_eq!(config.keys.log_key, KeyAlgorithm::Ed25519);
+        assert_eq!(config.keys.log_key, Some(KeyAlgorithm::Ed25519));
         assert!(config.issuance.ssh_user_max_ttl >= Duration::from_secs(3600));
     }
 
@@ -371,6 +454,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("dsa"), "{err}");
+    }
+
+    #[test]
+    fn huge_durations_are_refused_with_the_field_named() {
+        for (field, default) in [
+            ("ssh_user_max_ttl", "\"8h\""),
+            ("ssh_host_max_ttl", "\"30d\""),
+            ("root_validity", "\"3650d\""),
+        ] {
+            let text = EXAMPLE.replacen(
+                &format!("{field} = {default}"),
+                &format!("{field} = \"500000000000y\""),
+                1,
+            );
+            assert_ne!(text, EXAMPLE, "{field} not in the example");
+            let err = Config::parse(&text, Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{field}: {err}");
+            assert!(err.contains("out of range"), "{field}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_minimal_configuration_has_documented_defaults() {
+        let text = "data_dir = \"/var/lib/signet\"\n[hsm]\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken_label = \"ca\"\npin_file = \"/etc/signet/pin\"\n";
+        let config = Config::parse(text, Path::new("/etc/signet/ca.toml")).unwrap();
+        assert_eq!(config.keys.ssh_user_ca, KeyAlgorithm::EcdsaP256);
+        assert_eq!(config.keys.x509_ca, KeyAlgorithm::EcdsaP256);
+        assert_eq!(config.keys.log_key, None);
+        assert_eq!(
+            config.issuance.ssh_user_max_ttl,
+            Duration::from_secs(8 * 3600)
+        );
+        assert_eq!(
+            config.issuance.ssh_host_max_ttl,
+            Duration::from_secs(30 * 86400)
+        );
+        assert_eq!(config.log.high_water, HighWaterSetting::Token);
+        assert_eq!(config.log_origin(), "signet.local/signet-log");
+    }
+
+    #[test]
+    fn the_high_water_file_follows_the_config_file() {
+        let text = EXAMPLE.replace(
+            "origin = \"ca.example.com/signet-log\"",
+            "origin = \"ca.example.com/signet-log\"\nhigh_water = \"mark/high-water\"",
+        );
+        let config = Config::parse(&text, Path::new("/etc/signet/ca.toml")).unwrap();
+        assert_eq!(
+            config.log.high_water,
+            HighWaterSetting::File(PathBuf::from("/etc/signet/mark/high-water"))
+        );
     }
 
     #[test]

@@ -40,13 +40,21 @@ impl KeyRole {
         format!("signet-{}", self.name())
     }
 
-    /// The key type the configuration asks for.
-    pub fn algorithm(self, config: &Config) -> KeyAlgorithm {
+    /// The key type the configuration asks for. An unset log key type is
+    /// Ed25519 where the token can do it, else ECDSA P-256 (both sign C2SP
+    /// notes; the same token always gives the same answer).
+    pub fn algorithm(self, config: &Config, token: &Token) -> KeyAlgorithm {
         match self {
             Self::SshUserCa => config.keys.ssh_user_ca,
             Self::SshHostCa => config.keys.ssh_host_ca,
             Self::X509Ca => config.keys.x509_ca,
-            Self::LogKey => config.keys.log_key,
+            Self::LogKey => config.keys.log_key.unwrap_or_else(|| {
+                if token.capabilities().check(KeyAlgorithm::Ed25519).is_ok() {
+                    KeyAlgorithm::Ed25519
+                } else {
+                    KeyAlgorithm::EcdsaP256
+                }
+            }),
         }
     }
 }
@@ -86,18 +94,18 @@ pub struct CeremonyResult {
 /// anything, so a refused configuration leaves the token untouched.
 pub fn ceremony(token: &Token, config: &Config) -> Result<Vec<CeremonyResult>> {
     for role in KeyRole::ALL {
-        token.capabilities().check(role.algorithm(config))?;
+        token.capabilities().check(role.algorithm(config, token))?;
     }
     let mut existing = Vec::new();
     for role in KeyRole::ALL {
-        existing.push(token.find_key(&role.label(), role.algorithm(config))?);
+        existing.push(token.find_key(&role.label(), role.algorithm(config, token))?);
     }
     let mut results = Vec::new();
     for (role, found) in KeyRole::ALL.into_iter().zip(existing) {
         let (key, generated) = match found {
             Some(key) => (key, false),
             None => (
-                token.generate_key(&role.label(), role.algorithm(config))?,
+                token.generate_key(&role.label(), role.algorithm(config, token))?,
                 true,
             ),
         };
@@ -113,6 +121,17 @@ pub fn ceremony(token: &Token, config: &Config) -> Result<Vec<CeremonyResult>> {
 /// Finds an existing CA key, or explains that `init` has not run.
 pub fn load(token: &Token, config: &Config, role: KeyRole) -> Result<KeyRef> {
     token
-        .find_key(&role.label(), role.algorithm(config))?
+        .find_key(&role.label(), role.algorithm(config, token))?
         .ok_or_else(|| Error::NotInitialised(format!("no {role} key on the token")))
+}
+
+/// What the log says about a CA key: the `subject` of its key-rotation
+/// entry, naming the role, the key type and the key's fingerprint.
+pub fn key_entry_subject(result: &CeremonyResult) -> Result<String> {
+    Ok(format!(
+        "{} {} {}",
+        result.role.name(),
+        result.key.algorithm().name(),
+        result.key.public_key().ssh_fingerprint()?
+    ))
 }

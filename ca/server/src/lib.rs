@@ -7,7 +7,6 @@
 
 pub mod authority;
 pub mod bench;
-pub mod check;
 pub mod config;
 mod error;
 pub mod keys;

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use signet_ca::authority::{local_admin, Authority, CertKind, IssuedCert, RawRequest};
-use signet_ca::check::check_store;
-use signet_ca::config::Config;
+use signet_ca::config::{Config, HighWaterSetting};
 use signet_ca::keys::{self, KeyRole};
 use signet_ca::log_signer::LogSigner;
-use signet_ca::store::LocalStore;
+use signet_ca::store::{
+    CommitMode, FileMark, HighWaterMark, LocalStore, LogStore, StoreOptions, TokenMark,
+};
 use signet_ca::{bench, serve, x509, Error};
 use signet_hsm::{Pin, Token, X509Signer};
 
@@ -101,9 +102,24 @@ enum LogCommand {
         /// The directory to write (created if missing).
         dir: PathBuf,
     },
-    /// Verify the local store against its own signed checkpoint: every entry,
-    /// every stored hash, every serial. Names the first bad index.
+    /// Verify the local store against its own signed checkpoint and the
+    /// high-water mark: every entry, every stored hash, every serial. Names
+    /// the first bad index.
     Check,
+    /// Rebuild the store from a verified copy of the published log (a
+    /// `log export` directory, a mirror, or a CA's /log/ URL) after it was
+    /// lost or rolled back. The copy must verify with the log key and reach
+    /// the high-water mark; the old store is moved aside, never deleted.
+    /// Stop the daemon first.
+    #[command(
+        after_help = "Examples:\n  signet-ca log restore --config ca.toml --from /backup/signet-log\n  signet-ca log restore --config ca.toml --from https://mirror.example.com/signet/log/"
+    )]
+    Restore {
+        /// The copy: a directory or an http(s) URL of the log's prefix
+        /// (where `checkpoint` and `tile/` are).
+        #[arg(long, value_name = "DIR|URL")]
+        from: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -238,21 +254,27 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let token = open_token(&config)?;
             let (store, signer) = open_store(&config, &token)?;
-            let report = check_store(&store, signer.verifier())?;
+            let report = store.verified();
             println!(
-                "OK: {} entries; they match the checkpoint of size {} signed by {}",
+                "OK: {} entries; they match the checkpoint of size {} signed by {}{}",
                 report.entries,
                 report.checkpoint_size,
-                signer.verifier()
+                signer.verifier(),
+                match report.high_water {
+                    Some(size) => format!(", and reach the high-water mark ({size})"),
+                    None => String::new(),
+                }
             );
             Ok(())
         }
+        Command::Log {
+            command: LogCommand::Restore { from },
+        } => restore_log(&config, &from),
         Command::Serve => {
             let token = open_token(&config)?;
-            let (store, signer) = open_store(&config, &token)?;
-            eprintln!("signet-ca: checking the log before serving…");
-            let report = check_store(&store, signer.verifier())?;
-            eprintln!("signet-ca: log OK ({} entries)", report.entries);
+            eprintln!("signet-ca: verifying the log before serving…");
+            let (store, _) = open_store(&config, &token)?;
+            eprintln!("signet-ca: log OK ({} entries)", store.verified().entries);
             serve::run(store, config.serve.listen)
         }
         Command::Token {
@@ -288,27 +310,90 @@ fn open_token(config: &Config) -> Result<Token, Error> {
     Ok(Token::open(&config.token_config()?)?)
 }
 
-/// Opens the log store with the token's log key as checkpoint signer.
+/// Where the configuration keeps the log's high-water mark.
+fn high_water_mark(config: &Config, log_token: &Token) -> Arc<dyn HighWaterMark> {
+    match &config.log.high_water {
+        HighWaterSetting::Token => {
+            Arc::new(TokenMark::new(log_token.clone(), &config.log_origin()))
+        }
+        HighWaterSetting::File(path) => Arc::new(FileMark::new(path.clone())),
+    }
+}
+
+/// Opens the log store with the token's log key as checkpoint signer; the
+/// store is verified (against its checkpoint and the high-water mark)
+/// before it is returned.
 fn open_store(config: &Config, token: &Token) -> Result<(Arc<LocalStore>, Arc<LogSigner>), Error> {
     let key = keys::load(token, config, KeyRole::LogKey)?;
     let log_token = signet_ca::log_signer::dedicated_token(config)?;
-    let signer = Arc::new(LogSigner::new(log_token, key, &config.log_origin())?);
-    let store = LocalStore::open(&config.store_path(), &config.log_origin(), signer.clone())?;
+    let signer = Arc::new(LogSigner::new(
+        log_token.clone(),
+        key,
+        &config.log_origin(),
+    )?);
+    let store = LocalStore::open(StoreOptions {
+        path: config.store_path(),
+        origin: config.log_origin(),
+        signer: signer.clone(),
+        verifier: signer.verifier().clone(),
+        mark: high_water_mark(config, &log_token),
+        mode: CommitMode::Group,
+    })?;
     Ok((Arc::new(store), signer))
+}
+
+fn restore_log(config: &Config, from: &str) -> Result<(), Error> {
+    let copy = signet_ca::store::restore::copy_at(from)?;
+    let token = open_token(config)?;
+    let key = keys::load(&token, config, KeyRole::LogKey)?;
+    let log_token = signet_ca::log_signer::dedicated_token(config)?;
+    let verifier = signet_ca::log_signer::verifier_for(key.public_key(), &config.log_origin())?;
+    let mark = high_water_mark(config, &log_token);
+    eprintln!(
+        "signet-ca: rebuilding the log from {} (checked against the log key {verifier} and {})",
+        copy.describe(),
+        mark.describe()
+    );
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = signet_ca::store::restore::restore(
+        &config.store_path(),
+        copy.as_ref(),
+        &verifier,
+        mark.as_ref(),
+        |done, total| {
+            if progress {
+                eprint!("\rsignet-ca: {done}/{total} entries verified");
+            }
+        },
+    )?;
+    if progress {
+        eprintln!();
+    }
+    if let Some(aside) = &report.moved_aside {
+        eprintln!(
+            "signet-ca: the previous store was moved to {}",
+            aside.display()
+        );
+    }
+    // Open it as the CA will: verified again from scratch, mark moved.
+    let (store, _) = open_store(config, &token)?;
+    println!(
+        "Restored {} entries into {}; verified against the log key and the high-water mark.",
+        store.verified().entries,
+        config.store_path().display()
+    );
+    Ok(())
 }
 
 fn export_log(config: &Config, dir: &Path) -> Result<(), Error> {
     let token = open_token(config)?;
     let (store, signer) = open_store(config, &token)?;
-    check_store(&store, signer.verifier())?;
-    let checkpoint = store
-        .latest_checkpoint()
-        .ok_or_else(|| Error::NotInitialised("the log has no checkpoint".into()))?;
+    let checkpoint = store.latest_checkpoint();
     let file_err = |path: &Path, e: std::io::Error| Error::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    let paths = LocalStore::tile_paths(checkpoint.size).map_err(|e| Error::Store(e.to_string()))?;
+    let paths = signet_log::tiles::tile_paths(checkpoint.size);
     let total = paths.len();
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     for (done, path) in paths.into_iter().enumerate() {
@@ -383,40 +468,68 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
             true
         }
     };
-    // The log exists from the first ceremony on; every key generated is an
-    // entry, so the log records which CA keys exist and since when.
+    // The log exists from the first ceremony on. Every CA key and the root
+    // certificate have an entry; a run that was interrupted between making
+    // one and logging it (or an older version that never logged the root)
+    // is completed now, and says so.
     let (store, log_signer) = open_store(config, &token)?;
-    for result in results.iter().filter(|r| r.generated) {
-        let entry = signet_log::entry::Entry {
-            kind: signet_log::entry::EntryKind::KeyRotation,
-            time: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            actor: local_admin(),
-            request_hash: None,
-            subject: Some(format!(
-                "{} {} {}",
-                result.role.name(),
-                result.key.algorithm().name(),
-                result.key.public_key().ssh_fingerprint()?
-            )),
-            principals: Vec::new(),
-            roles: Vec::new(),
-            certificate: None,
-        };
-        store.append(entry.to_canonical_bytes()?, None)?;
+    let already = ceremony_entries(store.as_ref())?;
+    let mut newly_logged = Vec::new();
+    for result in &results {
+        let subject = keys::key_entry_subject(result)?;
+        if already.keys.contains(&subject) {
+            newly_logged.push(false);
+            continue;
+        }
+        let entry = ceremony_entry(signet_log::entry::EntryKind::KeyRotation, subject, None);
+        store.append(&entry, None)?;
+        newly_logged.push(true);
     }
+    let root_pem = std::fs::read_to_string(&root_path).map_err(|e| Error::File {
+        path: root_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let root = x509::from_pem(&root_pem)?;
+    let root_der = der::Encode::to_der(&root).map_err(|e| Error::Certificate(e.to_string()))?;
+    let root_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&root_der).into();
+    let root_logged_now = if already.certificates.contains(&root_sha256) {
+        false
+    } else {
+        let tbs = root.tbs_certificate();
+        let certificate = signet_log::entry::IssuedCertificate {
+            serial: x509::serial_hex(tbs.serial_number()),
+            public_key_fingerprint: signet_log::entry::x509_key_fingerprint(&root)?,
+            not_before: tbs.validity().not_before.to_unix_duration().as_secs(),
+            not_after: tbs.validity().not_after.to_unix_duration().as_secs(),
+            sha256: signet_log::entry::Sha256Hex(root_sha256),
+            bytes: signet_log::entry::Base64Bytes(root_der),
+        };
+        let serial = store
+            .reserve_serial(signet_ca::store::SerialKind::X509, &certificate.serial)?
+            .ok_or_else(|| {
+                Error::Store(format!(
+                    "the root certificate's serial {} is already in the log",
+                    certificate.serial
+                ))
+            })?;
+        let entry = ceremony_entry(
+            signet_log::entry::EntryKind::AdminSign,
+            tbs.subject().to_string(),
+            Some(certificate),
+        );
+        store.append(&entry, Some(serial))?;
+        true
+    };
 
     let mut out = std::io::stdout().lock();
     let mut json_keys = Vec::new();
-    for result in &results {
+    for (result, logged_now) in results.iter().zip(&newly_logged) {
         let public = result.key.public_key();
         let fingerprint = public.ssh_fingerprint()?;
-        let state = if result.generated {
-            "generated"
-        } else {
-            "kept (already on the token)"
+        let state = match (result.generated, logged_now) {
+            (true, _) => "generated and logged",
+            (false, true) => "kept; logged now (its entry was missing)",
+            (false, false) => "kept (already on the token)",
         };
         if json {
             json_keys.push(serde_json::json!({
@@ -424,6 +537,7 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
                 "algorithm": result.key.algorithm().name(),
                 "label": result.key.label(),
                 "generated": result.generated,
+                "logged_now": logged_now,
                 "fingerprint": fingerprint,
                 "public_key": public.to_openssh_line(result.key.label())?,
             }));
@@ -444,6 +558,7 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
             "keys": json_keys,
             "root_certificate": root_path,
             "root_created": root_created,
+            "root_logged_now": root_logged_now,
             "log_origin": config.log_origin(),
             "log_verifier_key": log_signer.verifier().to_string(),
         });
@@ -453,7 +568,11 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
             out,
             "X.509 root certificate: {} ({})",
             root_path.display(),
-            if root_created { "created" } else { "kept" }
+            match (root_created, root_logged_now) {
+                (true, _) => "created and logged",
+                (false, true) => "kept; logged now (its entry was missing)",
+                (false, false) => "kept",
+            }
         );
         let _ = writeln!(
             out,
@@ -462,6 +581,59 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// What the log already records of the key ceremony.
+struct CeremonyEntries {
+    /// Subjects of key-rotation entries (role, key type, fingerprint).
+    keys: std::collections::HashSet<String>,
+    /// SHA-256 of certificates in admin-sign entries.
+    certificates: std::collections::HashSet<[u8; 32]>,
+}
+
+fn ceremony_entries(store: &dyn LogStore) -> Result<CeremonyEntries, Error> {
+    use signet_log::entry::{Entry, EntryKind};
+    let mut found = CeremonyEntries {
+        keys: Default::default(),
+        certificates: Default::default(),
+    };
+    let reader = store.reader()?;
+    for index in 0..store.latest_checkpoint().size {
+        let bytes = reader
+            .entry(index)?
+            .ok_or_else(|| Error::Store(format!("entry {index} is missing")))?;
+        let entry = Entry::from_bytes(&bytes)?;
+        match entry.kind {
+            EntryKind::KeyRotation => found.keys.extend(entry.subject),
+            EntryKind::AdminSign => {
+                found
+                    .certificates
+                    .extend(entry.certificate.map(|c| c.sha256.0));
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+fn ceremony_entry(
+    kind: signet_log::entry::EntryKind,
+    subject: String,
+    certificate: Option<signet_log::entry::IssuedCertificate>,
+) -> signet_log::entry::Entry {
+    signet_log::entry::Entry {
+        kind,
+        time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        actor: local_admin(),
+        request_hash: None,
+        subject: Some(subject),
+        principals: Vec::new(),
+        roles: Vec::new(),
+        certificate,
+    }
 }
 
 /// Writes a file that must not exist yet (never overwrites).
@@ -534,8 +706,7 @@ fn sign(config: Config, kind: SignKind, json: bool) -> Result<(), Error> {
     };
     signet_ca::authority::precheck(&config, &raw)?;
     let token = open_token(&config)?;
-    let (store, signer) = open_store(&config, &token)?;
-    check_store(&store, signer.verifier())?;
+    let (store, _) = open_store(&config, &token)?;
     let authority = Authority::open(config, token, store)?;
     let approved = authority.approve(raw)?;
     let issued = authority.issue(approved, local_admin())?;

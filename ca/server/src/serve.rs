@@ -17,11 +17,11 @@ use base64::Engine;
 use serde::Deserialize;
 use signet_log::tiles::TilePath;
 
-use crate::store::LocalStore;
+use crate::store::LogStore;
 use crate::Error;
 
 /// The router, separate from the socket so tests can call it directly.
-pub fn app(store: Arc<LocalStore>) -> Router {
+pub fn app(store: Arc<dyn LogStore>) -> Router {
     Router::new()
         .route("/log/checkpoint", get(checkpoint))
         .route("/log/{*path}", get(tile))
@@ -61,10 +61,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-async fn checkpoint(State(store): State<Arc<LocalStore>>) -> Result<Response, ApiError> {
-    let latest = store
-        .latest_checkpoint()
-        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "no checkpoint yet".into()))?;
+async fn checkpoint(State(store): State<Arc<dyn LogStore>>) -> Result<Response, ApiError> {
+    let latest = store.latest_checkpoint();
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -76,7 +74,7 @@ async fn checkpoint(State(store): State<Arc<LocalStore>>) -> Result<Response, Ap
 }
 
 async fn tile(
-    State(store): State<Arc<LocalStore>>,
+    State(store): State<Arc<dyn LogStore>>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
     let parsed = TilePath::parse(&path)
@@ -122,13 +120,13 @@ fn encode_proof(proof: &[signet_log::merkle::Hash]) -> Vec<String> {
 }
 
 async fn inclusion(
-    State(store): State<Arc<LocalStore>>,
+    State(store): State<Arc<dyn LogStore>>,
     query: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let size = match query.size {
         Some(size) => size,
-        None => store.latest_checkpoint().map_or(0, |c| c.size),
+        None => store.latest_checkpoint().size,
     };
     let index = query.index;
     let proof = blocking(move || store.inclusion_proof(index, size)).await?;
@@ -148,13 +146,13 @@ struct ConsistencyQuery {
 }
 
 async fn consistency(
-    State(store): State<Arc<LocalStore>>,
+    State(store): State<Arc<dyn LogStore>>,
     query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let new = match query.new {
         Some(new) => new,
-        None => store.latest_checkpoint().map_or(0, |c| c.size),
+        None => store.latest_checkpoint().size,
     };
     let old = query.old;
     let proof = blocking(move || store.consistency_proof(old, new)).await?;
@@ -167,7 +165,7 @@ async fn consistency(
 }
 
 /// Serves until SIGINT or SIGTERM.
-pub fn run(store: Arc<LocalStore>, listen: std::net::SocketAddr) -> Result<(), Error> {
+pub fn run(store: Arc<dyn LogStore>, listen: std::net::SocketAddr) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

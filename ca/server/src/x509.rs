@@ -51,6 +51,14 @@ pub fn random_serial() -> Result<(SerialNumber, String)> {
     Ok((serial, hex::encode(bytes)))
 }
 
+/// A serial number as entries record it: lowercase hex of its octets,
+/// without the leading zero octet DER adds to keep it positive.
+pub fn serial_hex(serial: &SerialNumber) -> String {
+    let bytes = serial.as_bytes();
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    hex::encode(&bytes[first..])
+}
+
 fn validity(not_before: SystemTime, not_after: SystemTime) -> Result<Validity> {
     Ok(Validity::new(
         Time::try_from(not_before).map_err(cert_err)?,

@@ -119,12 +119,14 @@ fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["verified"], true, "{summary}");
-    // Four key-generation entries from `init`, then five certificates.
-    assert_eq!(summary["size"], 9, "{summary}");
-    assert_eq!(summary["certificates"], 5, "{summary}");
+    // Four key-generation entries and the root certificate from `init`,
+    // then five certificates.
+    assert_eq!(summary["size"], 10, "{summary}");
+    assert_eq!(summary["certificates"], 6, "{summary}");
+    assert_eq!(summary["kinds"]["admin-sign"], 1, "{summary}");
 
     // A rewritten entry in the export is caught and named.
-    let bundle_path = dir.join("tile/entries/000.p/9");
+    let bundle_path = dir.join("tile/entries/000.p/10");
     let mut bundle = std::fs::read(&bundle_path).unwrap();
     let pos = bundle.iter().rposition(|&b| b == b'b').unwrap();
     bundle[pos] = b'c';

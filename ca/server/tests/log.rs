@@ -59,6 +59,15 @@ fn stored_entries(store: &Path) -> Vec<Entry> {
         .collect()
 }
 
+/// The DER bytes of a PEM certificate.
+fn x509_der_of(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
 /// Copies the CA's data dir and returns a config pointing at the copy.
 fn clone_data(ca: &Ca, name: &str) -> (PathBuf, PathBuf) {
     let from = ca.path("data");
@@ -93,14 +102,15 @@ fn issued_certificates_come_with_a_verifiable_proof_and_are_exported_as_tiles() 
     let ca = Ca::initialised("log-export");
     let issued = issue_some(&ca, 5);
     for (i, json) in issued.iter().enumerate() {
-        // Entries 0–3 record the four CA keys `init` generated.
-        assert_eq!(json["log_index"], i as u64 + 4);
+        // Entries 0–3 record the four CA keys `init` generated, entry 4 the
+        // root certificate.
+        assert_eq!(json["log_index"], i as u64 + 5);
         let note = json["checkpoint"].as_str().unwrap();
         assert!(note.starts_with("ca.example.com/signet-log\n"), "{note}");
         assert!(note.contains("\n\n— ca.example.com/signet-log "), "{note}");
     }
     let check = ca.ok(&["log", "check"]);
-    assert!(check.starts_with("OK: 9 entries"), "{check}");
+    assert!(check.starts_with("OK: 10 entries"), "{check}");
 
     let dir = ca.path("export");
     let out = ca.run(&["log", "export", dir.to_str().unwrap()]);
@@ -113,15 +123,15 @@ fn issued_certificates_come_with_a_verifiable_proof_and_are_exported_as_tiles() 
     assert!(vkey.starts_with("ca.example.com/signet-log+"), "{vkey}");
     let checkpoint = std::fs::read_to_string(dir.join("checkpoint")).unwrap();
     assert!(
-        checkpoint.starts_with("ca.example.com/signet-log\n9\n"),
+        checkpoint.starts_with("ca.example.com/signet-log\n10\n"),
         "{checkpoint}"
     );
-    assert!(dir.join("tile/0/000.p/9").exists());
-    assert!(dir.join("tile/entries/000.p/9").exists());
+    assert!(dir.join("tile/0/000.p/10").exists());
+    assert!(dir.join("tile/entries/000.p/10").exists());
 
     // The bundle holds exactly the certificates that were handed out.
-    let bundle = std::fs::read(dir.join("tile/entries/000.p/9")).unwrap();
-    let parsed = signet_log::tiles::EntryBundle::parse(&bundle, 9).unwrap();
+    let bundle = std::fs::read(dir.join("tile/entries/000.p/10")).unwrap();
+    let parsed = signet_log::tiles::EntryBundle::parse(&bundle, 10).unwrap();
     let entries: Vec<Entry> = parsed
         .entries()
         .iter()
@@ -130,7 +140,15 @@ fn issued_certificates_come_with_a_verifiable_proof_and_are_exported_as_tiles() 
     assert!(entries[..4]
         .iter()
         .all(|e| e.kind == signet_log::entry::EntryKind::KeyRotation));
-    for (json, entry) in issued.iter().zip(&entries[4..]) {
+    assert_eq!(entries[4].kind, signet_log::entry::EntryKind::AdminSign);
+    let root_pem = std::fs::read_to_string(ca.path("data/x509-ca.pem")).unwrap();
+    let root_der = x509_der_of(&root_pem);
+    assert_eq!(
+        entries[4].certificate.as_ref().unwrap().bytes.0,
+        root_der,
+        "the root certificate is logged"
+    );
+    for (json, entry) in issued.iter().zip(&entries[5..]) {
         assert_eq!(
             json["serial"].as_str().unwrap(),
             entry.certificate.as_ref().unwrap().serial
@@ -155,8 +173,8 @@ fn issued_certificates_come_with_a_verifiable_proof_and_are_exported_as_tiles() 
                 .unwrap()
         })
         .collect();
-    let leaf = signet_log::merkle::leaf_hash(&parsed.entries()[8]);
-    signet_log::merkle::verify_inclusion(&leaf, 8, cp.size(), &proof, cp.root()).unwrap();
+    let leaf = signet_log::merkle::leaf_hash(&parsed.entries()[9]);
+    signet_log::merkle::verify_inclusion(&leaf, 9, cp.size(), &proof, cp.root()).unwrap();
 }
 
 #[test]
@@ -209,8 +227,8 @@ fn tampering_at_rest_is_detected_and_stops_issuance() {
         (
             "truncated",
             |t| {
+                t.remove(10).unwrap();
                 t.remove(9).unwrap();
-                t.remove(8).unwrap();
             },
             "truncated",
         ),
@@ -243,7 +261,7 @@ fn tampering_at_rest_is_detected_and_stops_issuance() {
         assert!(out.stdout.is_empty());
     }
     // The untouched original still verifies and issues.
-    assert!(ca.ok(&["log", "check"]).starts_with("OK: 10 entries"));
+    assert!(ca.ok(&["log", "check"]).starts_with("OK: 11 entries"));
 }
 
 /// Waits until process `pid` holds the log store open (it has logged in to

@@ -61,32 +61,92 @@ fn serves_checkpoint_tiles_and_proofs_and_rejects_bad_requests() {
     let (status, body) = get(port, "/log/checkpoint");
     assert_eq!(status, 200);
     let note = String::from_utf8(body).unwrap();
-    assert!(note.starts_with("ca.example.com/signet-log\n7\n"), "{note}");
+    assert!(note.starts_with("ca.example.com/signet-log\n8\n"), "{note}");
 
-    let (status, bundle) = get(port, "/log/tile/entries/000.p/7");
-    assert_eq!(status, 200);
-    assert_eq!(
-        signet_log::tiles::EntryBundle::parse(&bundle, 7)
+    let checkpoint = signet_log::checkpoint::Checkpoint::parse(
+        signet_log::note::Note::parse(note.as_bytes())
             .unwrap()
-            .entries()
-            .len(),
-        7
-    );
-    let (status, tile) = get(port, "/log/tile/0/000.p/7");
+            .text(),
+    )
+    .unwrap();
+    let (status, bundle) = get(port, "/log/tile/entries/000.p/8");
     assert_eq!(status, 200);
-    assert_eq!(tile.len(), 7 * 32);
+    let bundle = signet_log::tiles::EntryBundle::parse(&bundle, 8).unwrap();
+    assert_eq!(bundle.entries().len(), 8);
+    let leaves = bundle.leaf_hashes();
+    assert_eq!(
+        signet_log::merkle::root_from_leaf_hashes(&leaves),
+        *checkpoint.root(),
+        "the served entries are the checkpoint's"
+    );
+    let (status, tile) = get(port, "/log/tile/0/000.p/8");
+    assert_eq!(status, 200);
+    assert_eq!(tile, leaves.concat(), "level-0 tile = the leaf hashes");
 
-    let (status, body) = get(port, "/v1/log/proof/inclusion?index=1&size=7");
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // The proofs the server hands out verify against what it signed.
+    let decode = |json: &serde_json::Value, field: &str| -> Vec<[u8; 32]> {
+        use base64::Engine;
+        json[field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(h.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            })
+            .collect()
+    };
+    for index in 0..8u64 {
+        let (status, body) = get(port, &format!("/v1/log/proof/inclusion?index={index}"));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["size"], 8);
+        signet_log::merkle::verify_inclusion(
+            &leaves[index as usize],
+            index,
+            8,
+            &decode(&json, "inclusion_proof"),
+            checkpoint.root(),
+        )
+        .unwrap_or_else(|e| panic!("inclusion proof for {index}: {e}"));
+    }
+    for old in 1..=8u64 {
+        let (status, body) = get(port, &format!("/v1/log/proof/consistency?old={old}&new=8"));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let old_root = signet_log::merkle::root_from_leaf_hashes(&leaves[..old as usize]);
+        signet_log::merkle::verify_consistency(
+            old,
+            8,
+            &decode(&json, "consistency_proof"),
+            &old_root,
+            checkpoint.root(),
+        )
+        .unwrap_or_else(|e| panic!("consistency proof {old}→8: {e}"));
+    }
+    // A proof for another entry does not verify: the check above can fail.
+    let (_, body) = get(port, "/v1/log/proof/inclusion?index=1");
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(json["inclusion_proof"].as_array().unwrap().len(), 3);
-    let (status, body) = get(port, "/v1/log/proof/consistency?old=1&new=7");
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(signet_log::merkle::verify_inclusion(
+        &leaves[2],
+        1,
+        8,
+        &decode(&json, "inclusion_proof"),
+        checkpoint.root()
+    )
+    .is_err());
 
     for (path, expected) in [
-        ("/log/tile/0/000.p/8", 404), // beyond the tree
+        ("/log/tile/0/000.p/9", 404), // beyond the tree
         ("/log/tile/0/x.p/1", 404),   // not a tile path
         ("/v1/log/proof/inclusion?index=7&size=7", 400),
+        ("/v1/log/proof/inclusion?index=8", 400), // beyond the size
+        ("/v1/log/proof/consistency?old=0&new=8", 400),
+        ("/v1/log/proof/consistency?old=0", 400),
+        ("/v1/log/proof/consistency?old=9", 400),
         ("/v1/log/proof/inclusion?index=0&size=99", 400),
         ("/v1/log/proof/inclusion?index=abc", 400),
         ("/v1/log/proof/inclusion?index=0&bogus=1", 400),

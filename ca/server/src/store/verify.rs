@@ -1,75 +1,119 @@
-//! Tamper evidence at rest: the local store verified against its own signed
-//! checkpoint, entry by entry. The daemon runs this at start and `sign`
-//! before issuing; a failure names the first bad index and the CA refuses
-//! to issue until an operator restores the store.
+//! Tamper evidence at rest: a stored log verified against its own signed
+//! checkpoint and the high-water mark, entry by entry, before the CA signs
+//! anything over it. A failure names the first bad index and what was found;
+//! the CA then refuses to issue until the store is restored.
 
 use std::collections::HashSet;
 
-use signet_log::checkpoint::open_checkpoint;
-use signet_log::entry::{Entry, EntryKind};
+use signet_log::entry::Entry;
 use signet_log::merkle::{self, CompactRange};
-use signet_log::note::{VerifierKey, VerifierSet};
+use signet_log::note::VerifierKey;
 
-use crate::store::{LocalStore, SerialKind};
+use super::{LogRead, SerialKind, SignedCheckpoint};
 use crate::{Error, Result};
 
-/// What a successful check covered.
-#[derive(Debug, Clone, Copy)]
+/// What a successful verification covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckReport {
     /// Entries checked.
     pub entries: u64,
     /// Size of the signed checkpoint the entries match.
     pub checkpoint_size: u64,
+    /// Size of the high-water mark the store was compared with (`None`: no
+    /// mark had been written yet, a brand-new log).
+    pub high_water: Option<u64>,
 }
 
-fn broken(index: Option<u64>, problem: impl Into<String>) -> Error {
+/// A verified stored log: its checkpoint (none only for a new, empty store)
+/// and the tree frontier the writer continues from.
+pub(crate) struct Verified {
+    pub(crate) checkpoint: Option<SignedCheckpoint>,
+    pub(crate) tree: CompactRange,
+    pub(crate) report: CheckReport,
+}
+
+pub(crate) fn broken(index: Option<u64>, problem: impl Into<String>) -> Error {
     Error::Integrity {
         index,
         problem: problem.into(),
     }
 }
 
-/// Verifies the store: the checkpoint signature, every entry's encoding,
-/// that every certificate says what its entry says, every stored hash, the
-/// serial index, and the root against the checkpoint.
-pub fn check_store(store: &LocalStore, verifier: &VerifierKey) -> Result<CheckReport> {
-    let latest = store
-        .latest_checkpoint()
-        .ok_or_else(|| broken(None, "the store has no signed checkpoint"))?;
-    let verifiers = VerifierSet::new(vec![verifier.clone()])?;
-    let opened =
-        open_checkpoint(latest.note.as_bytes(), verifier.name(), &verifiers).map_err(|e| {
+/// Verifies a stored log: the checkpoint's signature, that it covers exactly
+/// the stored entries, every entry's encoding, that every certificate says
+/// what its entry says, every stored hash, the serial index, the root, and
+/// that the log is not behind or beside the high-water mark (`mark`, already
+/// verified with the log key).
+pub(crate) fn verify_log(
+    reader: &dyn LogRead,
+    stored_checkpoint: Option<&[u8]>,
+    verifier: &VerifierKey,
+    mark: Option<&SignedCheckpoint>,
+    mark_place: &str,
+) -> Result<Verified> {
+    let end = reader.end()?;
+    let checkpoint = match stored_checkpoint {
+        None if end == 0 => None,
+        None => {
+            return Err(broken(
+                None,
+                format!(
+                    "the store holds {end} entries but no signed checkpoint (the CA commits \
+                     entries and their checkpoint together, so the checkpoint was removed)"
+                ),
+            ))
+        }
+        Some(note) => Some(SignedCheckpoint::verify(note, verifier).map_err(|e| {
             broken(
                 None,
                 format!("the stored checkpoint does not verify with the log key: {e}"),
             )
-        })?;
-    opened.note.require(verifier).map_err(|e| {
-        broken(
-            None,
-            format!("the stored checkpoint is not signed by the log key: {e}"),
-        )
-    })?;
-    let signed_size = opened.checkpoint.size();
-    let reader = store.reader()?;
-    let size = reader.end()?;
-    if size < signed_size {
+        })?),
+    };
+    let signed_size = checkpoint.as_ref().map_or(0, |c| c.size);
+    if end < signed_size {
         return Err(broken(
-            Some(size),
-            format!("the log is truncated: the signed checkpoint covers {signed_size} entries, the store has {size}"),
+            Some(end),
+            format!(
+                "the log is truncated: the signed checkpoint covers {signed_size} entries, \
+                 the store has {end}"
+            ),
         ));
     }
-    if reader.entry_count()? != size {
-        // Some index below `size` is missing; find the first.
-        for index in 0..size {
+    if end > signed_size {
+        return Err(broken(
+            Some(signed_size),
+            format!(
+                "the store holds {end} entries but its signed checkpoint covers only \
+                 {signed_size} (entries were added outside the CA)"
+            ),
+        ));
+    }
+    if let Some(mark) = mark {
+        if mark.size > signed_size {
+            return Err(broken(
+                None,
+                format!(
+                    "the store is behind the high-water mark: it holds {signed_size} entries, \
+                     but the CA signed and handed out a checkpoint of {} entries (kept in {mark_place}). \
+                     This is an old copy of the store; rebuild it from a mirror or export with \
+                     `signet-ca log restore --from DIR|URL`",
+                    mark.size
+                ),
+            ));
+        }
+    }
+    if reader.entry_count()? != end {
+        for index in 0..end {
             if reader.entry(index)?.is_none() {
                 return Err(broken(Some(index), format!("entry {index} is missing")));
             }
         }
     }
     let mut tree = CompactRange::new();
-    let mut serials: HashSet<(bool, String)> = HashSet::new();
-    for index in 0..size {
+    let mut serials: HashSet<String> = HashSet::new();
+    check_prefixes(&tree, checkpoint.as_ref(), mark, mark_place)?;
+    for index in 0..end {
         let bytes = reader
             .entry(index)?
             .ok_or_else(|| broken(Some(index), format!("entry {index} is missing")))?;
@@ -102,11 +146,8 @@ pub fn check_store(store: &LocalStore, verifier: &VerifierKey) -> Result<CheckRe
             return Err(broken(Some(index), what));
         }
         if let Some(cert) = &entry.certificate {
-            let kind = match entry.kind {
-                EntryKind::X509Cert => SerialKind::X509,
-                _ => SerialKind::Ssh,
-            };
-            if !serials.insert((kind == SerialKind::X509, cert.serial.clone())) {
+            let kind = SerialKind::of(entry.kind, &cert.bytes.0);
+            if !serials.insert(kind.key(&cert.serial)) {
                 return Err(broken(
                     Some(index),
                     format!("entry {index} repeats serial {}", cert.serial),
@@ -119,18 +160,50 @@ pub fn check_store(store: &LocalStore, verifier: &VerifierKey) -> Result<CheckRe
                 ));
             }
         }
-        if tree.size() == signed_size && tree.root() != *opened.checkpoint.root() {
+        check_prefixes(&tree, checkpoint.as_ref(), mark, mark_place)?;
+    }
+    Ok(Verified {
+        report: CheckReport {
+            entries: end,
+            checkpoint_size: signed_size,
+            high_water: mark.map(|m| m.size),
+        },
+        checkpoint,
+        tree,
+    })
+}
+
+/// At the sizes of the checkpoint and the mark, the replayed tree must have
+/// their roots: otherwise the entries were rewritten, or the store is a fork
+/// of what the CA published.
+fn check_prefixes(
+    tree: &CompactRange,
+    checkpoint: Option<&SignedCheckpoint>,
+    mark: Option<&SignedCheckpoint>,
+    mark_place: &str,
+) -> Result<()> {
+    if let Some(checkpoint) = checkpoint {
+        if tree.size() == checkpoint.size && tree.root() != checkpoint.root {
             return Err(broken(
                 None,
-                format!("the entries do not hash to the signed checkpoint of size {signed_size}"),
+                format!(
+                    "the entries do not hash to the signed checkpoint of size {}",
+                    checkpoint.size
+                ),
             ));
         }
     }
-    if signed_size == 0 && tree.root() != *opened.checkpoint.root() {
-        return Err(broken(None, "the empty log does not match its checkpoint"));
+    if let Some(mark) = mark {
+        if tree.size() == mark.size && tree.root() != mark.root {
+            return Err(broken(
+                None,
+                format!(
+                    "the store is a fork: its first {} entries differ from the log the CA \
+                     published (high-water mark in {mark_place})",
+                    mark.size
+                ),
+            ));
+        }
     }
-    Ok(CheckReport {
-        entries: size,
-        checkpoint_size: signed_size,
-    })
+    Ok(())
 }
