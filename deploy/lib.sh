@@ -1,7 +1,9 @@
 # Shared helpers for Signet's deploy scripts. Sourced, not run.
 
 # Debian packages the test suite drives as real peers.
-SIGNET_TEST_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl pkg-config libpcsclite-dev libudev-dev pcscd pcsc-tools vsmartcard-vpcd ykcs11 yubico-piv-tool procps"
+SIGNET_TEST_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl pkg-config libpcsclite-dev libudev-dev pcscd pcsc-tools vsmartcard-vpcd ykcs11 yubico-piv-tool procps python3-pip python3-dev swig"
+# python-fido2 (PyPI, with pyscard, built against libpcsclite-dev) drives the
+# FIDO2 applet's conformance tests: see ensure_python_fido2.
 # What the quickstart needs.
 SIGNET_RUN_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl pkg-config libpcsclite-dev libudev-dev procps"
 
@@ -28,6 +30,17 @@ ensure_packages() {
 
 ensure_cargo() {
     command -v cargo >/dev/null || die "Rust's cargo is needed (https://rustup.rs); install it and run again"
+}
+
+# python-fido2 2.x and pyscard, for the FIDO2 conformance tests
+# (firmware-tests/tests/fido2_python.rs). Debian 12's python3 is "externally
+# managed": pip needs --break-system-packages there (a test machine).
+ensure_python_fido2() {
+    local python="${SIGNET_PYTHON:-python3}"
+    "$python" -c 'import fido2.pcsc, smartcard' 2>/dev/null && return 0
+    say "Installing python-fido2 and pyscard from PyPI"
+    "$python" -m pip install --quiet 'fido2>=2,<3' 'pyscard>=2.2' 2>/dev/null \
+        || "$python" -m pip install --quiet --break-system-packages 'fido2>=2,<3' 'pyscard>=2.2'
 }
 
 ensure_nextest() {

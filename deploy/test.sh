@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 . deploy/lib.sh
 
 ensure_packages $SIGNET_TEST_PACKAGES
+ensure_python_fido2
 ensure_cargo
 ensure_nextest
 

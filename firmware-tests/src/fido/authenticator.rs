@@ -585,9 +585,11 @@ impl Authenticator {
         }
         if up {
             self.user_presence(presence)?;
-        }
-        if uv {
-            self.pin.token_used();
+            // A token used with user presence is spent; a silent probe
+            // (up = false, as clients pre-flight allow lists) leaves it.
+            if uv {
+                self.pin.token_used();
+            }
         }
         let mut flags = 0;
         if up {
