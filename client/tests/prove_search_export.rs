@@ -48,7 +48,7 @@ fn openssh_cert(dir: &Path, name: &str, serial: u64) -> (std::path::PathBuf, Vec
             "-s",
             "ca",
             "-I",
-            name,
+            &format!("user={name} serial={serial}"),
             "-n",
             "alice,root",
             "-z",
@@ -66,10 +66,12 @@ fn openssh_cert(dir: &Path, name: &str, serial: u64) -> (std::path::PathBuf, Vec
     (path, blob)
 }
 
-/// An X.509 certificate from `openssl req -x509`: (PEM file, DER file, DER).
+/// An X.509 client certificate for `user` from `openssl req -x509`, named
+/// as the CA names users (CN, SAN URI): (PEM file, DER file, DER).
 fn x509_cert(
     dir: &Path,
     name: &str,
+    user: &str,
     serial_hex: &str,
 ) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
     sh(
@@ -88,7 +90,11 @@ fn x509_cert(
             "-out",
             &format!("{name}.pem"),
             "-subj",
-            &format!("/CN={name}"),
+            &format!("/CN={user}"),
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            &format!("subjectAltName=URI:signet://example.com/user/{user}"),
             "-days",
             "1",
             "-set_serial",
@@ -132,8 +138,8 @@ fn fixture() -> Fixture {
     let certs = s.path("certs/x").parent().unwrap().to_path_buf();
     let (ssh_cert, blob) = openssh_cert(&certs, "alice", 4242);
     let (unlogged_ssh, _) = openssh_cert(&certs, "bob", 4243);
-    let (x509_pem, x509_der, der) = x509_cert(&certs, "alice-x509", "1a2b3c");
-    let (unlogged_pem, _, _) = x509_cert(&certs, "carol-x509", "4d5e");
+    let (x509_pem, x509_der, der) = x509_cert(&certs, "alice-x509", "alice", "1a2b3c");
+    let (unlogged_pem, _, _) = x509_cert(&certs, "carol-x509", "carol", "4d5e");
     let mut entries = mixed_entries(N);
     entries[300] = ssh_entry(T0 + 300 * 60, "alice", &["alice", "root"], 4242, blob)
         .to_canonical_bytes()

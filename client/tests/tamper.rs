@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::http::{serve, Mode};
 use common::*;
-use signet_log::entry::EntryKind;
+use signet_log::entry::{Entry, EntryKind};
 use signet_log::tiles::EntryBundle;
 
 const N: u64 = 1000; // three full bundles and a partial one of 232
@@ -474,4 +474,49 @@ fn a_validly_signed_entry_that_lies_about_its_certificate() {
     TestLog::new(entries).write(&s.log_dir(), &key);
     s.vkey(&key);
     verify(&s).fails(1, "the certificate does not match the entry: principals");
+}
+
+#[test]
+fn a_validly_signed_entry_that_lies_about_who_its_certificate_is_for() {
+    // `signet audit search --user alice` must find every certificate that
+    // names alice: an entry that files mallory's certificate under alice
+    // (or a certificate naming nobody under anyone) is caught.
+    let key = TestKey::new(ORIGIN, 1);
+    let mallorys_ssh = make_ssh_cert("mallory", 7777, &["root"], 1);
+    let mallorys_x509 = make_x509_cert("77aa", "mallory");
+    let cases: Vec<(Entry, &str)> = vec![
+        (
+            ssh_entry(T0, "alice", &["root"], 7777, mallorys_ssh.clone()),
+            "the certificate does not match the entry: subject (certificate key id)",
+        ),
+        (
+            x509_entry(T0, "alice", "77aa", mallorys_x509.clone()),
+            "the certificate does not match the entry: subject (certificate SAN URI)",
+        ),
+        (
+            {
+                let mut e = ssh_entry(T0, "mallory", &["root"], 7777, mallorys_ssh);
+                e.subject = None;
+                e
+            },
+            "the certificate does not match the entry: subject (missing",
+        ),
+        (
+            {
+                let mut e = x509_entry(T0, "mallory", "77aa", mallorys_x509);
+                e.kind = EntryKind::AdminSign;
+                e.subject = Some("CN=mallory".into());
+                e
+            },
+            "the certificate does not match the entry: subject (certificate SAN URI)",
+        ),
+    ];
+    for (lying, message) in cases {
+        let s = Scratch::new();
+        let mut entries = mixed_entries(10);
+        entries.push(lying.to_canonical_bytes().unwrap());
+        TestLog::new(entries).write(&s.log_dir(), &key);
+        s.vkey(&key);
+        verify(&s).fails(1, message);
+    }
 }

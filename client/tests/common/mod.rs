@@ -150,9 +150,10 @@ fn certificate_from(
     }
 }
 
-/// A real OpenSSH user certificate for `serial` and `principals`, valid
-/// T0..T0+8h, signed by a fixed software CA; `variant` makes it unique.
-pub fn make_ssh_cert(serial: u64, principals: &[&str], variant: u64) -> Vec<u8> {
+/// A real OpenSSH user certificate for `user`, `serial` and `principals`
+/// (key id as the CA writes it), valid T0..T0+8h, signed by a fixed
+/// software CA; `variant` makes it unique.
+pub fn make_ssh_cert(user: &str, serial: u64, principals: &[&str], variant: u64) -> Vec<u8> {
     let ca = ssh_key::PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&[9; 32]));
     let subject = ssh_key::private::Ed25519Keypair::from_seed(&[(variant % 251) as u8 + 1; 32]);
     let mut nonce = variant.to_be_bytes().to_vec();
@@ -168,7 +169,9 @@ pub fn make_ssh_cert(serial: u64, principals: &[&str], variant: u64) -> Vec<u8> 
     builder
         .cert_type(ssh_key::certificate::CertType::User)
         .unwrap();
-    builder.key_id(format!("test {variant}")).unwrap();
+    builder
+        .key_id(format!("user={user} serial={serial}"))
+        .unwrap();
     for p in principals {
         builder.valid_principal(*p).unwrap();
     }
@@ -176,8 +179,9 @@ pub fn make_ssh_cert(serial: u64, principals: &[&str], variant: u64) -> Vec<u8> 
     ssh_key::encoding::Encode::encode_vec(&cert).unwrap()
 }
 
-/// A real X.509 certificate (made by openssl) with this serial and CN.
-pub fn make_x509_cert(serial_hex: &str, cn: &str) -> Vec<u8> {
+/// A real X.509 client certificate (made by openssl) with this serial,
+/// naming `user` as the CA does (CN, SAN URI, CA:FALSE).
+pub fn make_x509_cert(serial_hex: &str, user: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("openssl")
         .current_dir(dir.path())
@@ -194,7 +198,11 @@ pub fn make_x509_cert(serial_hex: &str, cn: &str) -> Vec<u8> {
             "-keyout", "k.pem", "-outform", "DER", "-out", "c.der", "-days", "1",
         ])
         .arg("-subj")
-        .arg(format!("/CN={cn}"))
+        .arg(format!("/CN={user}"))
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext"])
+        .arg(format!(
+            "subjectAltName=URI:signet://example.com/user/{user}"
+        ))
         .arg("-set_serial")
         .arg(format!("0x{serial_hex}"))
         .stderr(std::process::Stdio::null())
@@ -222,7 +230,12 @@ fn user(name: &str) -> Actor {
 pub fn ssh_entry(time: u64, name: &str, principals: &[&str], serial: u64, cert: Vec<u8>) -> Entry {
     let cert = match ssh_key::Certificate::from_bytes(&cert) {
         Ok(_) => cert,
-        Err(_) => make_ssh_cert(serial, principals, Sha256::digest(&cert)[0] as u64 + serial),
+        Err(_) => make_ssh_cert(
+            name,
+            serial,
+            principals,
+            Sha256::digest(&cert)[0] as u64 + serial,
+        ),
     };
     let parsed = ssh_key::Certificate::from_bytes(&cert).unwrap();
     Entry {
@@ -230,7 +243,7 @@ pub fn ssh_entry(time: u64, name: &str, principals: &[&str], serial: u64, cert: 
         time,
         actor: user(name),
         request_hash: Some(Sha256Hex([7; 32])),
-        subject: None,
+        subject: Some(name.to_owned()),
         principals: parsed.valid_principals().to_vec(),
         roles: vec!["prod-sre".into()],
         certificate: Some(certificate_from(
@@ -261,7 +274,7 @@ pub fn x509_entry(time: u64, name: &str, serial_hex: &str, der: Vec<u8>) -> Entr
         time,
         actor: user(name),
         request_hash: Some(Sha256Hex([8; 32])),
-        subject: None,
+        subject: Some(name.to_owned()),
         principals: vec![],
         roles: vec!["prod-sre".into()],
         certificate: Some(certificate_from(
