@@ -1,7 +1,9 @@
-//! The body of the `apdu` fuzz target (`../fuzz/fuzz_targets/apdu.rs`),
-//! kept here so that the committed seed corpus also runs as an ordinary
-//! test (`tests/fuzz_corpus.rs`) wherever libFuzzer is not available.
+//! The bodies of the `apdu` and `ctap` fuzz targets
+//! (`../fuzz/fuzz_targets/`), kept here so that the committed seed corpora
+//! also run as ordinary tests (`tests/fuzz_corpus.rs`) wherever libFuzzer is
+//! not available.
 //!
+//! `apdu`:
 //! Input format: one mode byte, then a sequence of `[len][len bytes]`
 //! command APDUs fed to a fresh applet. Mode bit 0: first verify the PIN and
 //! authenticate with the management key (so inputs reach key generation,
@@ -101,6 +103,74 @@ pub fn apdu_sequence(data: &[u8]) {
         if mode & 2 == 2 {
             applet.reset();
         }
+        rest = next;
+    }
+}
+
+fn pristine_fido() -> &'static crate::fido::state::FidoState {
+    static STATE: OnceLock<crate::fido::state::FidoState> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let root = AttestationRoot::create().expect("attestation root");
+        crate::fido::state::FidoState::new(&root, 1).expect("FIDO state")
+    })
+}
+
+/// Runs one input of the `ctap` fuzz target: the CTAP2 command parser and
+/// the authenticator behind it.
+///
+/// Input format: one mode byte, then CTAP messages (command byte + CBOR).
+/// Mode bit 0: the key has the PIN `1234`; bit 1: the rest is a sequence
+/// of `[len][message]` (so PIN state and getNextAssertion carry over),
+/// otherwise it is one message. Touches are approved.
+///
+/// Checks beyond "no panic": CBOR that decodes re-encodes (canonically) to
+/// bytes that decode to the same value; every message gets an NFCCTAP
+/// answer with `9000` and a status byte; a success answer's CBOR is
+/// canonical.
+pub fn ctap_messages(data: &[u8]) {
+    use crate::fido::cbor;
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if let Some(body) = rest.get(1..) {
+        if let Ok(value) = cbor::decode(body) {
+            let again = cbor::encode(&value);
+            assert_eq!(
+                cbor::decode(&again).map(|v| cbor::encode(&v)),
+                Ok(again),
+                "canonical re-encoding must decode to the same value"
+            );
+        }
+    }
+    let (mut applet, control) =
+        crate::fido::from_state(pristine_fido().clone(), None, TouchControl::new());
+    if mode & 1 == 1 {
+        control.set_pin("1234").expect("no state file to write");
+    }
+    let mut client = crate::fido::client::CtapClient::new(|apdu: &[u8]| applet.process(apdu));
+    client.select().expect("SELECT answers");
+    let mut run = |message: &[u8]| {
+        let answer = client
+            .raw(message)
+            .expect("every CTAP message gets a 9000 answer");
+        match answer.split_first() {
+            Some((0, body)) if !body.is_empty() => {
+                let value = cbor::decode(body).expect("success answers are CBOR");
+                assert_eq!(cbor::encode(&value), body, "answers are canonical CBOR");
+            }
+            Some(_) => {}
+            None => panic!("empty CTAP answer"),
+        }
+    };
+    if mode & 2 == 0 {
+        run(rest);
+        return;
+    }
+    let mut rest = rest;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = usize::from(len).min(tail.len());
+        let (message, next) = tail.split_at(len);
+        run(message);
         rest = next;
     }
 }

@@ -1,4 +1,4 @@
-//! Runs the committed seed corpus of the `apdu` fuzz target through the same
+//! Runs the committed seed corpora of the `apdu` and `ctap` fuzz targets through the same
 //! code, so the seeds stay meaningful and the applet stays panic-free on
 //! them even where libFuzzer does not run.
 
@@ -20,4 +20,20 @@ fn apdu_seed_corpus_runs_clean() {
         seen += 1;
     }
     assert!(seen >= 10, "seed corpus missing in {}", dir.display());
+}
+
+#[test]
+fn ctap_seed_corpus_runs_clean() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/ctap");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        signet_firmware_tests::fuzzing::ctap_messages(&data);
+        for cut in 0..data.len() {
+            signet_firmware_tests::fuzzing::ctap_messages(&data[..cut]);
+        }
+        seen += 1;
+    }
+    assert!(seen >= 8, "seed corpus missing in {}", dir.display());
 }

@@ -125,6 +125,16 @@ pub fn build(
             state
         }
     };
+    Ok(from_state(state, state_file, touch))
+}
+
+/// The FIDO applet over an existing `state` (saved to `state_file` after
+/// every change, if given).
+pub fn from_state(
+    state: FidoState,
+    state_file: Option<&Path>,
+    touch: TouchControl,
+) -> (FidoApplet, FidoControl) {
     let state = Arc::new(Mutex::new(state));
     let path = state_file.map(Path::to_path_buf);
     let control = FidoControl {
@@ -132,5 +142,5 @@ pub fn build(
         path: path.clone(),
     };
     let applet = FidoApplet::new(Authenticator::new(state, path, touch));
-    Ok((applet, control))
+    (applet, control)
 }
