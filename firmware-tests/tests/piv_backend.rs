@@ -449,6 +449,7 @@ fn slot_keys_are_read_back_and_never_replaced_unasked() {
     // A wrong management key is refused without naming it.
     let mgm = scratch.path("mgm");
     std::fs::write(&mgm, "0102030405060708090a0b0c0d0e0f101112131415161718\n").unwrap();
+    owner_only(&mgm);
     let err = device
         .generate(
             PivSlot::Retired(3),
@@ -491,6 +492,102 @@ fn attestation_chain_of_the_generated_key() {
     )
     .unwrap();
     assert_eq!(&attested, key.public_key());
+}
+
+fn owner_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A management key of the test's own (3DES, as firmware before 5.7 uses).
+const OWN_MGM: [u8; 24] = [
+    0x3c, 0x91, 0x5e, 0x07, 0xa2, 0x6d, 0xf4, 0x18, 0x8b, 0x20, 0xc7, 0x53, 0x1e, 0xe9, 0x74, 0x0a,
+    0xd6, 0x4f, 0x32, 0xb8, 0x65, 0x9c, 0x01, 0xfe,
+];
+
+fn own_mgm() -> yubikey::MgmKey {
+    yubikey::MgmKey::from_bytes(OWN_MGM, Some(yubikey::MgmAlgorithmId::ThreeDes)).unwrap()
+}
+
+#[test]
+fn a_ca_key_on_a_card_with_the_factory_management_key_is_refused() {
+    let Some(dev) = Fixture::new(true) else {
+        return;
+    };
+    let scratch = Scratch::new();
+    let device = PivDevice::open(&scratch.config(&dev)).unwrap();
+    let key = generate(
+        &device,
+        PivSlot::Signature,
+        PivAlgorithm::EcdsaP256,
+        PivPinPolicy::Once,
+        PivTouchPolicy::Never,
+    );
+    assert!(device.uses_default_management_key().unwrap());
+    let err = device.ca_key(PivSlot::Signature).unwrap_err();
+    assert!(
+        matches!(err, Error::PivDefaultManagementKey { serial } if serial == dev.serial()),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("factory-default PIV management key")
+            && text.contains("change-management-key"),
+        "{text}"
+    );
+
+    // With a management key of its own, the same key is a CA key.
+    {
+        let mut yk = dev.open_admin();
+        own_mgm().set_manual(&mut yk, false).unwrap();
+    }
+    assert!(!device.uses_default_management_key().unwrap());
+    let ca = device.ca_key(PivSlot::Signature).unwrap();
+    assert_eq!(ca.public_key(), key.public_key());
+    // … and the management key comes from an owner-only file.
+    let mgm = scratch.path("own-mgm");
+    let hex: String = OWN_MGM.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&mgm, format!("{hex}\n")).unwrap();
+    owner_only(&mgm);
+    device
+        .generate(
+            PivSlot::Retired(2),
+            PivKeySpec {
+                algorithm: PivAlgorithm::EcdsaP256,
+                pin_policy: PivPinPolicy::Once,
+                touch_policy: PivTouchPolicy::Never,
+            },
+            &PivManagementKey::File(mgm),
+            true,
+        )
+        .unwrap();
+
+    // Put the factory key back (a real key under test is shared by the suite).
+    {
+        let mut yk = dev.open();
+        yk.authenticate(&own_mgm()).unwrap();
+        yubikey::MgmKey::set_default(&mut yk).unwrap();
+    }
+    assert!(device.uses_default_management_key().unwrap());
+}
+
+#[test]
+fn the_factory_management_key_is_found_without_get_metadata() {
+    // Firmware before 5.3 has no GET METADATA: the backend tries the key.
+    let Some(dev) = Fixture::virtual_only(signet_firmware_tests::harness::VirtualKeyOptions {
+        firmware: [5, 2, 7],
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let scratch = Scratch::new();
+    let device = PivDevice::open(&scratch.config(&dev)).unwrap();
+    assert!(device.uses_default_management_key().unwrap());
+    {
+        let mut yk = dev.open_admin();
+        own_mgm().set_manual(&mut yk, false).unwrap();
+    }
+    assert!(!device.uses_default_management_key().unwrap());
 }
 
 #[test]

@@ -230,6 +230,13 @@ pub enum Error {
     #[cfg(feature = "piv")]
     #[error("PIV management key: {0}")]
     PivManagementKey(String),
+    /// The card still uses the factory-default management key: not for a CA key.
+    #[cfg(feature = "piv")]
+    #[error("the YubiKey with serial {serial} still uses the factory-default PIV management key, with which anyone holding the card can replace its keys; set a management key of its own (ykman piv access change-management-key --generate --protect) before using it for a CA key")]
+    PivDefaultManagementKey {
+        /// The card's serial.
+        serial: u32,
+    },
     /// Not a PIV signing slot.
     #[cfg(feature = "piv")]
     #[error("invalid PIV slot: {0}")]

@@ -22,6 +22,7 @@ pub mod piv;
 mod pool;
 mod provision;
 mod public_key;
+mod secret_file;
 mod signer;
 mod token;
 mod uri;

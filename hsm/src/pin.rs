@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::secret_file::read_secret_file;
 use crate::{Error, Result};
 
 /// Where the PIN comes from. Never the command line.
@@ -76,31 +77,15 @@ impl Pin {
     }
 
     /// Reads a PIN from a file: the whole file, one line, trailing newline
-    /// ignored. Like ssh with private keys, refuses a file that group or
-    /// others may read or write.
+    /// ignored. The file is opened once and checked on the open handle (see
+    /// `secret_file`): no symbolic link, no FIFO or other special file, no
+    /// group or other access (like ssh with private keys), at most 256 bytes.
     pub fn from_file(path: &Path) -> Result<Self> {
-        use std::os::unix::fs::PermissionsExt;
         let source_name = format!("PIN file {}", path.display());
-        let meta = std::fs::metadata(path).map_err(|_| Error::PinSource {
+        let bytes = read_secret_file(path).map_err(|problem| Error::PinSource {
             source_name: source_name.clone(),
-            reason: "cannot be read",
+            reason: problem.reason(),
         })?;
-        if !meta.is_file() {
-            return Err(Error::PinSource {
-                source_name,
-                reason: "is not a regular file",
-            });
-        }
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::PinSource {
-                source_name,
-                reason: "is accessible by group or others; make it readable by its owner only (chmod 600)",
-            });
-        }
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|_| Error::PinSource {
-            source_name: source_name.clone(),
-            reason: "cannot be read",
-        })?);
         let text = std::str::from_utf8(&bytes).map_err(|_| Error::PinSource {
             source_name: source_name.clone(),
             reason: "is not UTF-8",
@@ -169,6 +154,48 @@ mod tests {
         assert!(err.contains("chmod 600") && !err.contains("98765"), "{err}");
         std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o400)).unwrap();
         assert!(Pin::from_file(file.path()).is_ok());
+    }
+
+    #[test]
+    fn pin_file_attacks_are_refused_by_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("pin");
+        std::fs::write(&good, "98765\n").unwrap();
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(Pin::from_file(&good).unwrap().expose(), "98765");
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'7'; 300]).unwrap();
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let open = dir.path().join("open");
+        std::fs::write(&open, "98765\n").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o604)).unwrap();
+
+        for (path, expected) in [
+            (&link, "is a symbolic link"),
+            (&fifo, "is not a regular file"),
+            (&big, "is larger than 256 bytes"),
+            (&open, "chmod 600"),
+        ] {
+            let err = Pin::from_file(path).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("PIN file {}", path.display())),
+                "{err}"
+            );
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains("98765") && !err.contains("777"), "{err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use super::types::{PivAlgorithm, PivPinPolicy, PivSlot, PivTouchPolicy};
 use super::{PivAttestation, PivManagementKey};
+use crate::secret_file::read_secret_file;
 use crate::{Error, Pin, PublicKey, Result};
 
 /// What the card says about a key in a slot.
@@ -201,6 +202,37 @@ impl CardWorker {
         })
     }
 
+    /// Whether the card still uses the factory-default management key, with
+    /// which anyone holding the card can generate or replace keys. Read from
+    /// GET METADATA of slot 9b (firmware 5.3+); older cards are asked to
+    /// authenticate with the default key (a wrong management key costs no
+    /// retries: it has no retry counter).
+    pub(crate) fn uses_default_management_key(&mut self) -> Result<bool> {
+        let mut yk = self.open()?;
+        match piv::metadata(&mut yk, SlotId::Management(ManagementSlotId::Management)) {
+            Ok(meta) => {
+                if let Some(default) = meta.default {
+                    return Ok(default);
+                }
+            }
+            Err(yubikey::Error::NotSupported) => {}
+            Err(e) => {
+                return Err(card_error(
+                    self.serial,
+                    "read the management key metadata",
+                    e,
+                ))
+            }
+        }
+        let key =
+            MgmKey::get_default(&yk).map_err(self.err("choose the default management key"))?;
+        match yk.authenticate(&key) {
+            Ok(()) => Ok(true),
+            Err(yubikey::Error::AuthenticationError) => Ok(false),
+            Err(e) => Err(card_error(self.serial, "test the management key", e)),
+        }
+    }
+
     /// Generates a key in `slot`. Refuses to replace a key unless told to.
     pub(crate) fn generate(
         &mut self,
@@ -281,13 +313,15 @@ fn management_algorithm(yk: &mut YubiKey) -> yubikey::Result<MgmAlgorithmId> {
     }
 }
 
-/// Reads a management key file: hex digits on one line. The content never
-/// appears in an error.
+/// Reads a management key file: hex digits on one line. The file gets the
+/// PIN file's rules (opened once, checked on the open handle: no symbolic
+/// link, no FIFO, owner-only, at most 256 bytes). The content never appears
+/// in an error.
 fn read_hex_key(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>> {
     let bad = |reason: &str| {
         Error::PivManagementKey(format!("management key file {} {reason}", path.display()))
     };
-    let text = Zeroizing::new(std::fs::read(path).map_err(|_| bad("cannot be read"))?);
+    let text = read_secret_file(path).map_err(|problem| bad(problem.reason()))?;
     let digits: Zeroizing<Vec<u8>> = Zeroizing::new(
         text.iter()
             .copied()
@@ -328,6 +362,50 @@ mod tests {
         write!(bad, "secretzz").unwrap();
         let err = read_hex_key(bad.path()).unwrap_err().to_string();
         assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn management_key_file_gets_the_pin_file_rules() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let owner_only = |path: &std::path::Path| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        let good = dir.path().join("mgm");
+        std::fs::write(&good, "010203040506070801020304050607080102030405060708\n").unwrap();
+        owner_only(&good);
+        assert_eq!(read_hex_key(&good).unwrap().len(), 24);
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&good, &link).unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let big = dir.path().join("big");
+        std::fs::write(&big, "01".repeat(200)).unwrap();
+        owner_only(&big);
+        let open = dir.path().join("open");
+        std::fs::write(&open, "010203040506070801020304050607080102030405060708\n").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o640)).unwrap();
+        for (path, expected) in [
+            (&link, "is a symbolic link"),
+            (&fifo, "is not a regular file"),
+            (&big, "is larger than 256 bytes"),
+            (&open, "chmod 600"),
+        ] {
+            let err = read_hex_key(path).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("management key file {}", path.display())),
+                "{err}"
+            );
+            assert!(err.contains(expected), "{err}");
+            assert!(!err.contains("0102"), "{err}");
+        }
     }
 
     #[test]

@@ -159,6 +159,28 @@ impl PivDevice {
         Ok(self.key_from(slot, facts))
     }
 
+    /// The key in `slot`, for use as a CA key: as [`PivDevice::key`], but
+    /// refused with [`Error::PivDefaultManagementKey`] while the card still
+    /// uses the factory-default management key (with it, anyone holding the
+    /// card can replace the CA's key or certificates, no PIN needed).
+    pub fn ca_key(&self, slot: PivSlot) -> Result<PivKey> {
+        if self.uses_default_management_key()? {
+            return Err(Error::PivDefaultManagementKey {
+                serial: self.inner.serial,
+            });
+        }
+        self.key(slot)
+    }
+
+    /// Whether the card still uses the factory-default management key
+    /// (`010203040506070801020304050607080102030405060708`).
+    pub fn uses_default_management_key(&self) -> Result<bool> {
+        self.inner
+            .pool
+            .submit(|w| w.uses_default_management_key())
+            .wait()
+    }
+
     /// Generates a key inside the card in `slot`, with the given policies.
     /// Refuses if the slot holds a key, unless `replace` is set (the old key
     /// is then gone for good).
