@@ -74,6 +74,11 @@ struct Signed {
     bytes: Vec<u8>,
 }
 
+/// Keeps the types below from being built outside this module: their
+/// values are made only where the promise they stand for was kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sealed;
+
 /// A certificate whose log entry is durable. Only [`Authority::issue`] makes one.
 #[derive(Debug, Clone)]
 pub struct Issued {
@@ -87,7 +92,7 @@ pub struct Issued {
     pub checkpoint: Arc<SignedCheckpoint>,
     /// The entry's inclusion proof in that checkpoint's tree.
     pub inclusion_proof: Vec<signet_log::merkle::Hash>,
-    _sealed: (),
+    _sealed: Sealed,
 }
 
 /// The CA: keys on the token, the root certificate, the store and the limits.
@@ -240,7 +245,7 @@ impl Authority {
             log_index: appended.index,
             checkpoint: appended.checkpoint,
             inclusion_proof: appended.inclusion_proof,
-            _sealed: (),
+            _sealed: Sealed,
         })
     }
 

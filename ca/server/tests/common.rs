@@ -176,18 +176,30 @@ impl Ca {
 
     /// Starts `signet-ca serve` on a free loopback port and waits until it answers.
     pub fn serve(&self) -> Daemon {
+        self.serve_with(&self.config)
+    }
+
+    /// Starts `signet-ca serve` with another configuration file (e.g. a
+    /// copy of the data directory) on this CA's token.
+    pub fn serve_with(&self, config: &Path) -> Daemon {
         let port = signet_testkit::free_port();
-        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text = std::fs::read_to_string(config).unwrap();
         std::fs::write(
-            &self.config,
+            config,
             text.replace(
                 "listen = \"127.0.0.1:8441\"",
                 &format!("listen = \"127.0.0.1:{port}\""),
             ),
         )
         .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_signet-ca"));
+        command
+            .env("SOFTHSM2_CONF", self.hsm.conf())
+            .arg("--config")
+            .arg(config)
+            .arg("serve");
         let daemon = Daemon {
-            child: self.command().arg("serve").spawn().unwrap(),
+            child: command.spawn().unwrap(),
             port,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -54,10 +54,10 @@ pub struct StoreOptions {
     pub mode: CommitMode,
 }
 
-const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-const NODES: TableDefinition<u128, &[u8]> = TableDefinition::new("nodes");
+pub(super) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+pub(super) const NODES: TableDefinition<u128, &[u8]> = TableDefinition::new("nodes");
 const SERIALS: TableDefinition<&str, u64> = TableDefinition::new("serials");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECKPOINT_KEY: &str = "checkpoint";
 
 /// The embedded default log store: one redb file in the data directory.

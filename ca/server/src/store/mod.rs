@@ -67,6 +67,11 @@ impl SerialKind {
     }
 }
 
+/// Keeps the types below from being built outside this module: their
+/// values are made only where the promise they stand for was kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sealed;
+
 /// A checkpoint signed by the log key: the tree size and root it commits
 /// to, and the signed-note text served at `/log/checkpoint`. Made only by
 /// this module, from a note that verified.
@@ -78,7 +83,7 @@ pub struct SignedCheckpoint {
     pub root: Hash,
     /// The C2SP signed note.
     pub note: String,
-    _sealed: (),
+    _sealed: Sealed,
 }
 
 impl SignedCheckpoint {
@@ -94,7 +99,7 @@ impl SignedCheckpoint {
             size: opened.checkpoint.size(),
             root: *opened.checkpoint.root(),
             note: text.to_owned(),
-            _sealed: (),
+            _sealed: Sealed,
         })
     }
 }
@@ -108,7 +113,7 @@ pub struct Appended {
     pub checkpoint: Arc<SignedCheckpoint>,
     /// The entry's inclusion proof in that checkpoint's tree.
     pub inclusion_proof: Vec<Hash>,
-    _sealed: (),
+    _sealed: Sealed,
 }
 
 /// The serials claimed by issuances in progress in this process.
@@ -327,6 +332,9 @@ pub(crate) fn appended(
         index,
         checkpoint,
         inclusion_proof,
-        _sealed: (),
+        _sealed: Sealed,
     }
 }
+
+#[cfg(test)]
+mod tests;
