@@ -91,6 +91,23 @@ fn ca_extension() -> Result<Extension> {
     )
 }
 
+/// The key usage extension (critical), as verifiers such as webauthn-rs
+/// require on CA and attestation certificates.
+fn key_usage(usages: der::flagset::FlagSet<x509_cert::ext::pkix::KeyUsages>) -> Result<Extension> {
+    ext(
+        const_oid::db::rfc5280::ID_CE_KEY_USAGE,
+        true,
+        x509_cert::ext::pkix::KeyUsage(usages)
+            .to_der()
+            .map_err(cert_err)?,
+    )
+}
+
+fn ca_key_usage() -> Result<Extension> {
+    use x509_cert::ext::pkix::KeyUsages;
+    key_usage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)
+}
+
 fn random_serial() -> SerialNumber {
     SerialNumber::generate(&mut rand::rng())
 }
@@ -133,7 +150,7 @@ impl AttestationRoot {
         let profile = FixedProfile {
             issuer: name.clone(),
             subject: name,
-            extensions: vec![ca_extension()?],
+            extensions: vec![ca_extension()?, ca_key_usage()?],
         };
         let validity =
             Validity::from_now(Duration::from_secs(20 * 365 * 86400)).map_err(cert_err)?;
@@ -210,7 +227,7 @@ impl AttestationRoot {
         let profile = FixedProfile {
             issuer: self.subject()?,
             subject,
-            extensions: vec![ca_extension()?],
+            extensions: vec![ca_extension()?, ca_key_usage()?],
         };
         let validity =
             Validity::from_now(Duration::from_secs(20 * 365 * 86400)).map_err(cert_err)?;
@@ -254,6 +271,7 @@ impl AttestationRoot {
                     not_ca.to_der().map_err(cert_err)?,
                 )?,
                 ext(OID_FIDO_AAGUID, false, aaguid.to_der().map_err(cert_err)?)?,
+                key_usage(x509_cert::ext::pkix::KeyUsages::DigitalSignature.into())?,
             ],
         };
         let validity =

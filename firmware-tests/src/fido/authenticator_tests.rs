@@ -570,6 +570,12 @@ fn touch_refused_timed_out_polled_and_cancelled() {
     let answer = card.applet.process(&[0x80, 0x11, 0x00, 0x00, 0x00]);
     assert_eq!(answer[0], 0x00, "the credential is made after the touch");
     assert_eq!(answer[answer.len() - 2], 0x61, "long answer in 61xx chunks");
+    let rest = card.applet.process(&[0x80, 0xC0, 0x00, 0x00, 0x00]);
+    assert_eq!(
+        rest[rest.len() - 2..],
+        [0x90, 0x00],
+        "GET RESPONSE with CLA 80 too"
+    );
     // Cancelled by the client.
     assert_eq!(card.applet.process(&apdu), [0x02, 0x91, 0x00]);
     assert_eq!(

@@ -104,7 +104,9 @@ impl FidoApplet {
     fn handle(&mut self, cmd: Command) -> Response {
         let cla = cmd.cla & !Command::CLA_CHAINING;
         match (cla, cmd.ins) {
-            (0x00, INS_GET_RESPONSE) => return self.get_response(),
+            // Clients send GET RESPONSE with the ISO class or with the
+            // NFCCTAP class of the command it continues; keys accept both.
+            (0x00 | 0x80, INS_GET_RESPONSE) => return self.get_response(),
             (0x00, INS_SELECT) => {
                 self.clear();
                 return self.select(&cmd);
