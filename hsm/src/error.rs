@@ -46,6 +46,14 @@ pub enum Error {
     /// Initialisation was asked for a label that an initialised token already has.
     #[error("a token labelled {0:?} already exists; refusing to initialise another")]
     TokenExists(String),
+    /// A throw-away token was asked of a module that is not SoftHSM2.
+    #[error("refusing to initialise a token with {module}: its manufacturer is {manufacturer:?}, not SoftHSM; throw-away tokens are only ever made in SoftHSM2 (point tests at an existing token of a real HSM with SIGNET_PKCS11_TOKEN instead)")]
+    NotSoftHsm {
+        /// The module path.
+        module: PathBuf,
+        /// What the module says its manufacturer is.
+        manufacturer: String,
+    },
     /// The module offers no uninitialised slot to create a token in.
     #[error("the module has no free (uninitialised) slot for a new token")]
     NoFreeSlot,

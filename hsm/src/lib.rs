@@ -32,7 +32,7 @@ pub use algorithm::{KeyAlgorithm, RsaHash};
 pub use error::{Error, Result};
 pub use pin::{Pin, PinSource};
 pub use pool::Reply;
-pub use provision::initialize_token;
+pub use provision::{initialize_softhsm_token, initialize_token, module_info, ModuleInfo};
 pub use public_key::PublicKey;
 pub use signer::{
     Pkcs11Key, SigningBackend, SshSigner, X509Signature, X509Signer, X509VerifyingKey,

@@ -41,6 +41,53 @@ pub fn initialize_token(module: &Path, label: &str, so_pin: &Pin, user_pin: &Pin
     Ok(slot.id())
 }
 
+/// What a PKCS#11 module says it is (`CK_INFO`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// `manufacturerID`, e.g. `SoftHSM`, `OpenSC Project`.
+    pub manufacturer: String,
+    /// `libraryDescription`.
+    pub description: String,
+}
+
+impl ModuleInfo {
+    /// Whether the module is SoftHSM2 (manufacturer `SoftHSM`).
+    pub fn is_softhsm(&self) -> bool {
+        self.manufacturer == "SoftHSM"
+    }
+}
+
+/// Loads `module` and reads what it says it is.
+pub fn module_info(module: &Path) -> Result<ModuleInfo> {
+    let ctx = load_module(module)?;
+    let info = ctx.get_library_info()?;
+    let trim = |s: &str| s.trim_end_matches([' ', '\0']).to_owned();
+    Ok(ModuleInfo {
+        manufacturer: trim(info.manufacturer_id()),
+        description: trim(info.library_description()),
+    })
+}
+
+/// As [`initialize_token`], for throw-away tokens (tests, the qualification
+/// program): refuses with [`Error::NotSoftHsm`] unless the module says it is
+/// SoftHSM2, so a variable pointing at a real HSM's module can never get a
+/// slot of that HSM initialised by a test.
+pub fn initialize_softhsm_token(
+    module: &Path,
+    label: &str,
+    so_pin: &Pin,
+    user_pin: &Pin,
+) -> Result<u64> {
+    let info = module_info(module)?;
+    if !info.is_softhsm() {
+        return Err(Error::NotSoftHsm {
+            module: module.to_path_buf(),
+            manufacturer: info.manufacturer,
+        });
+    }
+    initialize_token(module, label, so_pin, user_pin)
+}
+
 fn find_initialised(ctx: &Pkcs11, label: &str) -> Result<cryptoki::slot::Slot> {
     for slot in ctx.get_slots_with_token()? {
         let info = ctx.get_token_info(slot)?;

@@ -10,5 +10,5 @@
 mod softhsm;
 mod sshd;
 
-pub use softhsm::{softhsm_module, SoftHsm};
+pub use softhsm::{softhsm_module, SoftHsm, MODULE_ENV, PIN_FILE_ENV, TOKEN_ENV};
 pub use sshd::{free_port, Sshd};

@@ -10,19 +10,31 @@ use zeroize::Zeroizing;
 /// The PKCS#11 module the tests use: `SIGNET_PKCS11_MODULE` if set, else
 /// Debian's SoftHSM2.
 pub fn softhsm_module() -> PathBuf {
-    std::env::var_os("SIGNET_PKCS11_MODULE")
+    std::env::var_os(MODULE_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
 }
+
+/// The variable naming the existing token of a real module (its label).
+pub const TOKEN_ENV: &str = "SIGNET_PKCS11_TOKEN";
+/// The variable naming the file with that token's user PIN.
+pub const PIN_FILE_ENV: &str = "SIGNET_PKCS11_PIN_FILE";
+/// The variable naming the module (a real HSM's, or another SoftHSM2 build).
+pub const MODULE_ENV: &str = "SIGNET_PKCS11_MODULE";
 
 /// A SoftHSM2 configuration and token directory of the test's own, with one
 /// initialised token and its user PIN in a file.
 ///
 /// With `SIGNET_PKCS11_MODULE` set, the same tests run against a real
-/// module instead: the token named by `SIGNET_PKCS11_TOKEN`, logged in with
-/// the PIN in `SIGNET_PKCS11_PIN_FILE`. Nothing is initialised then, and
-/// since keys are never deleted, [`SoftHsm::unique`] gives every run's keys
-/// labels of their own.
+/// module instead: the existing token whose label is `SIGNET_PKCS11_TOKEN`,
+/// logged in with the PIN in `SIGNET_PKCS11_PIN_FILE`. Nothing is
+/// initialised then, and since keys are never deleted, [`SoftHsm::unique`]
+/// gives every run's keys labels of their own. Both variables are required
+/// in that mode: a test never falls back to initialising a slot.
+///
+/// Tokens are only ever initialised in SoftHSM2: the helper asks the module
+/// what it is (`C_GetInfo`) and refuses any other
+/// ([`signet_hsm::initialize_softhsm_token`]).
 pub struct SoftHsm {
     dir: tempfile::TempDir,
     label: String,
@@ -50,6 +62,23 @@ fn write_secret(path: &Path, value: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// A label suffix unique to this run: seconds since the epoch and random hex.
+fn run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let random: u32 = rand::rng().random();
+    format!("{secs}-{random:08x}")
+}
+
+fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("signet-softhsm-")
+        .tempdir()
+        .unwrap()
+}
+
 impl SoftHsm {
     /// Creates the configuration and token directory and initialises a token
     /// named `label` with random SO and user PINs (written to files, never
@@ -59,11 +88,16 @@ impl SoftHsm {
     /// configuration, which SoftHSM2 reads once per process: tests that open
     /// tokens in-process must each run in their own process (the test
     /// runner is cargo-nextest, which does that).
+    ///
+    /// With `SIGNET_PKCS11_MODULE` set, `label` is ignored and the existing
+    /// token named by `SIGNET_PKCS11_TOKEN` is used (see [`SoftHsm`]); the
+    /// test panics with the missing variable's name if either
+    /// `SIGNET_PKCS11_TOKEN` or `SIGNET_PKCS11_PIN_FILE` is not set.
     pub fn create(label: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("signet-softhsm-")
-            .tempdir()
-            .unwrap();
+        if std::env::var_os(MODULE_ENV).is_some() {
+            return Self::existing();
+        }
+        let dir = scratch_dir();
         let tokens = dir.path().join("tokens");
         std::fs::create_dir(&tokens).unwrap();
         let conf = dir.path().join("softhsm2.conf");
@@ -86,7 +120,7 @@ impl SoftHsm {
         };
         // SAFETY of the environment: tests run one per process under nextest.
         std::env::set_var("SOFTHSM2_CONF", &conf);
-        signet_hsm::initialize_token(
+        signet_hsm::initialize_softhsm_token(
             &softhsm_module(),
             label,
             &signet_hsm::Pin::from_secret(so_pin).unwrap(),
@@ -94,6 +128,31 @@ impl SoftHsm {
         )
         .expect("initialise SoftHSM2 token");
         hsm
+    }
+
+    /// The real-token mode: the existing token `SIGNET_PKCS11_TOKEN` of
+    /// `SIGNET_PKCS11_MODULE`, its PIN in `SIGNET_PKCS11_PIN_FILE`, nothing
+    /// initialised, key labels made unique per run.
+    fn existing() -> Self {
+        let required = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{MODULE_ENV} is set, so tests use an existing token of that module and \
+                     never initialise one: set {name} too ({TOKEN_ENV} = the token's label, \
+                     {PIN_FILE_ENV} = a file holding its user PIN)"
+                )
+            })
+        };
+        let label = required(TOKEN_ENV);
+        let pin_file = PathBuf::from(required(PIN_FILE_ENV));
+        Self {
+            dir: scratch_dir(),
+            label,
+            external: Some(External {
+                pin_file,
+                run_id: run_id(),
+            }),
+        }
     }
 
     /// The token label.

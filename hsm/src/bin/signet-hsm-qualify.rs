@@ -178,7 +178,7 @@ impl ThrowawayToken {
             file.write_all(user_pin.as_bytes())?;
             file.write_all(b"\n")?;
         }
-        signet_hsm::initialize_token(
+        signet_hsm::initialize_softhsm_token(
             module,
             &token.label,
             &Pin::from_secret(so_pin)?,
