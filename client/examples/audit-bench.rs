@@ -124,7 +124,7 @@ fn entry(i: u64) -> Vec<u8> {
         return cert_entry(i);
     }
     Entry {
-        kind: if i % 2 == 0 {
+        kind: if i.is_multiple_of(2) {
             EntryKind::Lock
         } else {
             EntryKind::Unlock

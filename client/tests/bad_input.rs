@@ -264,9 +264,7 @@ fn bad_since_and_state_files() {
 
     // A remembered checkpoint someone edited is refused, not trusted.
     run(&s, "verify", &d).ok();
-    let state = s
-        .state()
-        .join("signet/audit/ca.example.com_signet-log.checkpoint");
+    let state = s.state_files().pop().unwrap();
     let text = std::fs::read_to_string(&state)
         .unwrap()
         .replace("\n10\n", "\n9\n");

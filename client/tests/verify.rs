@@ -66,11 +66,13 @@ fn verify_directory_then_remember_then_grow() {
         "{r:?}"
     );
     assert!(r.stdout.contains("first verification"), "{r:?}");
-    let remembered = s
-        .state()
-        .join("signet/audit/ca.example.com_signet-log.checkpoint");
+    let files = s.state_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let remembered = &files[0];
+    let name = remembered.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("ca.example.com_signet-log-"), "{name}");
     assert_eq!(
-        std::fs::read_to_string(&remembered).unwrap(),
+        std::fs::read_to_string(remembered).unwrap(),
         first.checkpoint(600, &[&key])
     );
 
@@ -85,7 +87,7 @@ fn verify_directory_then_remember_then_grow() {
         "{r:?}"
     );
     assert_eq!(
-        std::fs::read_to_string(&remembered).unwrap(),
+        std::fs::read_to_string(remembered).unwrap(),
         grown.checkpoint(1000, &[&key])
     );
 

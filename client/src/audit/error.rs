@@ -153,7 +153,8 @@ pub enum VerifyFailure {
     /// The log is smaller than an earlier trusted checkpoint.
     #[error(
         "the log's checkpoint (size {new}) is older than the {which} checkpoint (size {old}): \
-         the log was truncated or rolled back (or this is an older copy; compare with --since)"
+         the log was truncated or rolled back, or this is a copy older than what was \
+         verified before; nothing about the log is verified until it serves at least size {old}"
     )]
     Rollback {
         /// Which earlier checkpoint: `remembered` or `--since`.

@@ -353,7 +353,7 @@ pub fn verify_log(
     };
 
     let tile_width = u64::from(TILE_WIDTH);
-    let bundles = size / tile_width + u64::from(size % tile_width != 0);
+    let bundles = size.div_ceil(tile_width);
     let threads = source.parallelism().max(1);
     progress(0, size);
 

@@ -12,7 +12,7 @@ use signet::audit::certfile;
 use signet::audit::fetch::{check_consistency, check_inclusion, fetch_checkpoint};
 use signet::audit::query::{entry_json, entry_line, format_time, parse_kind, parse_time, Filter};
 use signet::audit::source::{self, LogSource};
-use signet::audit::state::StateDir;
+use signet::audit::state::{StateDir, Stored};
 use signet::audit::trust::{Trust, TrustedCheckpoint};
 use signet::audit::verify::{verify_log, Previous, Summary, VerifiedEntry};
 use signet::audit::{AuditError, VerifyFailure};
@@ -53,10 +53,12 @@ the --origin you give, or else the origin the checkpoint claims. Pin --origin
 by the same key cannot pass for this one.
 
 Rollback and fork protection: after a full verification succeeds, the
-checkpoint is remembered in $XDG_STATE_HOME/signet/audit/<origin>.checkpoint
-(default ~/.local/state/signet/audit/). Every later run checks that the log
-still starts with exactly the tree that checkpoint signed. `verify --since
-FILE` checks against a checkpoint you kept yourself instead.
+checkpoint is remembered in $XDG_STATE_HOME/signet/audit/<origin>-<hash>.checkpoint
+(default ~/.local/state/signet/audit/; <hash> tells apart origins that differ
+only in punctuation). It only ever moves forward, also when several runs
+finish at once. Every later run checks that the log still starts with
+exactly the tree that checkpoint signed, and fails if the log is smaller.
+`verify --since FILE` checks against a checkpoint you kept yourself as well.
 
 verify, prove, search and export all verify the whole log first, so their
 answers are complete: a search that finds nothing means the verified log has
@@ -140,8 +142,8 @@ enum AuditSub {
     /// canonically and its certificate has the SHA-256 it states, that no
     /// certificate serial repeats (OpenSSH and X.509 counted apart), recomputes
     /// the tree and compares it with every hash tile and the checkpoint, and
-    /// checks the log starts with the tree of the earlier checkpoint (--since,
-    /// else the remembered one). On success the checkpoint is remembered.
+    /// checks the log starts with the tree of every earlier checkpoint (--since,
+    /// and the remembered one). On success the checkpoint is remembered.
     /// On failure the entry index or tile path is named.
     #[command(after_long_help = VERIFY_HELP)]
     Verify(VerifyArgs),
@@ -202,7 +204,7 @@ struct CheckpointArgs {
 struct VerifyArgs {
     #[command(flatten)]
     log: LogArgs,
-    /// An earlier signed checkpoint (a file) the log must extend; default: the remembered one.
+    /// An earlier signed checkpoint (a file) the log must extend, besides the remembered one.
     #[arg(long, value_name = "CHECKPOINT")]
     since: Option<PathBuf>,
     /// Print a JSON summary.
@@ -327,29 +329,35 @@ fn remembered(o: &Opened) -> anyhow::Result<Option<TrustedCheckpoint>> {
         return Ok(None);
     };
     let origin = o.latest.checkpoint.origin();
-    let Some(bytes) = state.load(origin)? else {
-        return Ok(None);
-    };
-    let path = state.path_for(origin);
+    match state.load(origin)? {
+        Some(stored) => Ok(Some(open_remembered(o, &stored)?)),
+        None => Ok(None),
+    }
+}
+
+/// Verifies a remembered checkpoint: signed by the pinned key, and of this
+/// log's origin (the file could have been written, or swapped in, for
+/// another log).
+fn open_remembered(o: &Opened, stored: &Stored) -> anyhow::Result<TrustedCheckpoint> {
+    let origin = o.latest.checkpoint.origin();
+    let path = stored.path.display();
     let cp = o
         .trust
-        .open(&bytes, &path.display().to_string())
+        .open(&stored.bytes, &path.to_string())
         .map_err(|e| {
             AuditError::BadInput(format!(
-                "the remembered checkpoint {} does not verify with this key ({e}); \
-             if the log key was rotated, verify against the new key and move the file away",
-                path.display()
+                "the remembered checkpoint {path} does not verify with this key ({e}); \
+                 if the log key was rotated, verify against the new key and move the file away"
             ))
         })?;
     if cp.checkpoint.origin() != origin {
         return Err(AuditError::BadInput(format!(
-            "the remembered checkpoint {} is for origin {:?}, not {origin:?}",
-            path.display(),
+            "the remembered checkpoint {path} is for origin {:?}, not {origin:?}",
             cp.checkpoint.origin()
         ))
         .into());
     }
-    Ok(Some(cp))
+    Ok(cp)
 }
 
 fn read_since(o: &Opened, file: &Path) -> anyhow::Result<TrustedCheckpoint> {
@@ -379,33 +387,24 @@ struct FullRun {
 }
 
 /// Verifies the whole log (see `verify_log`), checking it extends `--since`
-/// (if given) and the remembered checkpoint, then remembers the new one.
+/// (if given) and the remembered checkpoint (always: a served log smaller
+/// than what this auditor already verified is a rollback, whatever the
+/// flags), then remembers the new one.
 fn full_verify(
     o: &Opened,
     since: Option<&Path>,
     quiet: bool,
     visit: &mut dyn FnMut(VerifiedEntry<'_>) -> signet::audit::Result<()>,
 ) -> anyhow::Result<FullRun> {
-    let size = o.latest.checkpoint.size();
     let remembered = remembered(o)?;
     let mut previous = Vec::new();
-    let mut may_remember = true;
     if let Some(file) = since {
         previous.push(Previous {
             which: "--since",
             checkpoint: read_since(o, file)?.checkpoint,
         });
-        if let Some(r) = &remembered {
-            if r.checkpoint.size() <= size {
-                previous.push(Previous {
-                    which: "remembered",
-                    checkpoint: r.checkpoint.clone(),
-                });
-            } else {
-                may_remember = false;
-            }
-        }
-    } else if let Some(r) = &remembered {
+    }
+    if let Some(r) = &remembered {
         previous.push(Previous {
             which: "remembered",
             checkpoint: r.checkpoint.clone(),
@@ -427,20 +426,22 @@ fn full_verify(
         remembered_at: None,
         not_remembered: None,
     };
-    match (&o.state, may_remember) {
-        (Some(state), true) => match state.save(o.latest.checkpoint.origin(), &o.latest.signed) {
-            Ok(path) => run.remembered_at = Some(path),
+    match &o.state {
+        Some(state) => match remember(o, state, remembered.as_ref()) {
+            Ok(Remembered::Stored(path)) => run.remembered_at = Some(path),
+            Ok(Remembered::KeptNewer(size)) => {
+                run.not_remembered = Some(format!(
+                    "not remembered: another run meanwhile remembered a newer checkpoint \
+                     (size {size}), which this log extends to"
+                ));
+            }
+            // A verification failure found under the lock fails the run.
+            Err(e) if matches!(e, AuditError::Verification(_)) => return Err(e.into()),
             // The log verified; failing to remember it weakens the next run,
             // which is said loudly, but does not undo this one.
             Err(e) => run.not_remembered = Some(format!("warning: {e}")),
         },
-        (Some(state), false) => {
-            run.not_remembered = Some(format!(
-                "not remembered: {} holds a larger checkpoint",
-                state.path_for(o.latest.checkpoint.origin()).display()
-            ));
-        }
-        (None, _) => {
+        None => {
             run.not_remembered =
                 Some("not remembered: neither XDG_STATE_HOME nor HOME is set".into());
         }
@@ -449,6 +450,60 @@ fn full_verify(
         eprintln!("signet: {n}");
     }
     Ok(run)
+}
+
+/// What [`remember`] did.
+enum Remembered {
+    /// The new checkpoint is remembered in this file.
+    Stored(PathBuf),
+    /// A larger checkpoint, remembered by another run meanwhile, was kept.
+    KeptNewer(u64),
+}
+
+/// Remembers the verified checkpoint, under the state lock, never going
+/// backwards: if another run changed the remembered checkpoint since this
+/// run read it, the new one replaces it only if the log is proven (from its
+/// tiles) to extend it, and a larger one stays if it is proven to extend
+/// this log; a log that cannot be shown to extend it is a rollback.
+fn remember(
+    o: &Opened,
+    state: &StateDir,
+    seen: Option<&TrustedCheckpoint>,
+) -> signet::audit::Result<Remembered> {
+    let new = &o.latest;
+    let lock = state.lock(new.checkpoint.origin())?;
+    let current = match lock.load()? {
+        Some(stored) => {
+            Some(open_remembered(o, &stored).map_err(|e| AuditError::BadInput(e.to_string()))?)
+        }
+        None => None,
+    };
+    match current {
+        // Unchanged since this run verified against it (or nothing yet):
+        // `verify_log` has shown the log extends it.
+        None => lock.store(&new.signed).map(Remembered::Stored),
+        Some(cur) if seen.is_some_and(|s| s.signed == cur.signed) => {
+            lock.store(&new.signed).map(Remembered::Stored)
+        }
+        Some(cur) if cur.checkpoint.size() <= new.checkpoint.size() => {
+            check_consistency(&*o.source, &cur.checkpoint, &new.checkpoint, "remembered")?;
+            lock.store(&new.signed).map(Remembered::Stored)
+        }
+        Some(cur) => {
+            match check_consistency(&*o.source, &new.checkpoint, &cur.checkpoint, "remembered") {
+                Ok(()) => Ok(Remembered::KeptNewer(cur.checkpoint.size())),
+                Err(e @ AuditError::Verification(VerifyFailure::Inconsistent { .. })) => Err(e),
+                // This log cannot be shown to reach the remembered size: it
+                // is behind what this auditor has verified.
+                Err(_) => Err(VerifyFailure::Rollback {
+                    which: "remembered",
+                    old: cur.checkpoint.size(),
+                    new: new.checkpoint.size(),
+                }
+                .into()),
+            }
+        }
+    }
 }
 
 fn b64(h: &Hash) -> String {

@@ -4,6 +4,7 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// How the server answers requests for `tile/…`.
@@ -25,6 +26,60 @@ pub enum Mode {
 
 /// Starts a server for `dir`; returns the URL prefix of the log (`http://127.0.0.1:P/log/`).
 pub fn serve(dir: &Path, mode: Mode) -> String {
+    serve_with(dir, mode, None)
+}
+
+/// Holds a client between reading the checkpoint and reading the tiles, so
+/// a test can run something else exactly then.
+#[derive(Default)]
+pub struct Hold {
+    /// (a tile was asked for, tiles may be served)
+    state: Mutex<(bool, bool)>,
+    changed: Condvar,
+}
+
+/// Longest a held request or a waiting test waits, so nothing hangs forever.
+const HOLD_LIMIT: Duration = Duration::from_secs(120);
+
+impl Hold {
+    /// Waits until the client asked for its first tile.
+    pub fn wait_for_tile_request(&self) {
+        let guard = self.state.lock().unwrap();
+        let (guard, timeout) = self
+            .changed
+            .wait_timeout_while(guard, HOLD_LIMIT, |s| !s.0)
+            .unwrap();
+        assert!(
+            guard.0 && !timeout.timed_out(),
+            "the client never asked for a tile"
+        );
+    }
+
+    /// Lets every held and later tile request through.
+    pub fn release(&self) {
+        self.state.lock().unwrap().1 = true;
+        self.changed.notify_all();
+    }
+
+    fn tile_requested(&self) {
+        let mut guard = self.state.lock().unwrap();
+        guard.0 = true;
+        self.changed.notify_all();
+        let _ = self
+            .changed
+            .wait_timeout_while(guard, HOLD_LIMIT, |s| !s.1)
+            .unwrap();
+    }
+}
+
+/// Serves `dir` honestly, but holds every tile request until
+/// [`Hold::release`]; the checkpoint is served at once.
+pub fn serve_held(dir: &Path) -> (String, Arc<Hold>) {
+    let hold = Arc::new(Hold::default());
+    (serve_with(dir, Mode::Honest, Some(hold.clone())), hold)
+}
+
+fn serve_with(dir: &Path, mode: Mode, hold: Option<Arc<Hold>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let dir = dir.to_path_buf();
@@ -32,15 +87,16 @@ pub fn serve(dir: &Path, mode: Mode) -> String {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
             let dir = dir.clone();
+            let hold = hold.clone();
             std::thread::spawn(move || {
-                let _ = handle(stream, &dir, mode);
+                let _ = handle(stream, &dir, mode, hold.as_deref());
             });
         }
     });
     format!("http://{addr}/log/")
 }
 
-fn handle(stream: TcpStream, dir: &Path, mode: Mode) -> std::io::Result<()> {
+fn handle(stream: TcpStream, dir: &Path, mode: Mode, hold: Option<&Hold>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
@@ -67,6 +123,9 @@ fn handle(stream: TcpStream, dir: &Path, mode: Mode) -> std::io::Result<()> {
         if rel.contains("..") {
             respond(&mut out, 400, b"bad path")?;
             continue;
+        }
+        if let (Some(hold), true) = (hold, rel.starts_with("tile/")) {
+            hold.tile_requested();
         }
         let file = dir.join(rel);
         let Ok(body) = std::fs::read(&file) else {

@@ -389,7 +389,7 @@ impl TestLog {
                 }
             }
             let size = i as u64 + 1;
-            if size % u64::from(TILE_WIDTH) == 0 {
+            if size.is_multiple_of(u64::from(TILE_WIDTH)) {
                 let idx = size / 256 - 1;
                 let b = EntryBundle::new(self.entries[idx as usize * 256..size as usize].to_vec())
                     .unwrap();
@@ -460,6 +460,26 @@ impl Scratch {
     pub fn signet(&self, args: &[&str]) -> Run {
         run_signet(args, &self.state())
     }
+    /// Starts `signet` in the background, with this scratch space's state.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        spawn_signet(args, &self.state())
+    }
+    /// The remembered-checkpoint files in the state directory.
+    pub fn state_files(&self) -> Vec<PathBuf> {
+        let dir = self.state().join("signet/audit");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().is_some_and(|e| e == "checkpoint"));
+        files.sort();
+        files
+    }
+    /// The one remembered checkpoint, as text.
+    pub fn remembered(&self) -> String {
+        let files = self.state_files();
+        assert_eq!(files.len(), 1, "{files:?}");
+        std::fs::read_to_string(&files[0]).unwrap()
+    }
 }
 
 /// What a `signet` run did.
@@ -497,21 +517,59 @@ impl Run {
     }
 }
 
-pub fn run_signet(args: &[&str], state: &Path) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_signet"))
-        .args(args)
+fn signet_command(args: &[&str], state: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
+    cmd.args(args)
         .env("XDG_STATE_HOME", state)
         .env_remove("HTTP_PROXY")
         .env_remove("http_proxy")
         .env_remove("HTTPS_PROXY")
         .env_remove("https_proxy")
         .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        .env_remove("all_proxy");
+    cmd
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
+}
+
+pub fn run_signet(args: &[&str], state: &Path) -> Run {
+    signet_command(args, state).output().unwrap().into()
+}
+
+/// A `signet` run in the background; [`Running::wait`] collects it. Killed
+/// if dropped before, so it never outlives the test.
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    pub fn wait(mut self) -> Run {
+        self.0.take().unwrap().wait_with_output().unwrap().into()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn spawn_signet(args: &[&str], state: &Path) -> Running {
+    use std::process::Stdio;
+    let child = signet_command(args, state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Running(Some(child))
 }
