@@ -293,3 +293,25 @@ fn old_state_files_are_read_for_their_own_origin_only() {
     s.signet(&verify_args(d, &vkey)).ok();
     assert!(!old_name.exists());
 }
+
+/// A state file replaced while a run is held (by someone, with a
+/// checkpoint of another key) fails the run when it comes to remember.
+#[test]
+fn a_state_file_swapped_during_a_run_fails_it() {
+    let s = Scratch::new();
+    let key = TestKey::new(ORIGIN, 1);
+    let vkey = s.vkey(&key);
+    let log = TestLog::new(mixed_entries(300));
+    let dir = s.log_dir();
+    log.write(&dir, &key);
+    let (url, hold) = serve_held(&dir);
+    let slow = s.spawn(&verify_args(&url, &vkey));
+    hold.wait_for_tile_request();
+    let path = signet::audit::state::StateDir::new(s.state().join("signet/audit")).path_for(ORIGIN);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let other = TestKey::new(ORIGIN, 9);
+    std::fs::write(&path, log.checkpoint(300, &[&other])).unwrap();
+    hold.release();
+    slow.wait().fails(2, "the remembered checkpoint");
+    assert_eq!(s.remembered(), log.checkpoint(300, &[&other]));
+}

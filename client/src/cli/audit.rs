@@ -15,7 +15,7 @@ use signet::audit::source::{self, LogSource};
 use signet::audit::state::{StateDir, Stored};
 use signet::audit::trust::{Trust, TrustedCheckpoint};
 use signet::audit::verify::{verify_log, Previous, Summary, VerifiedEntry};
-use signet::audit::{AuditError, VerifyFailure};
+use signet::audit::{AuditError, ErrorClass, VerifyFailure};
 use signet_log::entry::{Actor, Entry};
 use signet_log::merkle::Hash;
 
@@ -435,11 +435,15 @@ fn full_verify(
                      (size {size}), which this log extends to"
                 ));
             }
-            // A verification failure found under the lock fails the run.
-            Err(e) if matches!(e, AuditError::Verification(_)) => return Err(e.into()),
-            // The log verified; failing to remember it weakens the next run,
-            // which is said loudly, but does not undo this one.
-            Err(e) => run.not_remembered = Some(format!("warning: {e}")),
+            // The log verified; failing to write (or read) the state
+            // weakens the next run, which is said loudly, but does not undo
+            // this one.
+            Err(e) if e.class() == ErrorClass::Unavailable => {
+                run.not_remembered = Some(format!("warning: {e}"));
+            }
+            // What is found under the lock (a rollback, a fork, a state file
+            // that does not verify) fails the run.
+            Err(e) => return Err(e.into()),
         },
         None => {
             run.not_remembered =
