@@ -1,9 +1,12 @@
 //! The `virtual-yubikey` program end to end: it connects to a (private)
 //! pcscd's vpcd driver, persists its state across restarts, creates and
-//! uses the attestation root it is given, and obeys its touch control file.
+//! uses the attestation root it is given, obeys its touch control file, and
+//! serves the FIDO2 applet beside PIV.
 
 // Conformance checks: a failed assertion or unwrap is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fido_common;
 
 use der::{Decode, DecodePem};
 use signet_firmware_tests::harness::{DeviceLock, Pcscd};
@@ -121,4 +124,96 @@ fn program_persists_state_attests_and_obeys_touch_control() {
         SlotId::Authentication,
     )
     .unwrap();
+}
+
+/// The contract checks outside the repository rely on: the program started
+/// with exactly `--serial --firmware --attestation-root --vpcd` behind
+/// their own pcscd serves FIDO2 to python-fido2, attested by that root; with
+/// `--state` the FIDO applet's PIN and credentials survive a restart.
+#[test]
+fn program_serves_fido2_to_python_fido2_and_keeps_its_state() {
+    if std::env::var("SIGNET_YUBIKEY_SERIAL").is_ok() || std::env::var("SIGNET_FIDO_READER").is_ok()
+    {
+        return; // about the emulator only
+    }
+    let Some(python) = fido_common::python_with_fido2() else {
+        return;
+    };
+    let _lock = DeviceLock::acquire().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pcscd = Pcscd::start().unwrap();
+    let start = |state: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtual-yubikey"));
+        cmd.args(["--serial", "5551234", "--firmware", "5.7.1"])
+            .arg("--attestation-root")
+            .arg(dir.path().join("att"))
+            .arg("--vpcd")
+            .arg(pcscd.vpcd_addr(0).to_string());
+        if state {
+            cmd.arg("--state").arg(dir.path().join("yk.json"));
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        pcscd.wait_for_cards(1, Duration::from_secs(15)).unwrap();
+        Card(child)
+    };
+    let run = |scenarios: &[&str]| {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/fido2_conformance.py");
+        let mut cmd = Command::new(&python);
+        cmd.arg(&script)
+            .args(scenarios)
+            .env(
+                "SIGNET_FIDO_READER",
+                signet_firmware_tests::harness::READER_NAME,
+            )
+            .env(
+                "SIGNET_FIDO_ROOT",
+                dir.path().join("att").join("attestation-root.pem"),
+            )
+            .env("SIGNET_FIDO_VIRTUAL", "1");
+        for (k, v) in pcscd.envs() {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "python-fido2 {scenarios:?}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("against the root") || !scenarios.contains(&"ceremony"),
+            "{stdout}"
+        );
+    };
+
+    {
+        let _card = start(false);
+        run(&["info", "ceremony"]);
+    }
+    pcscd.wait_for_cards(0, Duration::from_secs(5)).unwrap();
+    {
+        let _card = start(true);
+        run(&["ceremony"]);
+    }
+    pcscd.wait_for_cards(0, Duration::from_secs(5)).unwrap();
+    let fido_state = dir.path().join("yk.fido.json");
+    let saved = signet_firmware_tests::fido::state::FidoState::load(&fido_state).unwrap();
+    assert!(saved.pin_hash.is_some());
+    assert_eq!(saved.residents.len(), 2);
+    let counter = saved.sign_count;
+    // Restarted from the file: the PIN is still set (the ceremony uses it
+    // instead of setting one) and the old credentials are still there.
+    let _card = start(true);
+    run(&["ceremony"]);
+    let saved = signet_firmware_tests::fido::state::FidoState::load(&fido_state).unwrap();
+    assert_eq!(saved.residents.len(), 2, "same users: replaced, not added");
+    assert!(
+        saved.sign_count > counter,
+        "the counter goes on from the file"
+    );
 }

@@ -550,7 +550,8 @@ impl Authenticator {
         let rp_id_hash = sha256(rp_id.as_bytes());
         // (credential ID, resident entry if discoverable)
         let mut found: Vec<(Vec<u8>, Option<Resident>)> = Vec::new();
-        let from_allow_list = allow.is_some();
+        // An empty allow list means "discover", as if it were absent.
+        let from_allow_list = allow.as_ref().is_some_and(|a| !a.is_empty());
         if let Some(allow) = allow.filter(|a| !a.is_empty()) {
             for (kind, id) in allow {
                 if kind != "public-key" {
