@@ -99,7 +99,7 @@ pub fn tiles_for_consistency(old: u64, new: u64) -> Result<BTreeSet<TilePath>> {
 /// the set. A tile wider than the tree size needs (a full tile fetched in place
 /// of a partial one) is fine: its leading hashes are the same.
 ///
-/// Each tile's seven inner levels are hashed once, on insertion (at most 255
+/// Each tile's seven inner levels are hashed once, on insertion (at most 254
 /// hashes per tile), so every later lookup is a table read.
 #[derive(Debug, Clone)]
 pub struct TileSet {
