@@ -16,13 +16,16 @@ use crate::apdu::{Response, StatusWord};
 use sha2::{Digest, Sha256};
 
 /// Why a CTAP exchange failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
     /// The card answered with this status word instead of `9000`.
+    #[error("the card answered {0}")]
     Apdu(StatusWord),
     /// The authenticator answered with this CTAP status byte.
+    #[error("CTAP status {0:02X}")]
     Ctap(u8),
     /// The answer was not what CTAP2 promises.
+    #[error("malformed answer: {0}")]
     Malformed(&'static str),
 }
 
