@@ -21,7 +21,7 @@ use crate::authority::{Authority, CertKind, RawRequest};
 use crate::config::Config;
 use crate::keys::KeyRole;
 use crate::log_signer::LogSigner;
-use crate::store::{CommitMode, FileMark, LocalStore, StoreOptions};
+use crate::store::{CommitMode, LocalStore, StoreOptions, TokenMark};
 use crate::{x509, Error, Result};
 
 /// One measured case.
@@ -35,6 +35,10 @@ pub struct BenchLine {
     pub raw_sign_per_s: f64,
     /// Certificates issued per second through the full path.
     pub issue_per_s: f64,
+    /// The CA's own CPU time per certificate: process CPU per issuance
+    /// minus process CPU per raw signature in the same run (the token runs
+    /// in this process too, so this removes its share), in microseconds.
+    pub ca_cpu_us_per_cert: f64,
 }
 
 impl BenchLine {
@@ -52,12 +56,13 @@ impl std::fmt::Display for BenchLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "key={} sessions={} raw_sign_per_s={:.1} issue_per_s={:.1} ratio={:.3}",
+            "key={} sessions={} raw_sign_per_s={:.1} issue_per_s={:.1} ratio={:.3} ca_cpu_us_per_cert={:.1}",
             self.key,
             self.sessions,
             self.raw_sign_per_s,
             self.issue_per_s,
-            self.ratio()
+            self.ratio(),
+            self.ca_cpu_us_per_cert
         )
     }
 }
@@ -66,8 +71,41 @@ impl std::fmt::Display for BenchLine {
 const CLIENT_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF3pmztnLx/vadXQ0fCYydshpmgxp6t7TQ0xOs4/GHw6 bench@signet";
 
-/// Runs `job` from `clients` threads for `duration`; returns completions per second.
-fn measure(clients: usize, duration: Duration, job: impl Fn() -> Result<()> + Sync) -> Result<f64> {
+/// What one measurement saw.
+struct Measured {
+    per_second: f64,
+    /// Process CPU seconds per completed job.
+    cpu_per_job: f64,
+}
+
+/// CPU time (user + system) of this whole process so far, in seconds, from
+/// /proc/self/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+fn process_cpu_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| Error::File {
+        path: "/proc/self/stat".into(),
+        reason: e.to_string(),
+    })?;
+    // The command name (field 2) may hold spaces; the fields after it don't.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the name: field 3 is index 0, so utime (14) is 11, stime (15) 12.
+    Ok((ticks(11) + ticks(12)) as f64 / 100.0)
+}
+
+/// Runs `job` from `clients` threads for `duration`; returns completions per
+/// second and the process CPU per completion.
+fn measure(
+    clients: usize,
+    duration: Duration,
+    job: impl Fn() -> Result<()> + Sync,
+) -> Result<Measured> {
+    let cpu_before = process_cpu_seconds()?;
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
     let failure = std::sync::Mutex::new(None);
@@ -92,10 +130,15 @@ fn measure(clients: usize, duration: Duration, job: impl Fn() -> Result<()> + Sy
         stop.store(true, Ordering::Relaxed);
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds()? - cpu_before;
     if let Some(err) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(err);
     }
-    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+    let jobs = done.load(Ordering::Relaxed).max(1) as f64;
+    Ok(Measured {
+        per_second: jobs / elapsed,
+        cpu_per_job: cpu / jobs,
+    })
 }
 
 fn bench_key(token: &Token, algorithm: KeyAlgorithm) -> Result<KeyRef> {
@@ -177,6 +220,13 @@ pub fn run(
 
             let store_dir = scratch.path().join(format!("{algorithm}-{sessions}.redb"));
             let log_key = bench_key(&token, log_algorithm)?;
+            // The high-water mark where the CA keeps it, on the token, under
+            // a label of this run's own (removed at the end).
+            let mark = Arc::new(TokenMark::new(
+                token.clone(),
+                &format!("bench-{}/signet-log", std::process::id()),
+            ));
+            token.destroy_data_objects(mark.label())?;
             let log_signer = Arc::new(LogSigner::new(
                 crate::log_signer::dedicated_token(config)?,
                 log_key,
@@ -187,7 +237,7 @@ pub fn run(
                 origin: "bench/signet-log".into(),
                 verifier: log_signer.verifier().clone(),
                 signer: log_signer,
-                mark: Arc::new(FileMark::new(store_dir.with_extension("high-water"))),
+                mark: mark.clone(),
                 mode: CommitMode::Group,
             })?);
             let x509_signer = X509Signer::new(token.clone(), key.clone());
@@ -219,12 +269,16 @@ pub fn run(
                 authority.issue(request, actor.clone()).map(|_| ())
             };
             measure(clients, warm, issue_job)?;
-            let issue = measure(clients, duration, issue_job)?;
+            let issue = measure(clients, duration, issue_job);
+            drop(authority);
+            token.destroy_data_objects(mark.label())?;
+            let issue = issue?;
             lines.push(BenchLine {
                 key: algorithm,
                 sessions,
-                raw_sign_per_s: raw,
-                issue_per_s: issue,
+                raw_sign_per_s: raw.per_second,
+                issue_per_s: issue.per_second,
+                ca_cpu_us_per_cert: (issue.cpu_per_job - raw.cpu_per_job) * 1e6,
             });
         }
     }

@@ -73,6 +73,23 @@ impl Token {
             })
             .wait()
     }
+
+    /// Destroys every data object with this label (the benchmark's scratch
+    /// marks; nothing in the CA's own path deletes state).
+    pub fn destroy_data_objects(&self, label: &str) -> Result<()> {
+        let label = label.to_owned();
+        self.inner
+            .pool
+            .submit(move |worker| {
+                worker.run(|session, _| {
+                    for handle in find_data_objects(session, &label)? {
+                        session.destroy_object(handle)?;
+                    }
+                    Ok(())
+                })
+            })
+            .wait()
+    }
 }
 
 /// At most this many objects may share a label: one, or two while a

@@ -55,6 +55,13 @@ impl TokenMark {
     }
 }
 
+impl TokenMark {
+    /// The data object's label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
 impl HighWaterMark for TokenMark {
     fn describe(&self) -> String {
         format!("the token's data object {:?}", self.label)

@@ -87,18 +87,39 @@ struct AppendRequest {
     reply: oneshot::Sender<Result<Appended>>,
 }
 
-/// The single writer: owns the tree frontier and the mark.
+/// The single writer: owns the tree frontier. It commits batches and hands
+/// them to the [`Marker`], which answers them once the mark covers them.
 struct Writer {
     db: Arc<Database>,
     tree: CompactRange,
     origin: String,
     signer: CheckpointSigner,
     verifier: VerifierKey,
+    mode: CommitMode,
+}
+
+/// Owns the high-water mark and publishes checkpoints. Runs on a thread of
+/// its own so that moving the mark (a token object write: milliseconds on
+/// many tokens) overlaps the next batch's commit; batches committed while
+/// it was busy are covered by one write of the newest checkpoint — group
+/// commit for the mark.
+struct Marker {
     mark: Arc<dyn HighWaterMark>,
     /// The size the mark holds now; it only ever grows.
     marked_size: Option<u64>,
-    mode: CommitMode,
     shared: Option<Arc<Shared>>,
+}
+
+/// A committed batch waiting for the mark: its checkpoint and, per
+/// request, the reply, its result and its serial reservation (released once
+/// answered).
+struct Committed {
+    checkpoint: Arc<SignedCheckpoint>,
+    replies: Vec<(
+        oneshot::Sender<Result<Appended>>,
+        Result<Appended>,
+        Option<SerialReservation>,
+    )>,
 }
 
 /// The most appends one batch takes, to bound the latency of its first one.
@@ -169,32 +190,41 @@ impl LocalStore {
             origin,
             signer,
             verifier,
+            mode,
+        };
+        let mut marker = Marker {
             mark,
             marked_size: marked.as_ref().map(|m| m.size),
-            mode,
             shared: None,
         };
         let latest = match verified.checkpoint {
-            Some(checkpoint) => {
-                let checkpoint = Arc::new(checkpoint);
-                // A crash between a commit and the mark's update leaves the
-                // store ahead of the mark; the store has just been verified
-                // to extend the marked tree, so the mark catches up.
-                writer.advance_mark(&checkpoint)?;
-                checkpoint
-            }
+            Some(checkpoint) => Arc::new(checkpoint),
             // A new, empty store (and no mark, or verification would have
             // refused it): its first checkpoint says so.
-            None => writer.commit(begin_write(&db)?)?,
+            None => writer.commit_unmarked(begin_write(&db)?)?,
         };
+        // A crash between a commit and the mark's update leaves the store
+        // ahead of the mark; the store has just been verified to extend the
+        // marked tree, so the mark catches up.
+        marker.advance(&latest)?;
         let shared = Arc::new(Shared {
             latest: Mutex::new(latest),
         });
-        writer.shared = Some(shared.clone());
+        marker.shared = Some(shared.clone());
         let (requests, rx) = crossbeam_channel::unbounded();
+        let (committed, to_mark) = crossbeam_channel::unbounded();
+        let marker_thread = std::thread::Builder::new()
+            .name("signet-log-marker".into())
+            .spawn(move || marker.run(to_mark))
+            .map_err(|e| Error::Store(format!("cannot start the log marker: {e}")))?;
         let handle = std::thread::Builder::new()
             .name("signet-log-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                writer.run(rx, committed);
+                // The writer is done: the marker answers what it was handed
+                // and stops when the channel closes.
+                let _ = marker_thread.join();
+            })
             .map_err(|e| Error::Store(format!("cannot start the log writer: {e}")))?;
         Ok(Self {
             db,
@@ -359,20 +389,12 @@ impl Drop for LocalStore {
     }
 }
 
-/// How a batch ended.
-enum BatchOutcome {
-    /// Nothing was committed.
-    NotCommitted(Error),
-    /// Committed and marked: each request's index, checkpoint and proof.
-    Done(Vec<Result<Appended>>),
-    /// Committed, but the mark could not move past it: the entries are in
-    /// the log (which only ever holds more than was handed out), yet nothing
-    /// of the batch may leave the CA.
-    CommittedUnmarked(Error),
-}
-
 impl Writer {
-    fn run(mut self, requests: crossbeam_channel::Receiver<AppendRequest>) {
+    fn run(
+        mut self,
+        requests: crossbeam_channel::Receiver<AppendRequest>,
+        committed: crossbeam_channel::Sender<Committed>,
+    ) {
         while let Ok(first) = requests.recv() {
             let mut batch = vec![first];
             if self.mode == CommitMode::Group {
@@ -384,83 +406,77 @@ impl Writer {
                 }
             }
             let before = self.tree.clone();
-            let outcome = self.write_batch(&batch);
-            let failed = |text: String| {
-                move |request: AppendRequest| {
-                    let _ = request.reply.send(Err(Error::Store(text.clone())));
-                }
-            };
-            match outcome {
-                BatchOutcome::Done(appended) => {
-                    for (request, appended) in batch.into_iter().zip(appended) {
-                        // The reservation is released only now, after the
-                        // serial index committed.
-                        let AppendRequest { reply, serial, .. } = request;
-                        let _ = reply.send(appended);
-                        drop(serial);
+            match self.write_batch(&batch) {
+                Ok((checkpoint, results)) => {
+                    let replies = batch
+                        .into_iter()
+                        .zip(results)
+                        .map(|(request, result)| (request.reply, result, request.serial))
+                        .collect();
+                    if let Err(unsent) = committed.send(Committed {
+                        checkpoint,
+                        replies,
+                    }) {
+                        // The marker is gone: nothing may be handed out.
+                        for (reply, _, _) in unsent.into_inner().replies {
+                            let _ = reply
+                                .send(Err(Error::Store("the log's marker has stopped".into())));
+                        }
                     }
                 }
-                BatchOutcome::NotCommitted(err) => {
+                Err(err) => {
+                    // Nothing of the batch was committed: forget it.
                     self.tree = before;
-                    batch.into_iter().for_each(failed(err.to_string()));
-                }
-                BatchOutcome::CommittedUnmarked(err) => {
-                    log::error!("the log's high-water mark could not be moved: {err}");
-                    batch.into_iter().for_each(failed(format!(
-                        "the entry was written but the high-water mark could not be moved \
-                         past it, so nothing is handed out: {err}"
-                    )));
+                    let text = err.to_string();
+                    for request in batch {
+                        let _ = request.reply.send(Err(Error::Store(text.clone())));
+                    }
                 }
             }
         }
     }
 
-    /// Writes a batch in one transaction, commits it, signs a checkpoint and
-    /// moves the mark.
-    fn write_batch(&mut self, batch: &[AppendRequest]) -> BatchOutcome {
+    /// Writes a batch in one transaction, commits it and signs a checkpoint;
+    /// returns the checkpoint and each request's index and proof. An error
+    /// means nothing was committed.
+    fn write_batch(
+        &mut self,
+        batch: &[AppendRequest],
+    ) -> Result<(Arc<SignedCheckpoint>, Vec<Result<Appended>>)> {
         let first_index = self.tree.size();
         let mut recent: HashMap<u128, Hash> = HashMap::new();
-        let written = (|| -> Result<redb::WriteTransaction> {
-            let txn = begin_write(&self.db)?;
-            {
-                let mut entries = txn.open_table(ENTRIES).map_err(store_err)?;
-                let mut nodes = txn.open_table(NODES).map_err(store_err)?;
-                let mut serials = txn.open_table(SERIALS).map_err(store_err)?;
-                for request in batch {
-                    let index = self.tree.size();
-                    let mut new_nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(2);
-                    self.tree
-                        .append(merkle::leaf_hash(&request.entry), |node, hash| {
-                            new_nodes.push((node, *hash))
-                        })?;
-                    for (node, hash) in &new_nodes {
-                        let key = node_key(node.level, node.index);
-                        nodes.insert(key, hash.as_slice()).map_err(store_err)?;
-                        recent.insert(key, *hash);
-                    }
-                    if let Some(serial) = &request.serial {
-                        serials
-                            .insert(serial.index_key(), index)
-                            .map_err(store_err)?;
-                    }
-                    entries
-                        .insert(index, request.entry.as_slice())
+        let txn = begin_write(&self.db)?;
+        {
+            let mut entries = txn.open_table(ENTRIES).map_err(store_err)?;
+            let mut nodes = txn.open_table(NODES).map_err(store_err)?;
+            let mut serials = txn.open_table(SERIALS).map_err(store_err)?;
+            for request in batch {
+                let index = self.tree.size();
+                let mut new_nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(2);
+                self.tree
+                    .append(merkle::leaf_hash(&request.entry), |node, hash| {
+                        new_nodes.push((node, *hash))
+                    })?;
+                for (node, hash) in &new_nodes {
+                    let key = node_key(node.level, node.index);
+                    nodes.insert(key, hash.as_slice()).map_err(store_err)?;
+                    recent.insert(key, *hash);
+                }
+                if let Some(serial) = &request.serial {
+                    serials
+                        .insert(serial.index_key(), index)
                         .map_err(store_err)?;
                 }
+                entries
+                    .insert(index, request.entry.as_slice())
+                    .map_err(store_err)?;
             }
-            Ok(txn)
-        })();
-        let checkpoint = match written.and_then(|txn| self.commit_unmarked(txn)) {
-            Ok(checkpoint) => checkpoint,
-            Err(err) => return BatchOutcome::NotCommitted(err),
-        };
-        if let Err(err) = self.advance_mark(&checkpoint) {
-            return BatchOutcome::CommittedUnmarked(err);
         }
-        self.publish(&checkpoint);
+        let checkpoint = self.commit_unmarked(txn)?;
         // Proofs for the whole batch, from the hashes just written and the
         // tree's right edge; older hashes (rarely needed) from a read
-        // transaction opened only if one is.
+        // transaction opened only if one is. A proof that cannot be made
+        // fails its own request only: the entry is committed all the same.
         for (node, hash) in self.tree.nodes().into_iter().zip(self.tree.hashes()) {
             recent.insert(node_key(node.level, node.index), *hash);
         }
@@ -469,27 +485,19 @@ impl Writer {
             db: &self.db,
             older: std::cell::RefCell::new(None),
         };
-        BatchOutcome::Done(
-            (first_index..)
-                .take(batch.len())
-                .map(|index| {
-                    let proof = merkle::inclusion_proof(&nodes, index, checkpoint.size)?;
-                    Ok(appended(index, checkpoint.clone(), proof))
-                })
-                .collect(),
-        )
+        let results = (first_index..)
+            .take(batch.len())
+            .map(|index| {
+                let proof = merkle::inclusion_proof(&nodes, index, checkpoint.size)?;
+                Ok(appended(index, checkpoint.clone(), proof))
+            })
+            .collect();
+        Ok((checkpoint, results))
     }
 
     /// Signs a checkpoint for the tree as written in `txn`, records it in
-    /// the same transaction and commits (one fsync); then moves the mark and
-    /// publishes. Used for the first checkpoint of a new store.
-    fn commit(&mut self, txn: redb::WriteTransaction) -> Result<Arc<SignedCheckpoint>> {
-        let checkpoint = self.commit_unmarked(txn)?;
-        self.advance_mark(&checkpoint)?;
-        self.publish(&checkpoint);
-        Ok(checkpoint)
-    }
-
+    /// the same transaction and commits (one fsync). The mark has not moved
+    /// yet: nothing may be handed out on the strength of it alone.
     fn commit_unmarked(&mut self, txn: redb::WriteTransaction) -> Result<Arc<SignedCheckpoint>> {
         let (size, root) = (self.tree.size(), self.tree.root());
         let checkpoint = Checkpoint::new(&self.origin, size, root)?;
@@ -515,10 +523,46 @@ impl Writer {
         txn.commit().map_err(store_err)?;
         Ok(Arc::new(signed))
     }
+}
+
+impl Marker {
+    fn run(mut self, committed: crossbeam_channel::Receiver<Committed>) {
+        while let Ok(first) = committed.recv() {
+            let mut done = vec![first];
+            done.extend(committed.try_iter());
+            // Batches commit in order, so the last checkpoint covers them all.
+            let Some(newest) = done.last().map(|c| c.checkpoint.clone()) else {
+                continue;
+            };
+            match self.advance(&newest) {
+                Ok(()) => {
+                    self.publish(&newest);
+                    for (reply, result, serial) in done.into_iter().flat_map(|c| c.replies) {
+                        let _ = reply.send(result);
+                        // Released only now, long after the serial index
+                        // committed.
+                        drop(serial);
+                    }
+                }
+                Err(err) => {
+                    // The entries are in the log (which only ever holds more
+                    // than was handed out), but none of them may leave the CA.
+                    log::error!("the log's high-water mark could not be moved: {err}");
+                    let text = format!(
+                        "the entry was written but the high-water mark could not be moved \
+                         past it, so nothing is handed out: {err}"
+                    );
+                    for (reply, _, _) in done.into_iter().flat_map(|c| c.replies) {
+                        let _ = reply.send(Err(Error::Store(text.clone())));
+                    }
+                }
+            }
+        }
+    }
 
     /// Moves the high-water mark to `checkpoint` if it is beyond it; never
     /// backwards.
-    fn advance_mark(&mut self, checkpoint: &SignedCheckpoint) -> Result<()> {
+    fn advance(&mut self, checkpoint: &SignedCheckpoint) -> Result<()> {
         if self
             .marked_size
             .is_some_and(|marked| marked >= checkpoint.size)
