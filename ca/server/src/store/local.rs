@@ -115,12 +115,16 @@ struct Marker {
 /// answered).
 struct Committed {
     checkpoint: Arc<SignedCheckpoint>,
-    replies: Vec<(
-        oneshot::Sender<Result<Appended>>,
-        Result<Appended>,
-        Option<SerialReservation>,
-    )>,
+    replies: Vec<PendingReply>,
 }
+
+/// One request of a committed batch: where to answer, what to answer, and
+/// the serial reservation to release once answered.
+type PendingReply = (
+    oneshot::Sender<Result<Appended>>,
+    Result<Appended>,
+    Option<SerialReservation>,
+);
 
 /// The most appends one batch takes, to bound the latency of its first one.
 const MAX_BATCH: usize = 4096;
