@@ -498,10 +498,7 @@ mod tests {
 
     #[test]
     fn the_high_water_file_follows_the_config_file() {
-        let text = EXAMPLE.replace(
-            "origin = \"ca.example.com/signet-log\"",
-            "origin = \"ca.example.com/signet-log\"\nhigh_water = \"mark/high-water\"",
-        );
+        let text = EXAMPLE.replace("high_water = \"token\"", "high_water = \"mark/high-water\"");
         let config = Config::parse(&text, Path::new("/etc/signet/ca.toml")).unwrap();
         assert_eq!(
             config.log.high_water,
