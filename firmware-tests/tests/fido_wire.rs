@@ -1,7 +1,7 @@
 //! The FIDO applet's framing through the real PC/SC stack (libpcsclite →
 //! pcscd → vpcd), with APDUs no client library sends on its own: extended
 //! APDUs (the whole answer at once), command chaining with CLA `90` across
-//! many links, `61xx` collection, status words for malformed APDUs, and a
+//! dozens of links, `61xx` collection, status words for malformed APDUs, and a
 //! property check that arbitrary CTAP messages never break the card.
 //! Non-destructive; against the virtual key or the reader named by
 //! `SIGNET_FIDO_READER`.
@@ -70,17 +70,22 @@ fn extended_chained_and_malformed_apdus_over_pcsc() {
     assert!(sw == 0x9000 || sw >> 8 == 0x61);
     assert_eq!(short[..], info[..short.len()]);
 
-    // A chained message: 40 links of 31 bytes, then the last one. The
-    // CBOR is a getAssertion whose clientDataHash is long filler, so the
-    // authenticator must see every link in order to answer NO_CREDENTIALS
-    // (not INVALID_CBOR).
-    let filler = vec![0x5A; 1100];
+    // A chained message of more than 40 links of 25 bytes (within the
+    // 1200-byte maxMsgSize of a YubiKey): a
+    // getAssertion carrying a long unknown extension, which authenticators
+    // ignore. Only if every link arrives in order is it valid CBOR, and the
+    // answer NO_CREDENTIALS (not INVALID_CBOR).
     let mut message = vec![0x02];
     message.extend(cbor::encode(&cbor::int_map(vec![
         (1, cbor::text("chained.example")),
-        (2, Value::Bytes(filler)),
+        (2, Value::Bytes(vec![0x5A; 32])),
+        (
+            4,
+            cbor::text_map(vec![("x-signet-filler", Value::Bytes(vec![0xA5; 1100]))]),
+        ),
     ])));
-    let mut links = message.chunks(31).peekable();
+    assert!(message.len() > 40 * 25 && message.len() <= 1200);
+    let mut links = message.chunks(25).peekable();
     let mut answer = None;
     while let Some(link) = links.next() {
         let last = links.peek().is_none();
