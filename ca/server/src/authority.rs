@@ -306,7 +306,10 @@ impl Authority {
         for extension in profile.extensions {
             builder.extension(*extension, "").map_err(cert_err)?;
         }
-        let cert = builder.sign(signer).map_err(cert_err)?;
+        let signer = KeepHsmError::new(signer);
+        let cert = builder
+            .sign(&signer)
+            .map_err(|e| signer.failure_or(cert_err(e)))?;
         let bytes = ssh_key::encoding::Encode::encode_vec(&cert)
             .map_err(|e| Error::Certificate(e.to_string()))?;
         Ok(Signed {
@@ -332,6 +335,67 @@ impl Authority {
             serial: reservation,
             bytes: der_bytes,
         })
+    }
+}
+
+/// The certificate builders turn a signer's error into a bare "signature
+/// error" (ssh-key drops it, x509-cert does not expose it as a source);
+/// this signer keeps what the HSM said — a faulty signature above all — for
+/// the caller to report.
+pub(crate) struct KeepHsmError<'a, S> {
+    signer: &'a S,
+    failure: std::sync::Mutex<Option<Error>>,
+}
+
+impl<'a, S> KeepHsmError<'a, S> {
+    pub(crate) fn new(signer: &'a S) -> Self {
+        Self {
+            signer,
+            failure: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The HSM's failure if there was one, else `fallback`.
+    pub(crate) fn failure_or(&self, fallback: Error) -> Error {
+        self.failure
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take())
+            .unwrap_or(fallback)
+    }
+}
+
+impl<Sig, S: signature::Signer<Sig>> signature::Signer<Sig> for KeepHsmError<'_, S> {
+    fn try_sign(&self, msg: &[u8]) -> std::result::Result<Sig, signature::Error> {
+        self.signer.try_sign(msg).inspect_err(|e| {
+            if let Some(failure) = crate::error::signing_failure(e) {
+                if let Ok(mut slot) = self.failure.lock() {
+                    *slot = Some(failure);
+                }
+            }
+        })
+    }
+}
+
+impl<S: signature::Keypair> signature::Keypair for KeepHsmError<'_, S> {
+    type VerifyingKey = S::VerifyingKey;
+
+    fn verifying_key(&self) -> Self::VerifyingKey {
+        self.signer.verifying_key()
+    }
+}
+
+impl<S: spki::DynSignatureAlgorithmIdentifier> spki::DynSignatureAlgorithmIdentifier
+    for KeepHsmError<'_, S>
+{
+    fn signature_algorithm_identifier(&self) -> spki::Result<spki::AlgorithmIdentifierOwned> {
+        self.signer.signature_algorithm_identifier()
+    }
+}
+
+impl From<&KeepHsmError<'_, SshSigner>> for ssh_key::public::KeyData {
+    fn from(signer: &KeepHsmError<'_, SshSigner>) -> Self {
+        signer.signer.key_data().clone()
     }
 }
 

@@ -29,6 +29,10 @@ pub enum Error {
     /// The token failed or refused.
     #[error(transparent)]
     Hsm(#[from] signet_hsm::Error),
+    /// The HSM failed to sign (the certificate builders keep only its
+    /// message; a faulty signature stays [`Error::Hsm`]).
+    #[error("the HSM could not sign: {0}")]
+    Signing(String),
     /// The CA is not initialised (keys or root certificate missing).
     #[error("the CA is not initialised: {0} (run `signet-ca init`)")]
     NotInitialised(String),
@@ -86,7 +90,7 @@ impl Error {
             }
             Self::Policy(_) => ExitClass::Policy,
             Self::Integrity { .. } => ExitClass::Integrity,
-            Self::Hsm(_) => ExitClass::Hsm,
+            Self::Hsm(_) | Self::Signing(_) => ExitClass::Hsm,
             Self::Store(_) | Self::Log(_) | Self::Certificate(_) | Self::File { .. } => {
                 ExitClass::Internal
             }
@@ -99,4 +103,23 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// What the HSM said when a certificate builder's signer failed, found in
+/// the builder error's sources: the builders wrap it (x509-cert) or drop it
+/// (ssh-key, hence [`crate::authority`]'s adapter).
+pub(crate) fn signing_failure(err: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(hsm) = e.downcast_ref::<signet_hsm::Error>() {
+            return Some(match hsm {
+                signet_hsm::Error::FaultySignature { key } => {
+                    Error::Hsm(signet_hsm::Error::FaultySignature { key: key.clone() })
+                }
+                other => Error::Signing(other.to_string()),
+            });
+        }
+        current = e.source();
+    }
+    None
 }

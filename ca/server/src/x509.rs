@@ -181,7 +181,10 @@ fn build<P: BuilderProfile>(
 ) -> Result<Certificate> {
     let builder = CertificateBuilder::new(profile, serial, validity, spki_of(subject_key)?)
         .map_err(cert_err)?;
-    builder.build::<_, X509Signature>(signer).map_err(cert_err)
+    let signer = crate::authority::KeepHsmError::new(signer);
+    builder
+        .build::<_, X509Signature>(&signer)
+        .map_err(|e| signer.failure_or(cert_err(e)))
 }
 
 /// Creates the self-signed root over the token's X.509 CA key.
