@@ -3,10 +3,12 @@
 //!
 //! Everything lives in a temporary directory owned by the fixture and is
 //! removed (processes stopped) when the fixture is dropped, also when the
-//! test fails.
+//! test fails. Daemons run in the foreground as children that the kernel
+//! kills if the test process dies without dropping them ([`child`]).
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod child;
 mod softhsm;
 mod sshd;
 

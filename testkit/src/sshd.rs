@@ -1,9 +1,18 @@
 //! A throw-away OpenSSH server on a loopback port.
+//!
+//! sshd runs in the foreground (`-D`) as a child of the test, under
+//! `setpriv --pdeathsig KILL` (see [`crate::child`]): it is killed and
+//! reaped when the fixture is dropped, and killed by the kernel if the test
+//! process dies first. A start attempt that fails (the port was taken in
+//! the meantime) is killed and reaped before the next one, so no attempt
+//! leaves a daemon behind.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::child::{spawn_tied, Daemon};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -16,9 +25,15 @@ pub fn free_port() -> u16 {
 
 /// A running `sshd` with its own host key, configuration and log; stopped on drop.
 pub struct Sshd {
+    // Field order is drop order: the daemon stops before its directory goes.
+    daemon: Daemon,
     dir: tempfile::TempDir,
     port: u16,
-    pid: Option<u32>,
+}
+
+enum Attempt {
+    Up(Daemon),
+    PortTaken,
 }
 
 impl Sshd {
@@ -61,35 +76,65 @@ impl Sshd {
             )
             .unwrap();
             let log = dir.path().join("sshd.log");
-            let status = Command::new("/usr/sbin/sshd")
-                .arg("-f")
-                .arg(&config)
-                .arg("-E")
-                .arg(&log)
-                .status()
-                .unwrap();
-            assert!(status.success(), "sshd refused its configuration");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(pid) = std::fs::read_to_string(&pid_file) {
-                    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                        return Self {
-                            dir,
-                            port,
-                            pid: pid.trim().parse().ok(),
-                        };
-                    }
+            // A fresh log per attempt: readiness is read from it.
+            let _ = std::fs::remove_file(&log);
+            match Self::attempt(&config, &log, port) {
+                Attempt::Up(daemon) => return Self { daemon, dir, port },
+                Attempt::PortTaken => {
+                    eprintln!("sshd could not listen on port {port} (attempt {attempt}); retrying")
                 }
-                std::thread::sleep(Duration::from_millis(20));
             }
-            eprintln!("sshd did not come up on port {port} (attempt {attempt})");
         }
-        panic!("sshd would not start");
+        panic!("sshd would not start on a free port in 5 attempts");
+    }
+
+    /// One start: sshd in the foreground, up when its log says it listens.
+    /// A daemon that does not come up is killed and reaped here (dropped).
+    fn attempt(config: &Path, log: &Path, port: u16) -> Attempt {
+        let child = spawn_tied(
+            "/usr/sbin/sshd",
+            &[
+                "-D".as_ref(),
+                "-f".as_ref(),
+                config.as_os_str(),
+                "-E".as_ref(),
+                log.as_os_str(),
+            ],
+            |command| {
+                command.stdin(Stdio::null());
+            },
+        )
+        .expect("starting /usr/sbin/sshd (openssh-server) under setpriv (util-linux)");
+        let mut daemon = Daemon::new(child);
+        let listening = format!("Server listening on 127.0.0.1 port {port}.");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(status) = daemon.exited() {
+                if text.contains("Address already in use")
+                    || text.contains("Cannot bind any address")
+                {
+                    return Attempt::PortTaken;
+                }
+                panic!("sshd exited ({status}) at start-up:\n{text}");
+            }
+            if text.contains(&listening) {
+                return Attempt::Up(daemon);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("sshd did not listen on port {port} within 10 s:\n{text}");
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.daemon.id()
     }
 
     /// Its log, for failure messages.
@@ -100,13 +145,5 @@ impl Sshd {
     /// A scratch directory for the test (client keys, known_hosts…).
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-        }
     }
 }
