@@ -115,6 +115,14 @@ pub enum Error {
     /// Generation was asked for a label that already exists; keys are never replaced.
     #[error("a key labelled {0:?} already exists on the token; refusing to generate another")]
     KeyExists(String),
+    /// The public key object found under a label does not belong to the
+    /// private key under it: it was replaced (on many tokens no PIN is
+    /// needed to write public objects). Nothing is published or logged.
+    #[error("the public key object labelled {label:?} does not belong to its private key (it was replaced on the token); refusing to use or publish it")]
+    KeyPairMismatch {
+        /// The key's label.
+        label: String,
+    },
     /// A key with this label exists but is of another type than expected.
     #[error("key {label:?} on the token is {found}, but the configuration asks for {wanted}")]
     KeyTypeMismatch {

@@ -222,17 +222,46 @@ type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
 /// The answer to a submitted job: wait for it from a thread, or await it.
 #[must_use = "a reply does nothing unless waited on"]
-pub struct Reply<T>(oneshot::Receiver<Result<T>>);
+pub struct Reply<T> {
+    answer: oneshot::Receiver<Result<T>>,
+    /// A check the waiter runs on the answer (signature verification): CPU
+    /// work that must not hold the device's worker thread, which would
+    /// serialise it with every other job on that session.
+    check: Option<Box<dyn FnOnce(&T) -> Result<()> + Send>>,
+}
 
 impl<T> Reply<T> {
     /// Blocks the calling thread until the job is done. Not for async tasks.
     pub fn wait(self) -> Result<T> {
-        self.0.recv().unwrap_or(Err(Error::PoolStopped))
+        let answer = self.answer.recv().unwrap_or(Err(Error::PoolStopped));
+        Self::checked(answer, self.check)
     }
 
     /// Waits without blocking an async runtime thread.
     pub async fn wait_async(self) -> Result<T> {
-        self.0.await.unwrap_or(Err(Error::PoolStopped))
+        let answer = self.answer.await.unwrap_or(Err(Error::PoolStopped));
+        Self::checked(answer, self.check)
+    }
+
+    /// The same reply, with `check` run by whoever waits for it before the
+    /// answer is handed over.
+    pub(crate) fn checked_by(
+        mut self,
+        check: impl FnOnce(&T) -> Result<()> + Send + 'static,
+    ) -> Self {
+        self.check = Some(Box::new(check));
+        self
+    }
+
+    fn checked(
+        answer: Result<T>,
+        check: Option<Box<dyn FnOnce(&T) -> Result<()> + Send>>,
+    ) -> Result<T> {
+        let value = answer?;
+        if let Some(check) = check {
+            check(&value)?;
+        }
+        Ok(value)
     }
 }
 
@@ -293,7 +322,10 @@ impl<S: Send + 'static> WorkerPool<S> {
             // A send error means the workers are gone; the reply then reports PoolStopped.
             let _ = jobs.send(boxed);
         }
-        Reply(reply_rx)
+        Reply {
+            answer: reply_rx,
+            check: None,
+        }
     }
 
     pub(crate) fn size(&self) -> usize {

@@ -20,6 +20,9 @@ use crate::{Error, KeyAlgorithm, PinSource, PublicKey, Result, RsaHash, TokenSel
 
 mod data_object;
 
+/// What a found key pair signs to prove its public half belongs to it.
+const PAIR_CHECK_MESSAGE: &[u8] = b"signet: this public key belongs to this private key";
+
 /// How to reach a token. Built from the CA's `[hsm]` configuration.
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
@@ -235,14 +238,32 @@ impl Token {
     /// Finds the key pair with this label. `Ok(None)` if there is none;
     /// an error if it is of another type than `algorithm`, if several match,
     /// or if the private key is not sensitive and non-extractable.
+    ///
+    /// The public half is proven to belong to the private key before it is
+    /// returned (the private key signs, the public one must verify): public
+    /// key objects can be replaced by anyone with a session on many tokens,
+    /// no PIN needed, and the CA publishes and logs the public half.
     pub fn find_key(&self, label: &str, algorithm: KeyAlgorithm) -> Result<Option<KeyRef>> {
-        let label = label.to_owned();
-        self.inner
+        let owned = label.to_owned();
+        let found = self
+            .inner
             .pool
             .submit(move |worker| {
-                worker.run(|session, _| find_key_pair(session, &label, algorithm))
+                worker.run(|session, _| find_key_pair(session, &owned, algorithm))
             })
-            .wait()
+            .wait()?;
+        if let Some(key) = &found {
+            match self.sign(key, PAIR_CHECK_MESSAGE, RsaHash::Sha256).wait() {
+                Ok(_) => {}
+                Err(Error::FaultySignature { .. }) => {
+                    return Err(Error::KeyPairMismatch {
+                        label: label.to_owned(),
+                    })
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(found)
     }
 
     /// Generates a key pair inside the token: token object, private,
@@ -338,9 +359,10 @@ impl Token {
         verify: bool,
     ) -> Reply<Vec<u8>> {
         let key = key.clone();
+        let checked_key = verify.then(|| (key.clone(), input.clone()));
         #[cfg(feature = "test-hooks")]
         let corrupt = self.inner.corrupt_signatures.clone();
-        self.inner.pool.submit(move |worker| {
+        let reply = self.inner.pool.submit(move |worker| {
             let algorithm = key.algorithm;
             #[allow(unused_mut)]
             let mut raw = worker.run(|session, cache| {
@@ -365,15 +387,24 @@ impl Token {
                     *byte ^= 0x01;
                 }
             }
-            if verify && !key.public_key.verifies_prepared(&input, &raw, rsa_hash) {
+            Ok(raw)
+        });
+        match checked_key {
+            // Verified by the waiter, not the worker: the session's thread
+            // stays free for the token while the CPU checks the signature.
+            Some((key, input)) => reply.checked_by(move |raw| {
+                if key.public_key.verifies_prepared(&input, raw, rsa_hash) {
+                    return Ok(());
+                }
                 log::error!(
-                    "the token's {algorithm} signature with key {:?} does not verify under the key's public half; discarded (check the HSM)",
+                    "the token's {} signature with key {:?} does not verify under the key's public half; discarded (check the HSM)",
+                    key.algorithm,
                     key.label
                 );
-                return Err(Error::FaultySignature { key: key.label });
-            }
-            Ok(raw)
-        })
+                Err(Error::FaultySignature { key: key.label })
+            }),
+            None => reply,
+        }
     }
 
     /// Test hook: from now on (until called with `false`) flips a bit in
@@ -506,7 +537,10 @@ fn generate_key_pair(
     let id = key_id(label);
     let mut public = vec![
         Attribute::Token(true),
-        Attribute::Private(false),
+        // Only a logged-in session sees or touches the public half, and
+        // nobody may change it: the CA publishes and logs it.
+        Attribute::Private(true),
+        Attribute::Modifiable(false),
         Attribute::Verify(true),
         Attribute::Encrypt(false),
         Attribute::Wrap(false),
