@@ -220,6 +220,9 @@ impl WorkerSession {
 
 type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
+/// A check run on a job's answer by whoever waits for it.
+type AnswerCheck<T> = Box<dyn FnOnce(&T) -> Result<()> + Send>;
+
 /// The answer to a submitted job: wait for it from a thread, or await it.
 #[must_use = "a reply does nothing unless waited on"]
 pub struct Reply<T> {
@@ -227,7 +230,7 @@ pub struct Reply<T> {
     /// A check the waiter runs on the answer (signature verification): CPU
     /// work that must not hold the device's worker thread, which would
     /// serialise it with every other job on that session.
-    check: Option<Box<dyn FnOnce(&T) -> Result<()> + Send>>,
+    check: Option<AnswerCheck<T>>,
 }
 
 impl<T> Reply<T> {
@@ -255,7 +258,7 @@ impl<T> Reply<T> {
 
     fn checked(
         answer: Result<T>,
-        check: Option<Box<dyn FnOnce(&T) -> Result<()> + Send>>,
+        check: Option<AnswerCheck<T>>,
     ) -> Result<T> {
         let value = answer?;
         if let Some(check) = check {
