@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::Digest;
-use signet_hsm::{SshSigner, Token, X509Signer};
+use signet_hsm::{Pkcs11Key, SigningBackend, SshSigner, Token, X509Signer};
 use signet_log::entry::{Actor, Base64Bytes, Entry, EntryKind, IssuedCertificate, Sha256Hex};
 use ssh_key::certificate::Builder;
 use x509_cert::Certificate;
@@ -96,11 +96,17 @@ pub struct Issued {
 }
 
 /// The CA: keys on the token, the root certificate, the store and the limits.
-pub struct Authority {
+///
+/// Generic over where the keys live (a PKCS#11 token key by default, or a
+/// YubiKey PIV slot key): signet-hsm's `SigningBackend` is sealed and
+/// `Clone`, so it cannot be boxed as a trait object, and static dispatch
+/// keeps the signing path exactly what it is for each backend.
+/// [`crate::ca_keys::CaAuthority`] picks the instance the configuration asks for.
+pub struct Authority<B: SigningBackend = Pkcs11Key> {
     config: Config,
-    ssh_user: SshSigner,
-    ssh_host: SshSigner,
-    x509: X509Signer,
+    ssh_user: SshSigner<B>,
+    ssh_host: SshSigner<B>,
+    x509: X509Signer<B>,
     root: Certificate,
     store: Arc<dyn LogStore>,
 }
@@ -111,7 +117,7 @@ fn unix(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-impl Authority {
+impl Authority<Pkcs11Key> {
     /// Loads the CA keys from the token and the root from the data dir.
     pub fn open(config: Config, token: Token, store: Arc<dyn LogStore>) -> Result<Self> {
         let ssh_user = SshSigner::new(
@@ -122,22 +128,36 @@ impl Authority {
             token.clone(),
             keys::load(&token, &config, KeyRole::SshHostCa)?,
         )?;
-        let x509_key = keys::load(&token, &config, KeyRole::X509Ca)?;
+        let x509 = X509Signer::new(token.clone(), keys::load(&token, &config, KeyRole::X509Ca)?);
+        Self::with_keys(config, ssh_user, ssh_host, x509, store)
+    }
+}
+
+impl<B: SigningBackend> Authority<B> {
+    /// A CA over keys already found (on any backend), with the root
+    /// certificate from the data dir, which must be for the X.509 key.
+    pub fn with_keys(
+        config: Config,
+        ssh_user: SshSigner<B>,
+        ssh_host: SshSigner<B>,
+        x509: X509Signer<B>,
+        store: Arc<dyn LogStore>,
+    ) -> Result<Self> {
         let root_path = config.root_cert_path();
         let root_text = std::fs::read_to_string(&root_path).map_err(|_| {
             Error::NotInitialised(format!("no root certificate at {}", root_path.display()))
         })?;
         let root = x509::from_pem(&root_text)?;
-        if &x509::public_key_of(&root)? != x509_key.public_key() {
+        if &x509::public_key_of(&root)? != x509.public_key() {
             return Err(Error::NotInitialised(format!(
-                "{} does not match the token's x509-ca key",
+                "{} does not match the x509-ca key",
                 root_path.display()
             )));
         }
         Ok(Self {
             ssh_user,
             ssh_host,
-            x509: X509Signer::new(token, x509_key),
+            x509,
             root,
             store,
             config,
@@ -148,9 +168,9 @@ impl Authority {
     /// this with throw-away keys so it never issues under the real CA keys).
     pub fn from_parts(
         config: Config,
-        ssh_user: SshSigner,
-        ssh_host: SshSigner,
-        x509: X509Signer,
+        ssh_user: SshSigner<B>,
+        ssh_host: SshSigner<B>,
+        x509: X509Signer<B>,
         root: Certificate,
         store: Arc<dyn LogStore>,
     ) -> Self {
@@ -273,7 +293,7 @@ impl Authority {
         &self,
         request: &ApprovedRequest,
         profile: &SshProfile,
-        signer: &SshSigner,
+        signer: &SshSigner<B>,
     ) -> Result<Signed> {
         let cert_err = |e: ssh_key::Error| Error::Certificate(e.to_string());
         let (serial, reservation) = self.reserve(SerialKind::Ssh, || {
@@ -393,8 +413,8 @@ impl<S: spki::DynSignatureAlgorithmIdentifier> spki::DynSignatureAlgorithmIdenti
     }
 }
 
-impl From<&KeepHsmError<'_, SshSigner>> for ssh_key::public::KeyData {
-    fn from(signer: &KeepHsmError<'_, SshSigner>) -> Self {
+impl<B: SigningBackend> From<&KeepHsmError<'_, SshSigner<B>>> for ssh_key::public::KeyData {
+    fn from(signer: &KeepHsmError<'_, SshSigner<B>>) -> Self {
         signer.signer.key_data().clone()
     }
 }

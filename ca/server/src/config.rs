@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use signet_hsm::piv::{PivPinPolicy, PivSlot, PivTouchPolicy};
 use signet_hsm::{KeyAlgorithm, PinSource, TokenConfig, TokenSelector};
 
 use crate::{Error, Result};
@@ -19,6 +20,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The token holding the CA keys.
     pub hsm: HsmSection,
+    /// The YubiKey holding the CA keys, with `hsm.backend = "piv"`.
+    #[serde(default)]
+    pub piv: Option<PivSection>,
     /// Key type of each CA key (default: ECDSA P-256 CA keys, an Ed25519
     /// log key where the token has it, else P-256).
     #[serde(default)]
@@ -98,12 +102,28 @@ fn default_listen() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 8441))
 }
 
-/// `[hsm]`: which PKCS#11 module and token, and where the PIN comes from.
+/// Where the CA keys live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A PKCS#11 token (HSM, SoftHSM2): `[hsm]` names it.
+    #[default]
+    Pkcs11,
+    /// A YubiKey's PIV applet: `[piv]` names the card and its slots.
+    Piv,
+}
+
+/// `[hsm]`: which backend holds the CA keys; for PKCS#11, which module and
+/// token, and where the PIN comes from.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HsmSection {
-    /// Path of the PKCS#11 module.
-    pub module: PathBuf,
+    /// `"pkcs11"` (default) or `"piv"` (a YubiKey, configured in `[piv]`).
+    #[serde(default)]
+    pub backend: Backend,
+    /// Path of the PKCS#11 module (required with the PKCS#11 backend).
+    #[serde(default)]
+    pub module: Option<PathBuf>,
     /// Label of the token (give this or `token_uri`).
     #[serde(default)]
     pub token_label: Option<String>,
@@ -119,6 +139,138 @@ pub struct HsmSection {
     /// Sessions (and signing threads) in the pool.
     #[serde(default = "default_sessions")]
     pub sessions: NonZeroUsize,
+}
+
+/// `[piv]`: the YubiKey that holds the CA keys (`hsm.backend = "piv"`).
+///
+/// The defaults suit an unattended daemon: PIN policy "once" (the CA
+/// verifies the PIN from `pin_file` before each operation, as the card is
+/// released and reset after every one) and touch policy "never" (a touch
+/// per certificate would stop issuance whenever nobody is at the key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PivSection {
+    /// The YubiKey's serial number (`ykman list`): the card is opened by
+    /// serial, so another key plugged in is never used by mistake.
+    pub serial: u32,
+    /// File holding the PIV PIN (give this or `pin_env`); owner-only.
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    /// Environment variable holding the PIV PIN (give this or `pin_file`).
+    #[serde(default)]
+    pub pin_env: Option<String>,
+    /// File holding the card's management key in hex (owner-only), needed
+    /// by `init` to generate the keys. The factory-default key is refused.
+    #[serde(default)]
+    pub management_key_file: Option<PathBuf>,
+    /// PEM file of the certificates a card's attestation must chain to
+    /// (Yubico's PIV attestation roots and intermediates for a real key),
+    /// needed by `init`.
+    #[serde(default)]
+    pub attestation_roots: Option<PathBuf>,
+    /// When the card asks for the PIN: "never", "once" (default) or "always".
+    #[serde(default = "default_pin_policy", deserialize_with = "pin_policy")]
+    pub pin_policy: PivPinPolicy,
+    /// When the card asks for a touch: "never" (default), "always" or "cached".
+    #[serde(default = "default_touch_policy", deserialize_with = "touch_policy")]
+    pub touch_policy: PivTouchPolicy,
+    /// The slot of each CA key (default: retired slots 82–85, so 9a and 9c
+    /// stay free for the card's usual uses).
+    #[serde(default)]
+    pub slots: PivSlots,
+}
+
+/// `[piv.slots]`: which PIV slot holds each CA key (`9a`, `9c`, `9d`, `9e`,
+/// `82`–`95`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PivSlots {
+    /// The SSH user CA key (default 82).
+    #[serde(default = "slot_82", deserialize_with = "slot")]
+    pub ssh_user_ca: PivSlot,
+    /// The SSH host CA key (default 83).
+    #[serde(default = "slot_83", deserialize_with = "slot")]
+    pub ssh_host_ca: PivSlot,
+    /// The X.509 CA key (default 84).
+    #[serde(default = "slot_84", deserialize_with = "slot")]
+    pub x509_ca: PivSlot,
+    /// The log key (default 85).
+    #[serde(default = "slot_85", deserialize_with = "slot")]
+    pub log_key: PivSlot,
+}
+
+impl Default for PivSlots {
+    fn default() -> Self {
+        Self {
+            ssh_user_ca: slot_82(),
+            ssh_host_ca: slot_83(),
+            x509_ca: slot_84(),
+            log_key: slot_85(),
+        }
+    }
+}
+
+fn slot_82() -> PivSlot {
+    PivSlot::Retired(1)
+}
+fn slot_83() -> PivSlot {
+    PivSlot::Retired(2)
+}
+fn slot_84() -> PivSlot {
+    PivSlot::Retired(3)
+}
+fn slot_85() -> PivSlot {
+    PivSlot::Retired(4)
+}
+fn default_pin_policy() -> PivPinPolicy {
+    PivPinPolicy::Once
+}
+fn default_touch_policy() -> PivTouchPolicy {
+    PivTouchPolicy::Never
+}
+
+fn slot<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<PivSlot, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+fn pin_policy<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<PivPinPolicy, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "never" => Ok(PivPinPolicy::Never),
+        "once" => Ok(PivPinPolicy::Once),
+        "always" => Ok(PivPinPolicy::Always),
+        other => Err(serde::de::Error::custom(format!(
+            "unknown PIN policy {other:?}; expected \"never\", \"once\" or \"always\""
+        ))),
+    }
+}
+
+fn touch_policy<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<PivTouchPolicy, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "never" => Ok(PivTouchPolicy::Never),
+        "always" => Ok(PivTouchPolicy::Always),
+        "cached" => Ok(PivTouchPolicy::Cached),
+        other => Err(serde::de::Error::custom(format!(
+            "unknown touch policy {other:?}; expected \"never\", \"always\" or \"cached\""
+        ))),
+    }
+}
+
+impl PivSlots {
+    /// The slot of a CA key.
+    pub fn of(&self, role: crate::keys::KeyRole) -> PivSlot {
+        use crate::keys::KeyRole;
+        match role {
+            KeyRole::SshUserCa => self.ssh_user_ca,
+            KeyRole::SshHostCa => self.ssh_host_ca,
+            KeyRole::X509Ca => self.x509_ca,
+            KeyRole::LogKey => self.log_key,
+        }
+    }
 }
 
 fn default_sessions() -> NonZeroUsize {
@@ -285,11 +437,26 @@ impl Config {
             }
         };
         anchor(&mut config.data_dir);
-        if config.hsm.module.is_relative() && config.hsm.module.components().count() > 1 {
-            anchor(&mut config.hsm.module);
+        if let Some(module) = config.hsm.module.as_mut() {
+            // A bare file name is left to the dynamic loader's search path.
+            if module.is_relative() && module.components().count() > 1 {
+                anchor(module);
+            }
         }
         if let Some(pin_file) = config.hsm.pin_file.as_mut() {
             anchor(pin_file);
+        }
+        if let Some(piv) = config.piv.as_mut() {
+            for file in [
+                piv.pin_file.as_mut(),
+                piv.management_key_file.as_mut(),
+                piv.attestation_roots.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                anchor(file);
+            }
         }
         if let HighWaterSetting::File(file) = &mut config.log.high_water {
             anchor(file);
@@ -305,15 +472,9 @@ impl Config {
                 reason: reason.to_owned(),
             })
         };
-        match (&self.hsm.token_label, &self.hsm.token_uri) {
-            (Some(_), Some(_)) => return fail("hsm: give token_label or token_uri, not both"),
-            (None, None) => return fail("hsm: token_label or token_uri is required"),
-            _ => {}
-        }
-        match (&self.hsm.pin_file, &self.hsm.pin_env) {
-            (Some(_), Some(_)) => return fail("hsm: give pin_file or pin_env, not both"),
-            (None, None) => return fail("hsm: pin_file or pin_env is required"),
-            _ => {}
+        match self.hsm.backend {
+            Backend::Pkcs11 => self.check_pkcs11().or_else(|reason| fail(&reason))?,
+            Backend::Piv => self.check_piv().or_else(|reason| fail(&reason))?,
         }
         if self
             .keys
@@ -361,6 +522,95 @@ impl Config {
         Ok(())
     }
 
+    fn check_pkcs11(&self) -> std::result::Result<(), String> {
+        if self.hsm.module.is_none() {
+            return Err("hsm.module: the PKCS#11 module is required (or set hsm.backend = \"piv\" for a YubiKey)".into());
+        }
+        match (&self.hsm.token_label, &self.hsm.token_uri) {
+            (Some(_), Some(_)) => return Err("hsm: give token_label or token_uri, not both".into()),
+            (None, None) => return Err("hsm: token_label or token_uri is required".into()),
+            _ => {}
+        }
+        match (&self.hsm.pin_file, &self.hsm.pin_env) {
+            (Some(_), Some(_)) => return Err("hsm: give pin_file or pin_env, not both".into()),
+            (None, None) => return Err("hsm: pin_file or pin_env is required".into()),
+            _ => {}
+        }
+        if self.piv.is_some() {
+            return Err("piv: only used with hsm.backend = \"piv\"".into());
+        }
+        Ok(())
+    }
+
+    /// The PIV backend's rules: a card by serial, a PIN source, distinct
+    /// slots, key types a YubiKey can make, and a high-water file.
+    fn check_piv(&self) -> std::result::Result<(), String> {
+        for (field, given) in [
+            ("hsm.module", self.hsm.module.is_some()),
+            ("hsm.token_label", self.hsm.token_label.is_some()),
+            ("hsm.token_uri", self.hsm.token_uri.is_some()),
+            ("hsm.pin_file", self.hsm.pin_file.is_some()),
+            ("hsm.pin_env", self.hsm.pin_env.is_some()),
+        ] {
+            if given {
+                return Err(format!(
+                    "{field}: not used with hsm.backend = \"piv\" (the card, its PIN and slots are set in [piv])"
+                ));
+            }
+        }
+        let piv = self
+            .piv
+            .as_ref()
+            .ok_or("piv: hsm.backend = \"piv\" needs a [piv] section (serial, pin_file)")?;
+        match (&piv.pin_file, &piv.pin_env) {
+            (Some(_), Some(_)) => return Err("piv: give pin_file or pin_env, not both".into()),
+            (None, None) => return Err("piv: pin_file or pin_env is required".into()),
+            _ => {}
+        }
+        let mut used = Vec::new();
+        for role in crate::keys::KeyRole::ALL {
+            let slot = piv.slots.of(role);
+            if let Some((other, _)) = used.iter().find(|(_, s)| *s == slot) {
+                return Err(format!(
+                    "piv.slots.{}: slot {slot} already holds the {other} key; each CA key needs a slot of its own",
+                    role.config_name()
+                ));
+            }
+            used.push((role, slot));
+        }
+        for role in crate::keys::KeyRole::ALL {
+            let algorithm = self.piv_algorithm(role);
+            if crate::ca_keys::piv_algorithm(algorithm).is_none() {
+                return Err(format!(
+                    "keys.{}: a YubiKey's PIV applet cannot make {algorithm} keys for Signet; use ecdsa-p256 or ecdsa-p384{}",
+                    role.config_name(),
+                    match algorithm {
+                        KeyAlgorithm::Ed25519 => " (Ed25519 needs firmware 5.7 or later, and the PIV backend does not sign with it yet)",
+                        KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => " (RSA-3072 and RSA-4096 need firmware 5.7 or later)",
+                        _ => "",
+                    }
+                ));
+            }
+        }
+        if self.log.high_water == HighWaterSetting::Token {
+            return Err("log.high_water: a YubiKey has no data object for the log's high-water mark (that is a PKCS#11 token feature); set it to the path of a file kept outside data_dir and its backups (docs/operations.md)".into());
+        }
+        Ok(())
+    }
+
+    /// The key type of a CA key on the PIV backend: as configured, and an
+    /// unset log key is ECDSA P-256 (the one note-signing type a YubiKey
+    /// has before firmware 5.7).
+    pub fn piv_algorithm(&self, role: crate::keys::KeyRole) -> KeyAlgorithm {
+        use crate::keys::KeyRole;
+        match role {
+            KeyRole::SshUserCa => self.keys.ssh_user_ca,
+            KeyRole::SshHostCa => self.keys.ssh_host_ca,
+            KeyRole::X509Ca => self.keys.x509_ca,
+            KeyRole::LogKey => self.keys.log_key.unwrap_or(KeyAlgorithm::EcdsaP256),
+        }
+    }
+
     /// The token settings for the HSM layer.
     pub fn token_config(&self) -> Result<TokenConfig> {
         let token = match (&self.hsm.token_label, &self.hsm.token_uri) {
@@ -373,8 +623,11 @@ impl Config {
             (None, Some(var)) => PinSource::Env(var.clone()),
             (None, None) => return Err(missing("hsm: pin_file or pin_env is required")),
         };
+        let module = self.hsm.module.clone().ok_or_else(|| {
+            missing("hsm.module: the PKCS#11 module is required (the PIV backend has no token)")
+        })?;
         Ok(TokenConfig {
-            module: self.hsm.module.clone(),
+            module,
             token,
             pin,
             sessions: self.hsm.sessions,
@@ -504,6 +757,175 @@ mod tests {
             config.log.high_water,
             HighWaterSetting::File(PathBuf::from("/etc/signet/mark/high-water"))
         );
+    }
+
+    const PIV: &str = "data_dir = \"/var/lib/signet\"\n[hsm]\nbackend = \"piv\"\n[piv]\nserial = 13371337\npin_file = \"piv-pin\"\nmanagement_key_file = \"piv-mgm\"\nattestation_roots = \"roots.pem\"\n[log]\nhigh_water = \"/var/lib/signet-mark/high-water\"\n";
+
+    fn piv_err(text: &str) -> String {
+        Config::parse(text, Path::new("/etc/signet/ca.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_piv_configuration_has_documented_defaults() {
+        let config = Config::parse(PIV, Path::new("/etc/signet/ca.toml")).unwrap();
+        assert_eq!(config.hsm.backend, Backend::Piv);
+        let piv = config.piv.as_ref().unwrap();
+        assert_eq!(piv.serial, 13_371_337);
+        assert_eq!(
+            piv.pin_file.as_deref(),
+            Some(Path::new("/etc/signet/piv-pin"))
+        );
+        assert_eq!(
+            piv.management_key_file.as_deref(),
+            Some(Path::new("/etc/signet/piv-mgm"))
+        );
+        assert_eq!(piv.pin_policy, PivPinPolicy::Once);
+        assert_eq!(piv.touch_policy, PivTouchPolicy::Never);
+        let slots: Vec<String> = crate::keys::KeyRole::ALL
+            .iter()
+            .map(|r| piv.slots.of(*r).to_string())
+            .collect();
+        assert_eq!(slots, ["82", "83", "84", "85"]);
+        assert_eq!(
+            config.piv_algorithm(crate::keys::KeyRole::LogKey),
+            KeyAlgorithm::EcdsaP256
+        );
+        assert!(config.token_config().is_err());
+    }
+
+    #[test]
+    fn the_examples_piv_lines_parse() {
+        // The commented [piv] section of the example, switched on.
+        let mut text = String::new();
+        let mut in_piv = false;
+        for line in EXAMPLE.lines() {
+            if line == "# [piv]" {
+                in_piv = true;
+            }
+            if line.starts_with('[') {
+                in_piv = false;
+            }
+            let setting = line.strip_prefix("# ").filter(|rest| {
+                let key = rest.split(" = ").next().unwrap_or_default();
+                rest.starts_with("[piv")
+                    || (rest.contains(" = ")
+                        && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        && key != "pin_env")
+            });
+            let line = match (line, setting) {
+                ("# backend = \"pkcs11\"", _) => "backend = \"piv\"".to_owned(),
+                (l, _)
+                    if l.starts_with("module =")
+                        || l.starts_with("token_label =")
+                        || l.starts_with("pin_file =") =>
+                {
+                    String::new()
+                }
+                (l, _) if l.starts_with("high_water =") => {
+                    "high_water = \"/var/lib/signet-mark/high-water\"".to_owned()
+                }
+                (l, _) if l.starts_with("log_key =") => "log_key = \"ecdsa-p256\"".to_owned(),
+                (_, Some(setting)) if in_piv => setting.to_owned(),
+                (l, _) => l.to_owned(),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let config = Config::parse(&text, Path::new("/etc/signet/ca.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let piv = config.piv.unwrap();
+        assert_eq!(piv.serial, 12_345_678);
+        assert_eq!(piv.slots, PivSlots::default());
+        assert_eq!(
+            piv.attestation_roots.as_deref(),
+            Some(Path::new("/etc/signet/yubico-piv-roots.pem"))
+        );
+    }
+
+    #[test]
+    fn piv_needs_a_high_water_file() {
+        let text = PIV.replace(
+            "[log]\nhigh_water = \"/var/lib/signet-mark/high-water\"\n",
+            "",
+        );
+        let err = piv_err(&text);
+        assert!(err.contains("log.high_water"), "{err}");
+        assert!(err.contains("file"), "{err}");
+        let err = piv_err(&PIV.replace("/var/lib/signet-mark/high-water", "token"));
+        assert!(err.contains("log.high_water"), "{err}");
+    }
+
+    #[test]
+    fn piv_refuses_key_types_a_yubikey_cannot_make() {
+        for (field, value, says) in [
+            ("ssh_user_ca", "ed25519", "firmware 5.7"),
+            ("x509_ca", "rsa-3072", "firmware 5.7"),
+            ("log_key", "ed25519", "firmware 5.7"),
+        ] {
+            let text = format!("{PIV}[keys]\n{field} = \"{value}\"\n");
+            let err = piv_err(&text);
+            assert!(err.contains(&format!("keys.{field}")), "{err}");
+            assert!(err.contains(value) && err.contains(says), "{err}");
+        }
+        // The log key signs notes: P-384 is refused on any backend.
+        let err = piv_err(&format!("{PIV}[keys]\nlog_key = \"ecdsa-p384\"\n"));
+        assert!(err.contains("keys.log_key"), "{err}");
+        let config = Config::parse(
+            &format!("{PIV}[keys]\nssh_user_ca = \"ecdsa-p384\"\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.keys.ssh_user_ca, KeyAlgorithm::EcdsaP384);
+    }
+
+    #[test]
+    fn piv_settings_are_checked_with_the_field_named() {
+        let cases = [
+            (
+                PIV.replace("[log]\n", "[piv.slots]\nx509_ca = \"82\"\n[log]\n"),
+                "piv.slots.x509_ca: slot 82 already holds the ssh-user-ca key",
+            ),
+            (
+                PIV.replace("backend = \"piv\"\n", "backend = \"piv\"\nmodule = \"/usr/lib/x.so\"\n"),
+                "hsm.module",
+            ),
+            (PIV.replace("backend = \"piv\"", "backend = \"yubikey\""), "yubikey"),
+            (PIV.replace("pin_file = \"piv-pin\"\n", ""), "pin_file or pin_env"),
+            (
+                PIV.replace("serial = 13371337\n", "serial = 13371337\npin_env = \"PIN\"\n"),
+                "not both",
+            ),
+            (PIV.replace("serial = 13371337", "serial = \"abc\""), "serial"),
+            (PIV.replace("serial = 13371337", "serial = -1"), "serial"),
+            (
+                PIV.replace("[log]\n", "[piv.slots]\nlog_key = \"f9\"\n[log]\n"),
+                "\"f9\" is not a signing slot",
+            ),
+            (PIV.replace("[piv]\n", "[piv]\npin_policy = \"sometimes\"\n"), "sometimes"),
+            (PIV.replace("[piv]\n", "[piv]\ntouch_policy = \"maybe\"\n"), "maybe"),
+            (PIV.replace("[piv]\n", "[piv]\nslot = \"82\"\n"), "slot"),
+            (
+                PIV.replace("[piv]\nserial = 13371337\npin_file = \"piv-pin\"\nmanagement_key_file = \"piv-mgm\"\nattestation_roots = \"roots.pem\"\n", ""),
+                "needs a [piv] section",
+            ),
+        ];
+        for (text, named) in cases {
+            let err = piv_err(&text);
+            assert!(err.contains(named), "{named}: {err}\n{text}");
+        }
+    }
+
+    #[test]
+    fn pkcs11_settings_stay_required_and_piv_stays_out() {
+        let text = EXAMPLE.replace("module = \"/usr/lib/softhsm/libsofthsm2.so\"\n", "");
+        assert!(piv_err(&text).contains("hsm.module"));
+        let text = format!("{EXAMPLE}\n[piv]\nserial = 1\npin_file = \"p\"\n");
+        let err = piv_err(&text);
+        assert!(err.contains("piv"), "{err}");
+        let config = Config::parse(EXAMPLE, Path::new("x.toml")).unwrap();
+        assert_eq!(config.hsm.backend, Backend::Pkcs11);
     }
 
     #[test]

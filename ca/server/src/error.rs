@@ -33,6 +33,11 @@ pub enum Error {
     /// message; a faulty signature stays [`Error::Hsm`]).
     #[error("the HSM could not sign: {0}")]
     Signing(String),
+    /// A YubiKey's attestation of a CA key did not hold (unknown device
+    /// root, another key, an imported key, other policies): the key is not
+    /// used and nothing is logged.
+    #[error("attestation: {0}")]
+    Attestation(String),
     /// The CA is not initialised (keys or root certificate missing).
     #[error("the CA is not initialised: {0} (run `signet-ca init`)")]
     NotInitialised(String),
@@ -90,7 +95,7 @@ impl Error {
             }
             Self::Policy(_) => ExitClass::Policy,
             Self::Integrity { .. } => ExitClass::Integrity,
-            Self::Hsm(_) | Self::Signing(_) => ExitClass::Hsm,
+            Self::Hsm(_) | Self::Signing(_) | Self::Attestation(_) => ExitClass::Hsm,
             Self::Store(_) | Self::Log(_) | Self::Certificate(_) | Self::File { .. } => {
                 ExitClass::Internal
             }

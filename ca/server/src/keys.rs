@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use signet_hsm::{KeyAlgorithm, KeyRef, Token};
+use signet_hsm::{KeyAlgorithm, KeyRef, PublicKey, Token};
 
 use crate::config::Config;
 use crate::{Error, Result};
@@ -32,6 +32,16 @@ impl KeyRole {
             Self::SshHostCa => "ssh-host-ca",
             Self::X509Ca => "x509-ca",
             Self::LogKey => "log-key",
+        }
+    }
+
+    /// The key's name in the configuration (`[keys]`, `[piv.slots]`).
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Self::SshUserCa => "ssh_user_ca",
+            Self::SshHostCa => "ssh_host_ca",
+            Self::X509Ca => "x509_ca",
+            Self::LogKey => "log_key",
         }
     }
 
@@ -83,10 +93,18 @@ impl std::str::FromStr for KeyRole {
 pub struct CeremonyResult {
     /// The role.
     pub role: KeyRole,
-    /// The key on the token.
-    pub key: KeyRef,
+    /// The key type.
+    pub algorithm: KeyAlgorithm,
+    /// The public half.
+    pub public_key: PublicKey,
+    /// Where the key lives: its label on a PKCS#11 token, its slot on a
+    /// YubiKey.
+    pub location: String,
     /// True if it was generated now, false if it already existed.
     pub generated: bool,
+    /// On a YubiKey, the checked attestation of the key: the slot's
+    /// certificate (signed by the card's `f9` key) and the `f9` certificate.
+    pub attestation: Option<signet_hsm::piv::PivAttestation>,
 }
 
 /// Generates every missing CA key inside the token and keeps existing ones.
@@ -111,8 +129,11 @@ pub fn ceremony(token: &Token, config: &Config) -> Result<Vec<CeremonyResult>> {
         };
         results.push(CeremonyResult {
             role,
-            key,
+            algorithm: key.algorithm(),
+            public_key: key.public_key().clone(),
+            location: format!("label {}", key.label()),
             generated,
+            attestation: None,
         });
     }
     Ok(results)
@@ -131,7 +152,7 @@ pub fn key_entry_subject(result: &CeremonyResult) -> Result<String> {
     Ok(format!(
         "{} {} {}",
         result.role.name(),
-        result.key.algorithm().name(),
-        result.key.public_key().ssh_fingerprint()?
+        result.algorithm.name(),
+        result.public_key.ssh_fingerprint()?
     ))
 }

@@ -7,6 +7,7 @@
 
 pub mod authority;
 pub mod bench;
+pub mod ca_keys;
 pub mod config;
 mod error;
 pub mod keys;

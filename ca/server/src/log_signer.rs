@@ -6,26 +6,46 @@
 //! the text). Other key types cannot sign notes; the configuration refuses
 //! them for `log_key`.
 
-use signet_hsm::{KeyAlgorithm, KeyRef, PublicKey, RsaHash, Token};
+use signet_hsm::piv::PivKey;
+use signet_hsm::{KeyRef, PublicKey, RsaHash, Token};
 use signet_log::note::{KeyId, NoteSigner, SignerError, VerifierKey};
 
 use crate::{Error, Result};
 
-/// Signs checkpoints with the log key on the token.
+/// Signs checkpoints with the log key on the token or the YubiKey.
 pub struct LogSigner {
-    token: Token,
-    key: KeyRef,
+    key: LogKey,
+    public_key: PublicKey,
     verifier: VerifierKey,
+}
+
+/// Where the log key lives.
+enum LogKey {
+    Pkcs11 { token: Token, key: Box<KeyRef> },
+    Piv(PivKey),
 }
 
 impl LogSigner {
     /// Wraps the token's log key; `origin` is the note key name.
     pub fn new(token: Token, key: KeyRef, origin: &str) -> Result<Self> {
-        let verifier = verifier_for(key.public_key(), origin)?;
+        let public_key = key.public_key().clone();
         Ok(Self {
-            token,
-            key,
-            verifier,
+            verifier: verifier_for(&public_key, origin)?,
+            public_key,
+            key: LogKey::Pkcs11 {
+                token,
+                key: Box::new(key),
+            },
+        })
+    }
+
+    /// Wraps a log key in a YubiKey PIV slot (ECDSA P-256).
+    pub fn piv(key: PivKey, origin: &str) -> Result<Self> {
+        let public_key = key.public_key().clone();
+        Ok(Self {
+            verifier: verifier_for(&public_key, origin)?,
+            public_key,
+            key: LogKey::Piv(key),
         })
     }
 
@@ -69,14 +89,19 @@ impl NoteSigner for LogSigner {
     }
 
     fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, SignerError> {
-        let raw = self.token.sign(&self.key, msg, RsaHash::Sha256).wait()?;
-        match self.key.algorithm() {
-            KeyAlgorithm::Ed25519 => Ok(raw),
-            KeyAlgorithm::EcdsaP256 => {
+        // Both backends return the raw form (r‖s for ECDSA), verified
+        // against the public key before it comes back.
+        let raw = match &self.key {
+            LogKey::Pkcs11 { token, key } => token.sign(key, msg, RsaHash::Sha256).wait()?,
+            LogKey::Piv(key) => key.sign(msg, RsaHash::Sha256).wait()?,
+        };
+        match &self.public_key {
+            PublicKey::Ed25519(_) => Ok(raw),
+            PublicKey::EcdsaP256(_) => {
                 let sig = p256::ecdsa::Signature::from_slice(&raw)?;
                 Ok(sig.to_der().as_bytes().to_vec())
             }
-            other => Err(format!("{other} cannot sign checkpoints").into()),
+            other => Err(format!("{} cannot sign checkpoints", other.describe()).into()),
         }
     }
 }

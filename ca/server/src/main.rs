@@ -7,19 +7,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use signet_ca::authority::{local_admin, Authority, CertKind, IssuedCert, RawRequest};
-use signet_ca::config::{Config, HighWaterSetting};
+use signet_ca::authority::{local_admin, CertKind, IssuedCert, RawRequest};
+use signet_ca::ca_keys::CaKeys;
+use signet_ca::config::{Backend, Config};
 use signet_ca::keys::{self, KeyRole};
 use signet_ca::log_signer::LogSigner;
-use signet_ca::store::{
-    CommitMode, FileMark, HighWaterMark, LocalStore, LogStore, StoreOptions, TokenMark,
-};
+use signet_ca::store::{CommitMode, LocalStore, LogStore, StoreOptions};
 use signet_ca::{bench, serve, x509, Error};
-use signet_hsm::{Pin, Token, X509Signer};
+use signet_hsm::Pin;
 
 const AFTER_HELP: &str = "\
 Every command reads the configuration given with --config (TOML; see
-deploy/signet-ca.example.toml). The HSM PIN comes from the file or
+deploy/signet-ca.example.toml). The CA keys live on a PKCS#11 token, or on
+a YubiKey with hsm.backend = \"piv\". The PIN comes from the file or
 environment variable the configuration names, never from the command line.
 
 Exit codes:
@@ -216,6 +216,15 @@ fn run(cli: Cli) -> Result<(), Error> {
             sessions,
             clients,
         } => {
+            if config.hsm.backend == Backend::Piv {
+                return Err(Error::BadRequest {
+                    field: "hsm.backend",
+                    reason: "bench measures a PKCS#11 token's sessions and keeps its mark on the token; \
+                             it does not run on a YubiKey (PIV signs about 10 signatures/s, one at a time: \
+                             see docs/operations.md)"
+                        .into(),
+                });
+            }
             if clients == 0 || clients > 1024 {
                 return Err(Error::BadRequest {
                     field: "--clients",
@@ -252,8 +261,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Log {
             command: LogCommand::Check,
         } => {
-            let token = open_token(&config)?;
-            let (store, signer) = open_store(&config, &token)?;
+            let keys = CaKeys::open(&config)?;
+            let (store, signer) = open_store(&config, &keys)?;
             let report = store.verified();
             println!(
                 "OK: {} entries; they match the checkpoint of size {} signed by {}{}",
@@ -271,15 +280,25 @@ fn run(cli: Cli) -> Result<(), Error> {
             command: LogCommand::Restore { from },
         } => restore_log(&config, &from),
         Command::Serve => {
-            let token = open_token(&config)?;
+            let keys = CaKeys::open(&config)?;
             eprintln!("signet-ca: verifying the log before serving…");
-            let (store, _) = open_store(&config, &token)?;
+            let (store, _) = open_store(&config, &keys)?;
             eprintln!("signet-ca: log OK ({} entries)", store.verified().entries);
             serve::run(store, config.serve.listen)
         }
         Command::Token {
             command: TokenCommand::Init { so_pin_file },
         } => {
+            if config.hsm.backend == Backend::Piv {
+                return Err(Error::BadRequest {
+                    field: "hsm.backend",
+                    reason:
+                        "token init prepares a PKCS#11 token; a YubiKey is prepared with ykman \
+                             (PIN, management key: docs/operations.md), then `signet-ca init`"
+                            .into(),
+                });
+            }
+            let module = config.token_config()?.module;
             let label = config
                 .hsm
                 .token_label
@@ -290,7 +309,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 })?;
             let so_pin = Pin::from_file(&so_pin_file)?;
             let user_pin = config.token_config()?.pin.load()?;
-            signet_hsm::initialize_token(&config.hsm.module, &label, &so_pin, &user_pin)?;
+            signet_hsm::initialize_token(&module, &label, &so_pin, &user_pin)?;
             eprintln!("Initialised token {label:?}; next: signet-ca init --config …");
             Ok(())
         }
@@ -306,37 +325,17 @@ fn token_name(config: &Config) -> String {
         .unwrap_or_default()
 }
 
-fn open_token(config: &Config) -> Result<Token, Error> {
-    Ok(Token::open(&config.token_config()?)?)
-}
-
-/// Where the configuration keeps the log's high-water mark.
-fn high_water_mark(config: &Config, log_token: &Token) -> Arc<dyn HighWaterMark> {
-    match &config.log.high_water {
-        HighWaterSetting::Token => {
-            Arc::new(TokenMark::new(log_token.clone(), &config.log_origin()))
-        }
-        HighWaterSetting::File(path) => Arc::new(FileMark::new(path.clone())),
-    }
-}
-
-/// Opens the log store with the token's log key as checkpoint signer; the
+/// Opens the log store with the device's log key as checkpoint signer; the
 /// store is verified (against its checkpoint and the high-water mark)
 /// before it is returned.
-fn open_store(config: &Config, token: &Token) -> Result<(Arc<LocalStore>, Arc<LogSigner>), Error> {
-    let key = keys::load(token, config, KeyRole::LogKey)?;
-    let log_token = signet_ca::log_signer::dedicated_token(config)?;
-    let signer = Arc::new(LogSigner::new(
-        log_token.clone(),
-        key,
-        &config.log_origin(),
-    )?);
+fn open_store(config: &Config, keys: &CaKeys) -> Result<(Arc<LocalStore>, Arc<LogSigner>), Error> {
+    let (signer, mark) = keys.log_signer(config)?;
     let store = LocalStore::open(StoreOptions {
         path: config.store_path(),
         origin: config.log_origin(),
         signer: signer.clone(),
         verifier: signer.verifier().clone(),
-        mark: high_water_mark(config, &log_token),
+        mark,
         mode: CommitMode::Group,
     })?;
     Ok((Arc::new(store), signer))
@@ -344,11 +343,10 @@ fn open_store(config: &Config, token: &Token) -> Result<(Arc<LocalStore>, Arc<Lo
 
 fn restore_log(config: &Config, from: &str) -> Result<(), Error> {
     let copy = signet_ca::store::restore::copy_at(from)?;
-    let token = open_token(config)?;
-    let key = keys::load(&token, config, KeyRole::LogKey)?;
-    let log_token = signet_ca::log_signer::dedicated_token(config)?;
-    let verifier = signet_ca::log_signer::verifier_for(key.public_key(), &config.log_origin())?;
-    let mark = high_water_mark(config, &log_token);
+    let keys = CaKeys::open(config)?;
+    let public = keys.public_key(config, KeyRole::LogKey)?;
+    let verifier = signet_ca::log_signer::verifier_for(&public, &config.log_origin())?;
+    let mark = keys.high_water_mark(config)?;
     eprintln!(
         "signet-ca: rebuilding the log from {} (checked against the log key {verifier} and {})",
         copy.describe(),
@@ -376,7 +374,8 @@ fn restore_log(config: &Config, from: &str) -> Result<(), Error> {
         );
     }
     // Open it as the CA will: verified again from scratch, mark moved.
-    let (store, _) = open_store(config, &token)?;
+    drop(mark);
+    let (store, _) = open_store(config, &keys)?;
     println!(
         "Restored {} entries into {}; verified against the log key and the high-water mark.",
         store.verified().entries,
@@ -386,8 +385,8 @@ fn restore_log(config: &Config, from: &str) -> Result<(), Error> {
 }
 
 fn export_log(config: &Config, dir: &Path) -> Result<(), Error> {
-    let token = open_token(config)?;
-    let (store, signer) = open_store(config, &token)?;
+    let keys = CaKeys::open(config)?;
+    let (store, signer) = open_store(config, &keys)?;
     let checkpoint = store.latest_checkpoint();
     let file_err = |path: &Path, e: std::io::Error| Error::File {
         path: path.to_path_buf(),
@@ -426,44 +425,35 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn init(config: &Config, json: bool) -> Result<(), Error> {
-    let token = open_token(config)?;
-    let desc = token.description();
-    eprintln!(
-        "Token {:?} ({}, {}), slot {}.",
-        desc.facts.label, desc.facts.manufacturer, desc.facts.model, desc.slot_id
-    );
+    let keys = CaKeys::open(config)?;
+    eprintln!("{}", keys.describe());
     std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::File {
         path: config.data_dir.clone(),
         reason: format!("cannot create: {e}"),
     })?;
-    let results = keys::ceremony(&token, config)?;
+    let results = keys.ceremony(config)?;
 
     // The root certificate: kept if it matches the token's key, refused if
     // it does not, created if absent.
     let x509_key = results
         .iter()
         .find(|r| r.role == KeyRole::X509Ca)
-        .map(|r| r.key.clone())
+        .map(|r| r.public_key.clone())
         .ok_or_else(|| Error::NotInitialised("no x509-ca key".into()))?;
     let root_path = config.root_cert_path();
     let root_created = match std::fs::read_to_string(&root_path) {
         Ok(text) => {
             let root = x509::from_pem(&text)?;
-            if &x509::public_key_of(&root)? != x509_key.public_key() {
+            if x509::public_key_of(&root)? != x509_key {
                 return Err(Error::File {
                     path: root_path,
-                    reason: "this root certificate is not for the token's x509-ca key; move it away to create a new one".into(),
+                    reason: "this root certificate is not for the device's x509-ca key; move it away to create a new one".into(),
                 });
             }
             false
         }
         Err(_) => {
-            let root = x509::create_root(
-                &X509Signer::new(token.clone(), x509_key),
-                &config.x509.root_common_name,
-                &config.x509.organization,
-                config.x509.root_validity,
-            )?;
+            let root = keys.create_root(config)?;
             write_new_file(&root_path, x509::to_pem(&root)?.as_bytes())?;
             true
         }
@@ -472,7 +462,7 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
     // certificate have an entry; a run that was interrupted between making
     // one and logging it (or an older version that never logged the root)
     // is completed now, and says so.
-    let (store, log_signer) = open_store(config, &token)?;
+    let (store, log_signer) = open_store(config, &keys)?;
     let already = ceremony_entries(store.as_ref())?;
     let mut newly_logged = Vec::new();
     for result in &results {
@@ -485,76 +475,90 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
         store.append(&entry, None)?;
         newly_logged.push(true);
     }
+    // On a YubiKey, each key's attestation certificate (checked by the
+    // ceremony) is logged beside its key entry, so auditors can check
+    // where the key was born.
+    let mut attestations_logged = Vec::new();
+    for result in &results {
+        let logged = match &result.attestation {
+            Some(attestation) => Some(log_admin_certificate(
+                store.as_ref(),
+                &attestation.certificate,
+                &already,
+                "attestation certificate",
+                true,
+            )?),
+            None => None,
+        };
+        attestations_logged.push(logged);
+    }
     let root_pem = std::fs::read_to_string(&root_path).map_err(|e| Error::File {
         path: root_path.clone(),
         reason: e.to_string(),
     })?;
     let root = x509::from_pem(&root_pem)?;
     let root_der = der::Encode::to_der(&root).map_err(|e| Error::Certificate(e.to_string()))?;
-    let root_sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&root_der).into();
-    let root_logged_now = if already.certificates.contains(&root_sha256) {
-        false
-    } else {
-        let tbs = root.tbs_certificate();
-        let certificate = signet_log::entry::IssuedCertificate {
-            serial: x509::serial_hex(tbs.serial_number()),
-            public_key_fingerprint: signet_log::entry::x509_key_fingerprint(&root)?,
-            not_before: tbs.validity().not_before.to_unix_duration().as_secs(),
-            not_after: tbs.validity().not_after.to_unix_duration().as_secs(),
-            sha256: signet_log::entry::Sha256Hex(root_sha256),
-            bytes: signet_log::entry::Base64Bytes(root_der),
-        };
-        let serial = store
-            .reserve_serial(signet_ca::store::SerialKind::X509, &certificate.serial)?
-            .ok_or_else(|| {
-                Error::Store(format!(
-                    "the root certificate's serial {} is already in the log",
-                    certificate.serial
-                ))
-            })?;
-        let entry = ceremony_entry(
-            signet_log::entry::EntryKind::AdminSign,
-            tbs.subject().to_string(),
-            Some(certificate),
-        );
-        store.append(&entry, Some(serial))?;
-        true
-    };
+    let root_logged_now = log_admin_certificate(
+        store.as_ref(),
+        &root_der,
+        &already,
+        "root certificate",
+        false,
+    )?;
 
     let mut out = std::io::stdout().lock();
     let mut json_keys = Vec::new();
-    for (result, logged_now) in results.iter().zip(&newly_logged) {
-        let public = result.key.public_key();
+    for ((result, logged_now), attestation_logged) in
+        results.iter().zip(&newly_logged).zip(&attestations_logged)
+    {
+        let public = &result.public_key;
+        let label = result.role.label();
         let fingerprint = public.ssh_fingerprint()?;
         let state = match (result.generated, logged_now) {
             (true, _) => "generated and logged",
             (false, true) => "kept; logged now (its entry was missing)",
+            (false, false) if result.attestation.is_some() => "kept (already on the card)",
             (false, false) => "kept (already on the token)",
         };
         if json {
             json_keys.push(serde_json::json!({
                 "role": result.role.name(),
-                "algorithm": result.key.algorithm().name(),
-                "label": result.key.label(),
+                "algorithm": result.algorithm.name(),
+                "label": label,
+                "location": result.location,
                 "generated": result.generated,
                 "logged_now": logged_now,
+                "attested": result.attestation.is_some(),
+                "attestation_logged_now": attestation_logged,
                 "fingerprint": fingerprint,
-                "public_key": public.to_openssh_line(result.key.label())?,
+                "public_key": public.to_openssh_line(&label)?,
             }));
         } else {
             let _ = writeln!(
                 out,
                 "{:<12} {:<11} {:<28} {fingerprint}",
                 result.role.name(),
-                result.key.algorithm().name(),
+                result.algorithm.name(),
                 state
             );
-            let _ = writeln!(out, "    {}", public.to_openssh_line(result.key.label())?);
+            let _ = writeln!(out, "    {}", public.to_openssh_line(&label)?);
+            if let Some(logged) = attestation_logged {
+                let _ = writeln!(
+                    out,
+                    "    {}: attestation checked{}",
+                    result.location,
+                    if *logged {
+                        ", logged"
+                    } else {
+                        " (already logged)"
+                    }
+                );
+            }
         }
     }
     if json {
         let doc = serde_json::json!({
-            "token": desc.facts.label,
+            "token": keys.name(),
             "keys": json_keys,
             "root_certificate": root_path,
             "root_created": root_created,
@@ -583,12 +587,76 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// Logs a certificate of the ceremony (the X.509 root, a key's
+/// attestation) as an `admin-sign` entry, unless the log has it already:
+/// subject = its whole subject DN (RFC 4514), serial reserved in the X.509
+/// namespace. Returns whether it was logged now. With `same_key_is_logged`,
+/// a logged certificate with the same subject and key counts as this one.
+fn log_admin_certificate(
+    store: &dyn LogStore,
+    der_bytes: &[u8],
+    already: &CeremonyEntries,
+    what: &str,
+    same_key_is_logged: bool,
+) -> Result<bool, Error> {
+    let sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(der_bytes).into();
+    if already.certificates.contains(&sha256) {
+        return Ok(false);
+    }
+    let cert = <x509_cert::Certificate as der::Decode>::from_der(der_bytes)
+        .map_err(|e| Error::Certificate(format!("{what}: {e}")))?;
+    let tbs = cert.tbs_certificate();
+    let fingerprint = signet_log::entry::x509_key_fingerprint(&cert)?;
+    if same_key_is_logged
+        && already
+            .certified_keys
+            .contains(&(tbs.subject().to_string(), fingerprint.clone()))
+    {
+        return Ok(false);
+    }
+    // The log's form of an X.509 serial has no leading zero digit; a
+    // certificate the CA did not make (a card's attestation) may have one.
+    let serial = x509::serial_hex(tbs.serial_number())
+        .trim_start_matches('0')
+        .to_owned();
+    let certificate = signet_log::entry::IssuedCertificate {
+        serial,
+        public_key_fingerprint: fingerprint,
+        not_before: tbs.validity().not_before.to_unix_duration().as_secs(),
+        not_after: tbs.validity().not_after.to_unix_duration().as_secs(),
+        sha256: signet_log::entry::Sha256Hex(sha256),
+        bytes: signet_log::entry::Base64Bytes(der_bytes.to_vec()),
+    };
+    let serial = store
+        .reserve_serial(signet_ca::store::SerialKind::X509, &certificate.serial)?
+        .ok_or_else(|| {
+            Error::Store(format!(
+                "the {what}'s serial {} is already in the log",
+                certificate.serial
+            ))
+        })?;
+    let entry = ceremony_entry(
+        signet_log::entry::EntryKind::AdminSign,
+        tbs.subject().to_string(),
+        Some(certificate),
+    );
+    // The entry must say what the certificate says, as auditors check.
+    signet_log::entry::check_certificate_contents(&entry)?;
+    store.append(&entry, Some(serial))?;
+    Ok(true)
+}
+
 /// What the log already records of the key ceremony.
 struct CeremonyEntries {
     /// Subjects of key-rotation entries (role, key type, fingerprint).
     keys: std::collections::HashSet<String>,
     /// SHA-256 of certificates in admin-sign entries.
     certificates: std::collections::HashSet<[u8; 32]>,
+    /// Subject and certified key of certificates in admin-sign entries: a
+    /// YubiKey makes a new attestation certificate (new serial) each time
+    /// it is asked, so an attestation is already logged when one for the
+    /// same slot and key is.
+    certified_keys: std::collections::HashSet<(String, String)>,
 }
 
 fn ceremony_entries(store: &dyn LogStore) -> Result<CeremonyEntries, Error> {
@@ -596,6 +664,7 @@ fn ceremony_entries(store: &dyn LogStore) -> Result<CeremonyEntries, Error> {
     let mut found = CeremonyEntries {
         keys: Default::default(),
         certificates: Default::default(),
+        certified_keys: Default::default(),
     };
     let reader = store.reader()?;
     for index in 0..store.latest_checkpoint().size {
@@ -606,6 +675,11 @@ fn ceremony_entries(store: &dyn LogStore) -> Result<CeremonyEntries, Error> {
         match entry.kind {
             EntryKind::KeyRotation => found.keys.extend(entry.subject),
             EntryKind::AdminSign => {
+                if let (Some(subject), Some(cert)) = (&entry.subject, &entry.certificate) {
+                    found
+                        .certified_keys
+                        .insert((subject.clone(), cert.public_key_fingerprint.clone()));
+                }
                 found
                     .certificates
                     .extend(entry.certificate.map(|c| c.sha256.0));
@@ -660,11 +734,10 @@ fn export(config: &Config, role: KeyRole) -> Result<(), Error> {
             })?
         }
         _ => {
-            let token = open_token(config)?;
-            let key = keys::load(&token, config, role)?;
+            let public = CaKeys::open(config)?.public_key(config, role)?;
             match role {
-                KeyRole::LogKey => key.public_key().to_spki_pem()?,
-                _ => format!("{}\n", key.public_key().to_openssh_line(key.label())?),
+                KeyRole::LogKey => public.to_spki_pem()?,
+                _ => format!("{}\n", public.to_openssh_line(&role.label())?),
             }
         }
     };
@@ -705,9 +778,9 @@ fn sign(config: Config, kind: SignKind, json: bool) -> Result<(), Error> {
         },
     };
     signet_ca::authority::precheck(&config, &raw)?;
-    let token = open_token(&config)?;
-    let (store, _) = open_store(&config, &token)?;
-    let authority = Authority::open(config, token, store)?;
+    let keys = CaKeys::open(&config)?;
+    let (store, _) = open_store(&config, &keys)?;
+    let authority = keys.authority(config, store)?;
     let approved = authority.approve(raw)?;
     let issued = authority.issue(approved, local_admin())?;
     let text = match &issued.certificate {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use const_oid::db::rfc5280::ID_KP_CLIENT_AUTH;
 use der::asn1::Ia5String;
 use der::{Decode, Encode, EncodePem};
-use signet_hsm::{PublicKey, X509Signature, X509Signer};
+use signet_hsm::{PublicKey, SigningBackend, X509Signature, X509Signer};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
@@ -172,12 +172,12 @@ impl BuilderProfile for ClientProfile {
     }
 }
 
-fn build<P: BuilderProfile>(
+fn build<P: BuilderProfile, B: SigningBackend>(
     profile: P,
     serial: SerialNumber,
     validity: Validity,
     subject_key: &PublicKey,
-    signer: &X509Signer,
+    signer: &X509Signer<B>,
 ) -> Result<Certificate> {
     let builder = CertificateBuilder::new(profile, serial, validity, spki_of(subject_key)?)
         .map_err(cert_err)?;
@@ -188,8 +188,8 @@ fn build<P: BuilderProfile>(
 }
 
 /// Creates the self-signed root over the token's X.509 CA key.
-pub fn create_root(
-    signer: &X509Signer,
+pub fn create_root<B: SigningBackend>(
+    signer: &X509Signer<B>,
     common_name: &str,
     organization: &str,
     lifetime: Duration,
@@ -202,7 +202,7 @@ pub fn create_root(
         },
         serial,
         validity(now - CLOCK_SKEW_BACKDATE, now + lifetime)?,
-        signer.key().public_key(),
+        signer.public_key(),
         signer,
     )
 }
@@ -222,8 +222,8 @@ pub struct ClientCertSpec<'a> {
 }
 
 /// Issues a client certificate under `root` and returns its DER.
-pub fn issue_client(
-    signer: &X509Signer,
+pub fn issue_client<B: SigningBackend>(
+    signer: &X509Signer<B>,
     root: &Certificate,
     spec: &ClientCertSpec<'_>,
     serial: SerialNumber,

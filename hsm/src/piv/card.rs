@@ -269,6 +269,17 @@ impl CardWorker {
         })
     }
 
+    /// The card's `f9` attestation certificate (DER).
+    pub(crate) fn device_certificate(&mut self) -> Result<Vec<u8>> {
+        let mut yk = self.open()?;
+        let device = yubikey::certificate::Certificate::read(&mut yk, SlotId::Attestation)
+            .map_err(self.err("read the f9 attestation certificate"))?;
+        device
+            .cert
+            .to_der()
+            .map_err(|_| Error::MalformedTokenData("f9 attestation certificate"))
+    }
+
     /// The slot's attestation certificate and the card's `f9` certificate.
     pub(crate) fn attest(&mut self, slot: PivSlot) -> Result<PivAttestation> {
         let mut yk = self.open()?;

@@ -216,6 +216,14 @@ impl PivDevice {
         self.inner.pool.submit(move |w| w.attest(slot)).wait()
     }
 
+    /// The card's `f9` attestation certificate (DER), which signs every
+    /// slot attestation: checking it against the vendor's roots before
+    /// generating anything lets a caller refuse an unknown card while it is
+    /// still untouched.
+    pub fn device_certificate(&self) -> Result<Vec<u8>> {
+        self.inner.pool.submit(|w| w.device_certificate()).wait()
+    }
+
     fn key_from(&self, slot: PivSlot, facts: SlotFacts) -> PivKey {
         PivKey {
             device: self.clone(),
