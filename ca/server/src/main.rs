@@ -614,13 +614,10 @@ fn log_admin_certificate(
     {
         return Ok(false);
     }
-    // The log's form of an X.509 serial has no leading zero digit; a
-    // certificate the CA did not make (a card's attestation) may have one.
-    let serial = x509::serial_hex(tbs.serial_number())
-        .trim_start_matches('0')
-        .to_owned();
     let certificate = signet_log::entry::IssuedCertificate {
-        serial,
+        // A certificate the CA did not make (a card's attestation) may have
+        // a serial with a leading zero digit, which entries do not.
+        serial: x509::log_serial(tbs.serial_number()),
         public_key_fingerprint: fingerprint,
         not_before: tbs.validity().not_before.to_unix_duration().as_secs(),
         not_after: tbs.validity().not_after.to_unix_duration().as_secs(),

@@ -59,6 +59,13 @@ pub fn serial_hex(serial: &SerialNumber) -> String {
     hex::encode(&bytes[first..])
 }
 
+/// A serial number in the log's form for any certificate, including one
+/// the CA did not make (a YubiKey's attestation): [`serial_hex`] without
+/// leading zero digits, as entries require.
+pub fn log_serial(serial: &SerialNumber) -> String {
+    serial_hex(serial).trim_start_matches('0').to_owned()
+}
+
 fn validity(not_before: SystemTime, not_after: SystemTime) -> Result<Validity> {
     Ok(Validity::new(
         Time::try_from(not_before).map_err(cert_err)?,
@@ -267,4 +274,22 @@ pub fn public_key_of(cert: &Certificate) -> Result<PublicKey> {
         .to_der()
         .map_err(cert_err)?;
     Ok(PublicKey::from_spki_der(&der_bytes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_serials_have_no_leading_zero_digit() {
+        for (octets, expected) in [
+            (&[0x0a, 0xbc][..], "abc"),
+            (&[0x00, 0x8f, 0x01][..], "8f01"),
+            (&[0x40, 0x00][..], "4000"),
+            (&[0x01][..], "1"),
+        ] {
+            let serial = SerialNumber::new(octets).unwrap();
+            assert_eq!(log_serial(&serial), expected);
+        }
+    }
 }

@@ -385,6 +385,13 @@ fn a_ca_on_a_yubikey_generates_attests_logs_and_issues() {
     );
     assert!(ca.ok(&["log", "check"]).starts_with("OK: 11 entries"));
 
+    // The store lost: rebuilt from the export, checked against the log key
+    // on the card and the high-water file.
+    std::fs::remove_file(ca.path("data/log.redb")).unwrap();
+    let restored = ca.ok(&["log", "restore", "--from", export.to_str().unwrap()]);
+    assert!(restored.contains("Restored 11 entries"), "{restored}");
+    assert!(ca.ok(&["log", "check"]).starts_with("OK: 11 entries"));
+
     // The benchmark measures PKCS#11 sessions: refused here, with a reason.
     ca.refused(&["bench"], 2, &["hsm.backend", "YubiKey"]);
     ca.refused(
