@@ -34,7 +34,7 @@ fn open(path: std::path::PathBuf, mode: CommitMode) -> LocalStore {
     let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
     let verifier =
         VerifierKey::ed25519("bench/signet-log", key.verifying_key().as_bytes()).unwrap();
-    LocalStore::open(StoreOptions {
+    LocalStore::create(StoreOptions {
         mark: Arc::new(FileMark::new(path.with_extension("high-water"))),
         path,
         origin: "bench/signet-log".into(),

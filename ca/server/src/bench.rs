@@ -220,10 +220,11 @@ pub fn run(
 
             let store_dir = scratch.path().join(format!("{algorithm}-{sessions}.redb"));
             let log_key = bench_key(&token, log_algorithm)?;
-            // The high-water mark where the CA keeps it, on the token, under
-            // a label of this run's own (removed at the end).
+            // The high-water mark where the CA keeps it, on the token in a
+            // session of its own, under a label of this run's own (removed
+            // at the end).
             let mark = Arc::new(TokenMark::new(
-                token.clone(),
+                crate::log_signer::dedicated_token(config)?,
                 &format!("bench-{}/signet-log", std::process::id()),
             ));
             token.destroy_data_objects(mark.label())?;
@@ -232,7 +233,7 @@ pub fn run(
                 log_key,
                 "bench/signet-log",
             )?);
-            let store = Arc::new(LocalStore::open(StoreOptions {
+            let store = Arc::new(LocalStore::create(StoreOptions {
                 path: store_dir.clone(),
                 origin: "bench/signet-log".into(),
                 verifier: log_signer.verifier().clone(),

@@ -119,7 +119,16 @@ enum LogCommand {
         /// (where `checkpoint` and `tile/` are).
         #[arg(long, value_name = "DIR|URL")]
         from: String,
+        /// Restore although there is no high-water mark (it was lost with
+        /// the HSM): nothing then proves the copy is the newest.
+        #[arg(long)]
+        without_mark: bool,
     },
+    /// Write the high-water mark from a store that has entries but no mark
+    /// (a log from before marks existed, or a mark lost with the HSM). The
+    /// store is verified first. Only for a store you know is the newest
+    /// copy of the log: this is the one step that trusts the store file.
+    AdoptMark,
 }
 
 #[derive(Subcommand)]
@@ -277,8 +286,19 @@ fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Log {
-            command: LogCommand::Restore { from },
-        } => restore_log(&config, &from),
+            command: LogCommand::Restore { from, without_mark },
+        } => restore_log(&config, &from, without_mark),
+        Command::Log {
+            command: LogCommand::AdoptMark,
+        } => {
+            let keys = CaKeys::open(&config)?;
+            let (store, _) = open_store_as(&config, &keys, LocalStore::adopt_mark)?;
+            println!(
+                "The high-water mark now holds the store's checkpoint of {} entries.",
+                store.verified().checkpoint_size
+            );
+            Ok(())
+        }
         Command::Serve => {
             let keys = CaKeys::open(&config)?;
             eprintln!("signet-ca: verifying the log before serving…");
@@ -329,8 +349,18 @@ fn token_name(config: &Config) -> String {
 /// store is verified (against its checkpoint and the high-water mark)
 /// before it is returned.
 fn open_store(config: &Config, keys: &CaKeys) -> Result<(Arc<LocalStore>, Arc<LogSigner>), Error> {
+    open_store_as(config, keys, LocalStore::open)
+}
+
+/// [`open_store`] with another way of opening: `LocalStore::create` for the
+/// key ceremony, `LocalStore::adopt_mark` for `log adopt-mark`.
+fn open_store_as(
+    config: &Config,
+    keys: &CaKeys,
+    open: fn(StoreOptions) -> Result<LocalStore, Error>,
+) -> Result<(Arc<LocalStore>, Arc<LogSigner>), Error> {
     let (signer, mark) = keys.log_signer(config)?;
-    let store = LocalStore::open(StoreOptions {
+    let store = open(StoreOptions {
         path: config.store_path(),
         origin: config.log_origin(),
         signer: signer.clone(),
@@ -341,7 +371,7 @@ fn open_store(config: &Config, keys: &CaKeys) -> Result<(Arc<LocalStore>, Arc<Lo
     Ok((Arc::new(store), signer))
 }
 
-fn restore_log(config: &Config, from: &str) -> Result<(), Error> {
+fn restore_log(config: &Config, from: &str, without_mark: bool) -> Result<(), Error> {
     let copy = signet_ca::store::restore::copy_at(from)?;
     let keys = CaKeys::open(config)?;
     let public = keys.public_key(config, KeyRole::LogKey)?;
@@ -358,6 +388,7 @@ fn restore_log(config: &Config, from: &str) -> Result<(), Error> {
         copy.as_ref(),
         &verifier,
         mark.as_ref(),
+        without_mark,
         |done, total| {
             if progress {
                 eprint!("\rsignet-ca: {done}/{total} entries verified");
@@ -375,7 +406,11 @@ fn restore_log(config: &Config, from: &str) -> Result<(), Error> {
     }
     // Open it as the CA will: verified again from scratch, mark moved.
     drop(mark);
-    let (store, _) = open_store(config, &keys)?;
+    let (store, _) = if without_mark {
+        open_store_as(config, &keys, LocalStore::adopt_mark)?
+    } else {
+        open_store(config, &keys)?
+    };
     println!(
         "Restored {} entries into {}; verified against the log key and the high-water mark.",
         store.verified().entries,
@@ -462,7 +497,7 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
     // certificate have an entry; a run that was interrupted between making
     // one and logging it (or an older version that never logged the root)
     // is completed now, and says so.
-    let (store, log_signer) = open_store(config, &keys)?;
+    let (store, log_signer) = open_store_as(config, &keys, LocalStore::create)?;
     let already = ceremony_entries(store.as_ref())?;
     let mut newly_logged = Vec::new();
     for result in &results {

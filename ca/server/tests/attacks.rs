@@ -343,3 +343,34 @@ fn copy_dir(from: &Path, to: &Path) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_deleted_mark_is_not_a_new_log_and_adopt_mark_is_explicit() {
+    let ca = Ca::new(
+        "attack-no-mark",
+        ["ecdsa-p256", "ecdsa-p256", "ecdsa-p256", "ed25519"],
+    );
+    // The mark in a file, as for a token without data objects.
+    let mark = ca.path("mark/high-water");
+    let text = std::fs::read_to_string(&ca.config).unwrap().replace(
+        "high_water = \"token\"",
+        &format!("high_water = \"{}\"", mark.display()),
+    );
+    std::fs::write(&ca.config, text).unwrap();
+    ca.ok(&["init"]);
+    issue(&ca, "a");
+    let backup = ca.path("log.redb.backup");
+    std::fs::copy(store_path(&ca), &backup).unwrap();
+    issue(&ca, "b");
+    // The old store back, and the mark that would betray it deleted.
+    std::fs::copy(&backup, store_path(&ca)).unwrap();
+    std::fs::remove_file(&mark).unwrap();
+    assert_refused(&ca, "no high-water mark");
+
+    // The operator decides explicitly; the CA then carries on from there.
+    let out = ca.run(&["log", "adopt-mark"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("6 entries"));
+    assert!(mark.exists());
+    assert_eq!(issue(&ca, "c")["log_index"], 6);
+}

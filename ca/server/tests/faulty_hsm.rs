@@ -43,7 +43,7 @@ fn fixture(label: &str, algorithm: KeyAlgorithm) -> Fixture {
         .unwrap();
     let signer = Arc::new(LogSigner::new(log_token.clone(), log_key, "test/signet-log").unwrap());
     let store = Arc::new(
-        LocalStore::open(StoreOptions {
+        LocalStore::create(StoreOptions {
             path: hsm.dir().join("data/log.redb"),
             origin: "test/signet-log".into(),
             verifier: signer.verifier().clone(),

@@ -96,6 +96,9 @@ struct Writer {
     signer: CheckpointSigner,
     verifier: VerifierKey,
     mode: CommitMode,
+    /// Set when a commit failed: whether it reached the disk is unknown, so
+    /// the writer refuses everything until a restart verifies the store.
+    failed: Option<String>,
 }
 
 /// Owns the high-water mark and publishes checkpoints. Runs on a thread of
@@ -105,9 +108,14 @@ struct Writer {
 /// commit for the mark.
 struct Marker {
     mark: Arc<dyn HighWaterMark>,
-    /// The size the mark holds now; it only ever grows.
-    marked_size: Option<u64>,
+    verifier: VerifierKey,
+    /// The note the mark holds now (as this CA wrote or found it); its size
+    /// only ever grows.
+    marked: Option<Arc<SignedCheckpoint>>,
     shared: Option<Arc<Shared>>,
+    /// Set after a failure: from then on nothing is handed out until the CA
+    /// restarts and verifies the store and the mark again.
+    failed: Option<String>,
 }
 
 /// A committed batch waiting for the mark: its checkpoint and, per
@@ -141,14 +149,45 @@ fn begin_write(db: &Database) -> Result<redb::WriteTransaction> {
     Ok(txn)
 }
 
+/// How [`LocalStore`] treats a missing file or a missing mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenMode {
+    /// The store must exist and have a mark (every command but these two).
+    Existing,
+    /// A missing store file is created (the key ceremony, the benchmark).
+    CreateIfMissing,
+    /// An existing store without a mark gets one (`log adopt-mark`).
+    AdoptMark,
+}
+
 impl LocalStore {
-    /// Opens (or creates) the store file and verifies it — against its own
-    /// signed checkpoint, entry by entry, and against the high-water mark —
-    /// before anything is signed over it. A store whose checkpoint is
-    /// missing, that holds entries its checkpoint does not cover, or that is
-    /// behind or beside the mark is refused with an integrity error saying
-    /// what was found. Fails clearly if another process has the file open.
+    /// Opens the store file and verifies it — against its own signed
+    /// checkpoint, entry by entry, and against the high-water mark — before
+    /// anything is signed over it. A store whose checkpoint is missing, that
+    /// holds entries its checkpoint does not cover, that is behind or beside
+    /// the mark, or that has entries but no mark at all is refused with an
+    /// integrity error saying what was found; a missing file is refused too
+    /// (only [`LocalStore::create`] makes one). Fails clearly if another
+    /// process has the file open.
     pub fn open(options: StoreOptions) -> Result<Self> {
+        Self::open_as(options, OpenMode::Existing)
+    }
+
+    /// [`LocalStore::open`], creating an empty store if there is no file
+    /// yet: the key ceremony's first run.
+    pub fn create(options: StoreOptions) -> Result<Self> {
+        Self::open_as(options, OpenMode::CreateIfMissing)
+    }
+
+    /// [`LocalStore::open`] for a store that has entries but no high-water
+    /// mark (made before marks existed, or the mark was lost): verified as
+    /// usual, then the mark is written from its checkpoint. Only for an
+    /// operator who knows this store is the newest copy of the log.
+    pub fn adopt_mark(options: StoreOptions) -> Result<Self> {
+        Self::open_as(options, OpenMode::AdoptMark)
+    }
+
+    fn open_as(options: StoreOptions, open_mode: OpenMode) -> Result<Self> {
         let StoreOptions {
             path,
             origin,
@@ -157,25 +196,50 @@ impl LocalStore {
             mark,
             mode,
         } = options;
+        let marked = super::high_water::load_mark(mark.as_ref(), &verifier)?;
+        let exists = path.try_exists().map_err(|e| Error::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        if !exists && open_mode != OpenMode::CreateIfMissing {
+            return Err(match &marked {
+                Some(m) if m.size > 0 => broken(
+                    None,
+                    format!(
+                        "the store {} is missing, but the log had {} entries (high-water mark in \
+                         {}); rebuild it with `signet-ca log restore --from DIR|URL`",
+                        path.display(),
+                        m.size,
+                        mark.describe()
+                    ),
+                ),
+                _ => Error::NotInitialised(format!("no log store at {}", path.display())),
+            });
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| Error::Store(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let db = Database::create(&path).map_err(|e| match e {
+        let in_use = |e: redb::DatabaseError| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Store(format!(
                 "{} is in use by another signet-ca process",
                 path.display()
             )),
             other => Error::Store(format!("cannot open {}: {other}", path.display())),
-        })?;
+        };
+        let db = if exists {
+            Database::open(&path).map_err(in_use)?
+        } else {
+            let db = Database::create(&path).map_err(in_use)?;
+            ensure_tables(&db)?;
+            db
+        };
         let db = Arc::new(db);
-        ensure_tables(&db)?;
 
-        let marked = super::high_water::load_mark(mark.as_ref(), &verifier)?;
         let read = db.begin_read().map_err(store_err)?;
         let reader = LocalReader::new(&read)?;
         let stored_note = {
-            let meta = read.open_table(META).map_err(store_err)?;
+            let meta = read.open_table(META).map_err(missing_table)?;
             let note = meta.get(CHECKPOINT_KEY).map_err(store_err)?;
             note.map(|n| n.value().to_vec())
         };
@@ -185,6 +249,7 @@ impl LocalStore {
             &verifier,
             marked.as_ref(),
             &mark.describe(),
+            open_mode == OpenMode::AdoptMark,
         )?;
         drop((reader, read));
 
@@ -195,11 +260,14 @@ impl LocalStore {
             signer,
             verifier,
             mode,
+            failed: None,
         };
         let mut marker = Marker {
             mark,
-            marked_size: marked.as_ref().map(|m| m.size),
+            verifier: writer.verifier.clone(),
+            marked: marked.map(Arc::new),
             shared: None,
+            failed: None,
         };
         let latest = match verified.checkpoint {
             Some(checkpoint) => Arc::new(checkpoint),
@@ -276,11 +344,32 @@ impl LogStore for LocalStore {
     }
 
     fn append(&self, entry: &Entry, serial: Option<SerialReservation>) -> Result<Appended> {
-        if let Some(reservation) = &serial {
-            if !reservation.belongs_to(&self.ledger) {
-                return Err(Error::Store(
-                    "the serial was reserved in another store".into(),
-                ));
+        // The serial index must say exactly what the entries say: an entry
+        // with a certificate comes with the reservation of that very serial
+        // (same namespace), and an entry without one comes with none.
+        let expected = entry
+            .certificate
+            .as_ref()
+            .map(|c| SerialKind::of(entry.kind, &c.bytes.0).key(&c.serial));
+        match (&serial, &expected) {
+            (Some(reservation), Some(key)) if reservation.index_key() == key => {
+                if !reservation.belongs_to(&self.ledger) {
+                    return Err(Error::Store(
+                        "the serial was reserved in another store".into(),
+                    ));
+                }
+            }
+            (None, None) => {}
+            (Some(reservation), _) => {
+                return Err(Error::Store(format!(
+                    "the reservation of serial {} does not match the entry's certificate",
+                    reservation.serial()
+                )))
+            }
+            (None, Some(key)) => {
+                return Err(Error::Store(format!(
+                    "serial {key} was not reserved before its certificate was logged"
+                )))
             }
         }
         let entry = entry.to_canonical_bytes()?;
@@ -322,10 +411,22 @@ pub(crate) struct LocalReader {
 impl LocalReader {
     fn new(read: &redb::ReadTransaction) -> Result<Self> {
         Ok(Self {
-            entries: read.open_table(ENTRIES).map_err(store_err)?,
-            nodes: read.open_table(NODES).map_err(store_err)?,
-            serials: read.open_table(SERIALS).map_err(store_err)?,
+            entries: read.open_table(ENTRIES).map_err(missing_table)?,
+            nodes: read.open_table(NODES).map_err(missing_table)?,
+            serials: read.open_table(SERIALS).map_err(missing_table)?,
         })
+    }
+}
+
+/// A table the CA always creates is gone: the file was made or edited
+/// outside the CA.
+fn missing_table(e: redb::TableError) -> Error {
+    match e {
+        redb::TableError::TableDoesNotExist(name) => broken(
+            None,
+            format!("the store has no {name} table (it was not written by signet-ca)"),
+        ),
+        other => store_err(other),
     }
 }
 
@@ -409,6 +510,12 @@ impl Writer {
                     }
                 }
             }
+            if let Some(reason) = &self.failed {
+                for request in batch {
+                    let _ = request.reply.send(Err(Error::Store(reason.clone())));
+                }
+                continue;
+            }
             let before = self.tree.clone();
             match self.write_batch(&batch) {
                 Ok((checkpoint, results)) => {
@@ -467,9 +574,16 @@ impl Writer {
                     recent.insert(key, *hash);
                 }
                 if let Some(serial) = &request.serial {
-                    serials
+                    let previous = serials
                         .insert(serial.index_key(), index)
                         .map_err(store_err)?;
+                    if let Some(previous) = previous {
+                        return Err(Error::Store(format!(
+                            "serial {} is already used by entry {}",
+                            serial.serial(),
+                            previous.value()
+                        )));
+                    }
                 }
                 entries
                     .insert(index, request.entry.as_slice())
@@ -524,7 +638,15 @@ impl Writer {
             meta.insert(CHECKPOINT_KEY, note.as_bytes())
                 .map_err(store_err)?;
         }
-        txn.commit().map_err(store_err)?;
+        if let Err(err) = txn.commit() {
+            let reason = format!(
+                "a log commit failed ({err}); signet-ca must restart and verify the store \
+                 before it issues again"
+            );
+            log::error!("{reason}");
+            self.failed = Some(reason.clone());
+            return Err(Error::Store(reason));
+        }
         Ok(Arc::new(signed))
     }
 }
@@ -538,7 +660,11 @@ impl Marker {
             let Some(newest) = done.last().map(|c| c.checkpoint.clone()) else {
                 continue;
             };
-            match self.advance(&newest) {
+            let outcome = match &self.failed {
+                Some(reason) => Err(Error::Store(reason.clone())),
+                None => self.advance(&newest),
+            };
+            match outcome {
                 Ok(()) => {
                     self.publish(&newest);
                     for (reply, result, serial) in done.into_iter().flat_map(|c| c.replies) {
@@ -550,12 +676,14 @@ impl Marker {
                 }
                 Err(err) => {
                     // The entries are in the log (which only ever holds more
-                    // than was handed out), but none of them may leave the CA.
+                    // than was handed out), but none of them may leave the CA,
+                    // now or until a restart has verified everything again.
                     log::error!("the log's high-water mark could not be moved: {err}");
                     let text = format!(
                         "the entry was written but the high-water mark could not be moved \
-                         past it, so nothing is handed out: {err}"
+                         past it, so nothing is handed out until signet-ca restarts: {err}"
                     );
+                    self.failed.get_or_insert_with(|| text.clone());
                     for (reply, _, _) in done.into_iter().flat_map(|c| c.replies) {
                         let _ = reply.send(Err(Error::Store(text.clone())));
                     }
@@ -565,16 +693,35 @@ impl Marker {
     }
 
     /// Moves the high-water mark to `checkpoint` if it is beyond it; never
-    /// backwards.
-    fn advance(&mut self, checkpoint: &SignedCheckpoint) -> Result<()> {
+    /// backwards. Compare-and-swap: the mark must still hold what this CA
+    /// last wrote or found — if it moved, another CA (a clone, a standby
+    /// with the same origin) is writing this log, and both would fork it.
+    fn advance(&mut self, checkpoint: &Arc<SignedCheckpoint>) -> Result<()> {
         if self
-            .marked_size
-            .is_some_and(|marked| marked >= checkpoint.size)
+            .marked
+            .as_ref()
+            .is_some_and(|marked| marked.size >= checkpoint.size)
         {
             return Ok(());
         }
+        let stored = super::high_water::load_mark(self.mark.as_ref(), &self.verifier)?;
+        let expected = self.marked.as_ref().map(|m| m.note.as_str());
+        if stored.as_ref().map(|m| m.note.as_str()) != expected {
+            return Err(broken(
+                None,
+                format!(
+                    "the high-water mark in {} changed under this CA (it now holds {}, this CA \
+                     last saw {}): another signet-ca is writing this log, or the mark was edited",
+                    self.mark.describe(),
+                    stored.map_or("nothing".into(), |m| format!("size {}", m.size)),
+                    self.marked
+                        .as_ref()
+                        .map_or("nothing".into(), |m| format!("size {}", m.size)),
+                ),
+            ));
+        }
         self.mark.store(checkpoint.note.as_bytes())?;
-        self.marked_size = Some(checkpoint.size);
+        self.marked = Some(checkpoint.clone());
         Ok(())
     }
 

@@ -157,11 +157,17 @@ pub struct RestoreReport {
 /// Rebuilds the store at `store_path` from `copy`. The store that was there
 /// (if any) is moved aside, never deleted. `progress` hears (done, total)
 /// entries as bundles arrive.
+///
+/// Without a high-water mark nothing proves the copy is the newest, so a
+/// restore then needs `without_mark` (the operator's word, after losing the
+/// mark with the HSM); the rebuilt store is then opened with
+/// [`super::LocalStore::adopt_mark`].
 pub fn restore(
     store_path: &Path,
     copy: &dyn TileFetch,
     verifier: &VerifierKey,
     mark: &dyn HighWaterMark,
+    without_mark: bool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<RestoreReport> {
     let note = copy
@@ -177,6 +183,18 @@ pub fn restore(
         )
     })?;
     let marked = super::high_water::load_mark(mark, verifier)?;
+    if marked.is_none() && !without_mark {
+        return Err(broken(
+            None,
+            format!(
+                "there is no high-water mark in {}, so nothing shows that {} is the newest copy \
+                 of the log; if the mark was lost with the HSM, restore the newest copy you \
+                 have with --without-mark and treat any gap as an incident",
+                mark.describe(),
+                copy.describe()
+            ),
+        ));
+    }
     if let Some(marked) = &marked {
         if marked.size > checkpoint.size {
             return Err(broken(
@@ -254,7 +272,7 @@ pub fn restore(
         ));
     }
 
-    let moved_aside = move_aside(store_path)?;
+    let moved_aside = move_aside(store_path, verifier, checkpoint.size)?;
     let building = store_path.with_extension("restoring");
     let _ = std::fs::remove_file(&building);
     write_restored(&building, &entries, &serials, &note)?;
@@ -299,20 +317,39 @@ fn fetch_bundle(copy: &dyn TileFetch, path: &TilePath) -> Result<Vec<Vec<u8>>> {
     ))
 }
 
-/// Moves an existing store file aside (refusing if a running CA holds it).
-fn move_aside(store_path: &Path) -> Result<Option<PathBuf>> {
+/// Moves an existing store file aside, refusing if a running CA holds it
+/// or if it holds a newer signed checkpoint than the copy (a restore must
+/// never replace the log with an older one).
+fn move_aside(
+    store_path: &Path,
+    verifier: &VerifierKey,
+    copy_size: u64,
+) -> Result<Option<PathBuf>> {
     if !store_path.exists() {
         return Ok(None);
     }
-    match redb::Database::create(store_path) {
+    match redb::Database::open(store_path) {
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
             return Err(Error::Store(format!(
                 "{} is in use by a running signet-ca; stop it before restoring",
                 store_path.display()
             )))
         }
-        // Unreadable or fine: either way it is kept, under another name.
-        Ok(db) => drop(db),
+        Ok(db) => {
+            if let Some(size) = signed_size_of(&db, verifier) {
+                if size > copy_size {
+                    return Err(broken(
+                        None,
+                        format!(
+                            "the store in place holds a checkpoint of {size} entries signed by \
+                             the log key, newer than the copy's {copy_size}: refusing to replace \
+                             it with an older log"
+                        ),
+                    ));
+                }
+            }
+        }
+        // Unreadable: it is kept all the same, under another name.
         Err(_) => {}
     }
     let stamp = std::time::SystemTime::now()
@@ -325,4 +362,15 @@ fn move_aside(store_path: &Path) -> Result<Option<PathBuf>> {
         reason: format!("cannot move the old store aside: {e}"),
     })?;
     Ok(Some(aside))
+}
+
+/// The size of a store's checkpoint, if it has one that the log key signed.
+fn signed_size_of(db: &redb::Database, verifier: &VerifierKey) -> Option<u64> {
+    use redb::ReadableDatabase;
+    let read = db.begin_read().ok()?;
+    let meta = read.open_table(super::local::META).ok()?;
+    let note = meta.get("checkpoint").ok()??;
+    SignedCheckpoint::verify(note.value(), verifier)
+        .ok()
+        .map(|c| c.size)
 }

@@ -90,15 +90,20 @@ impl Fixture {
         self.dir.path().join("log.redb")
     }
 
-    fn open(&self) -> Result<LocalStore> {
-        LocalStore::open(StoreOptions {
+    fn options(&self) -> StoreOptions {
+        StoreOptions {
             path: self.path(),
             origin: "test/signet-log".into(),
             signer: self.signer.clone(),
             verifier: self.signer.verifier.clone(),
             mark: self.mark.clone(),
             mode: CommitMode::Group,
-        })
+        }
+    }
+
+    /// Opens the store, creating it on first use (as `init` does).
+    fn open(&self) -> Result<LocalStore> {
+        LocalStore::create(self.options())
     }
 }
 
@@ -115,6 +120,51 @@ fn entry(n: u64) -> Entry {
         roles: Vec::new(),
         certificate: None,
     }
+}
+
+/// An issuance entry with a real OpenSSH user certificate (signed by a
+/// software CA key) of this serial, as the CA logs one.
+fn ssh_cert_entry(serial: u64) -> Entry {
+    use sha2::Digest;
+    let ca = ssh_key::private::Ed25519Keypair::from_seed(&[3; 32]);
+    let user = ssh_key::private::Ed25519Keypair::from_seed(&[4; 32]);
+    let user_key = ssh_key::public::KeyData::from(user.public);
+    let mut builder = ssh_key::certificate::Builder::new(
+        vec![0; 32],
+        user_key.clone(),
+        1_700_000_000,
+        1_700_003_600,
+    )
+    .unwrap();
+    builder
+        .serial(serial)
+        .unwrap()
+        .cert_type(ssh_key::certificate::CertType::User)
+        .unwrap()
+        .key_id(format!("user=alice serial={serial}"))
+        .unwrap()
+        .valid_principal("root")
+        .unwrap();
+    let cert = builder.sign(&ssh_key::PrivateKey::from(ca)).unwrap();
+    let bytes = ssh_key::encoding::Encode::encode_vec(&cert).unwrap();
+    let mut e = entry(serial);
+    e.kind = EntryKind::SshUserCert;
+    e.subject = Some("alice".into());
+    e.principals = vec!["root".into()];
+    e.certificate = Some(signet_log::entry::IssuedCertificate {
+        serial: serial.to_string(),
+        public_key_fingerprint: user_key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+        not_before: 1_700_000_000,
+        not_after: 1_700_003_600,
+        sha256: signet_log::entry::Sha256Hex(sha2::Sha256::digest(&bytes).into()),
+        bytes: signet_log::entry::Base64Bytes(bytes),
+    });
+    signet_log::entry::check_certificate_contents(&e).unwrap();
+    e
+}
+
+fn first_leaf() -> merkle::Hash {
+    merkle::leaf_hash(&ssh_cert_entry(7).to_canonical_bytes().unwrap())
 }
 
 fn leaf(n: u64) -> merkle::Hash {
@@ -136,14 +186,14 @@ fn appends_are_ordered_checkpointed_and_survive_reopen() {
     {
         let store = fx.open().unwrap();
         let serial = store.reserve_serial(SerialKind::Ssh, "7").unwrap().unwrap();
-        let a = store.append(&entry(0), Some(serial)).unwrap();
+        let a = store.append(&ssh_cert_entry(7), Some(serial)).unwrap();
         assert_eq!(a.index, 0);
         let b = store.append(&entry(1), None).unwrap();
         assert_eq!((b.index, b.checkpoint.size), (1, 2));
         root_after_two = b.checkpoint.root;
         assert_eq!(
             root_after_two,
-            merkle::root_from_leaf_hashes(&[leaf(0), leaf(1)])
+            merkle::root_from_leaf_hashes(&[first_leaf(), leaf(1)])
         );
     }
     let store = fx.open().unwrap();
@@ -165,7 +215,7 @@ fn appends_are_ordered_checkpointed_and_survive_reopen() {
     );
     let c = store.append(&entry(2), None).unwrap();
     let proof = store.inclusion_proof(0, c.checkpoint.size).unwrap();
-    merkle::verify_inclusion(&leaf(0), 0, 3, &proof, &c.checkpoint.root).unwrap();
+    merkle::verify_inclusion(&first_leaf(), 0, 3, &proof, &c.checkpoint.root).unwrap();
     let consistency = store.consistency_proof(2, 3).unwrap();
     merkle::verify_consistency(2, 3, &consistency, &root_after_two, &c.checkpoint.root).unwrap();
 }
@@ -174,22 +224,16 @@ fn appends_are_ordered_checkpointed_and_survive_reopen() {
 fn a_reservation_holds_its_serial_until_dropped_unless_it_was_logged() {
     let fx = Fixture::new();
     let store = fx.open().unwrap();
-    let held = store
-        .reserve_serial(SerialKind::X509, "ab")
-        .unwrap()
-        .unwrap();
+    let held = store.reserve_serial(SerialKind::Ssh, "9").unwrap().unwrap();
     assert!(store
-        .reserve_serial(SerialKind::X509, "ab")
+        .reserve_serial(SerialKind::Ssh, "9")
         .unwrap()
         .is_none());
     drop(held);
-    let again = store
-        .reserve_serial(SerialKind::X509, "ab")
-        .unwrap()
-        .unwrap();
-    store.append(&entry(0), Some(again)).unwrap();
+    let again = store.reserve_serial(SerialKind::Ssh, "9").unwrap().unwrap();
+    store.append(&ssh_cert_entry(9), Some(again)).unwrap();
     assert!(store
-        .reserve_serial(SerialKind::X509, "ab")
+        .reserve_serial(SerialKind::Ssh, "9")
         .unwrap()
         .is_none());
 }
@@ -199,7 +243,11 @@ fn a_reservation_from_another_store_is_refused() {
     let (one, two) = (Fixture::new(), Fixture::new());
     let (a, b) = (one.open().unwrap(), two.open().unwrap());
     let foreign = b.reserve_serial(SerialKind::Ssh, "1").unwrap().unwrap();
-    assert!(a.append(&entry(0), Some(foreign)).is_err());
+    let err = a
+        .append(&ssh_cert_entry(1), Some(foreign))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another store"), "{err}");
     assert_eq!(a.len(), 0);
 }
 
@@ -327,11 +375,11 @@ fn a_fork_of_the_same_size_is_refused() {
         let store = fx.open().unwrap();
         store.append(&entry(1), None).unwrap();
     }
-    // The old copy grows another second entry under another mark, then is
-    // put back in place of the real store.
+    // The old copy grows another second entry under another mark (adopted
+    // for it), then is put back in place of the real store.
     let other_mark = Arc::new(FileMark::new(fx.dir.path().join("other-mark")));
     {
-        let forked = LocalStore::open(StoreOptions {
+        let forked = LocalStore::adopt_mark(StoreOptions {
             path: backup.clone(),
             origin: "test/signet-log".into(),
             signer: fx.signer.clone(),
@@ -357,7 +405,7 @@ fn a_mark_not_signed_by_the_log_key_is_refused() {
     // own would write it.
     let forger = Fixture::new();
     {
-        let store = LocalStore::open(StoreOptions {
+        let store = LocalStore::create(StoreOptions {
             path: forger.path(),
             origin: "test/signet-log".into(),
             signer: signer(9),
@@ -445,6 +493,7 @@ fn a_restore_rebuilds_the_log_and_its_serial_index_from_tiles() {
         copy.as_ref(),
         &fx.signer.verifier,
         fx.mark.as_ref(),
+        false,
         |_, _| {},
     )
     .unwrap();
@@ -462,4 +511,169 @@ fn a_restore_rebuilds_the_log_and_its_serial_index_from_tiles() {
         first,
         std::fs::read(export.join("tile/entries/000")).unwrap()
     );
+}
+
+#[test]
+fn a_missing_store_file_is_not_created_by_plain_open() {
+    let fx = Fixture::new();
+    match LocalStore::open(fx.options()) {
+        Err(Error::NotInitialised(_)) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a store was created"),
+    }
+    assert!(!fx.path().exists());
+    // Once the log has entries, a missing file is a lost store.
+    {
+        fx.open().unwrap().append(&entry(0), None).unwrap();
+    }
+    std::fs::remove_file(fx.path()).unwrap();
+    let message = integrity_message(LocalStore::open(fx.options()));
+    assert!(
+        message.contains("is missing, but the log had 1 entries"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_store_with_entries_but_no_mark_is_refused_until_adopted() {
+    let fx = Fixture::new();
+    {
+        let store = fx.open().unwrap();
+        store.append(&entry(0), None).unwrap();
+        store.append(&entry(1), None).unwrap();
+    }
+    // The storage admin deletes the mark (or rolls the token back to before
+    // it existed), hoping an old store passes as new.
+    std::fs::remove_file(fx.dir.path().join("mark/high-water")).unwrap();
+    let signed = fx.signer.signed.load(Ordering::SeqCst);
+    let message = integrity_message(fx.open());
+    assert!(message.contains("no high-water mark"), "{message}");
+    assert!(message.contains("adopt-mark"), "{message}");
+    assert_eq!(fx.signer.signed.load(Ordering::SeqCst), signed);
+
+    // The operator, who knows this store is the newest copy, adopts it.
+    let store = LocalStore::adopt_mark(fx.options()).unwrap();
+    assert_eq!(store.len(), 2);
+    drop(store);
+    assert_eq!(
+        high_water::load_mark(fx.mark.as_ref(), &fx.signer.verifier)
+            .unwrap()
+            .unwrap()
+            .size,
+        2
+    );
+    assert_eq!(fx.open().unwrap().len(), 2);
+}
+
+#[test]
+fn an_entry_and_its_serial_reservation_must_agree() {
+    let fx = Fixture::new();
+    let store = fx.open().unwrap();
+    // A certificate without its reservation, and one with another serial's.
+    let err = store
+        .append(&ssh_cert_entry(5), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("was not reserved"), "{err}");
+    let other = store.reserve_serial(SerialKind::Ssh, "6").unwrap().unwrap();
+    let err = store
+        .append(&ssh_cert_entry(5), Some(other))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+    // A reservation handed in with an entry that carries no certificate.
+    let stray = store.reserve_serial(SerialKind::Ssh, "7").unwrap().unwrap();
+    assert!(store.append(&entry(1), Some(stray)).is_err());
+    // A reservation in the other namespace.
+    let x509 = store
+        .reserve_serial(SerialKind::X509, "5")
+        .unwrap()
+        .unwrap();
+    assert!(store.append(&ssh_cert_entry(5), Some(x509)).is_err());
+    assert_eq!(store.len(), 0, "nothing was logged");
+}
+
+#[test]
+fn a_mark_moved_by_another_writer_stops_issuance() {
+    let fx = Fixture::new();
+    let store = fx.open().unwrap();
+    store.append(&entry(0), None).unwrap();
+    // Another CA on the same log (a clone of this one) moves the mark.
+    let clone_dir = tempfile::tempdir().unwrap();
+    let clone_path = clone_dir.path().join("log.redb");
+    {
+        // Copy the store while this one holds it open: redb refuses a second
+        // open of the same file, so copy the bytes.
+        std::fs::copy(fx.path(), &clone_path).unwrap();
+        let clone = LocalStore::open(StoreOptions {
+            path: clone_path,
+            ..fx.options()
+        })
+        .unwrap();
+        clone.append(&entry(50), None).unwrap();
+    }
+    let err = store.append(&entry(1), None).unwrap_err().to_string();
+    assert!(err.contains("changed under this CA"), "{err}");
+    // And it stays stopped: nothing more is handed out.
+    let err = store.append(&entry(2), None).unwrap_err().to_string();
+    assert!(err.contains("until signet-ca restarts"), "{err}");
+}
+
+#[test]
+fn a_restore_needs_the_mark_and_never_replaces_a_newer_store() {
+    let fx = Fixture::new();
+    let export = fx.dir.path().join("export");
+    {
+        let store = fx.open().unwrap();
+        store.append(&entry(0), None).unwrap();
+        for path in signet_log::tiles::tile_paths(1) {
+            let file = export.join(path.to_string());
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, store.tile(&path).unwrap().unwrap()).unwrap();
+        }
+        std::fs::write(export.join("checkpoint"), &store.latest_checkpoint().note).unwrap();
+        store.append(&entry(1), None).unwrap();
+    }
+    let copy = restore::copy_at(export.to_str().unwrap()).unwrap();
+    // The store in place is newer (2 entries) than the copy (1).
+    let err = restore::restore(
+        &fx.path(),
+        copy.as_ref(),
+        &fx.signer.verifier,
+        fx.mark.as_ref(),
+        false,
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("roll the log back") || err.contains("newer"),
+        "{err}"
+    );
+    // Without a mark, a restore needs the operator's word.
+    std::fs::remove_file(fx.dir.path().join("mark/high-water")).unwrap();
+    let err = restore::restore(
+        &fx.path(),
+        copy.as_ref(),
+        &fx.signer.verifier,
+        fx.mark.as_ref(),
+        false,
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--without-mark"), "{err}");
+    // And even then the newer store in place is not replaced.
+    let err = restore::restore(
+        &fx.path(),
+        copy.as_ref(),
+        &fx.signer.verifier,
+        fx.mark.as_ref(),
+        true,
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("newer than the copy"), "{err}");
+    assert_eq!(LocalStore::adopt_mark(fx.options()).unwrap().len(), 2);
 }

@@ -50,6 +50,7 @@ pub(crate) fn verify_log(
     verifier: &VerifierKey,
     mark: Option<&SignedCheckpoint>,
     mark_place: &str,
+    adopting_mark: bool,
 ) -> Result<Verified> {
     let end = reader.end()?;
     let checkpoint = match stored_checkpoint {
@@ -86,6 +87,18 @@ pub(crate) fn verify_log(
             format!(
                 "the store holds {end} entries but its signed checkpoint covers only \
                  {signed_size} (entries were added outside the CA)"
+            ),
+        ));
+    }
+    if mark.is_none() && end > 0 && !adopting_mark {
+        return Err(broken(
+            None,
+            format!(
+                "the store holds {end} entries but there is no high-water mark in {mark_place}: \
+                 the mark was deleted (or rolled back with the token), or the log predates it. \
+                 Nothing shows this store is the newest copy of the log. If you know it is, \
+                 adopt it with `signet-ca log adopt-mark`; otherwise restore the newest copy \
+                 with `signet-ca log restore`"
             ),
         ));
     }
