@@ -11,9 +11,23 @@
 //! and other test runs are neither seen nor disturbed. The vpcd driver
 //! listens on a free TCP port pair chosen per run.
 //!
-//! Everything is stopped on `Drop` (also when a test panics). Tests that use
-//! a device take turns through a cross-process file lock ([`DeviceLock`]),
-//! because nextest runs each test in its own process.
+//! Where no mount namespace can be made (a container or chroot without
+//! `CAP_SYS_ADMIN` or user namespaces), the harness falls back to systemd
+//! socket activation, which Debian's pcscd supports: a small Perl program
+//! (perl-base is always installed) binds the listening socket at the same
+//! private path and execs pcscd with it as fd 3 (`LISTEN_FDS=1`), so the
+//! socket is still private. pcscd then still writes and, on exit, removes
+//! `/run/pcscd/pcscd.pid`, so this is only done when no other pcscd is
+//! running; otherwise every device test fails with one line saying what the
+//! machine lacks. Device tests are never skipped for this. See
+//! [`isolation`] and [`ISOLATION_ENV`].
+//!
+//! Everything is stopped on `Drop` (also when a test panics). pcscd runs in
+//! the foreground under a watchdog shell that stops it on `Drop` and when
+//! this test process disappears without running `Drop`, and pcscd itself
+//! runs under `setpriv --pdeathsig TERM`, so it also stops if the shell is
+//! killed. Tests that use a device take turns through a cross-process file
+//! lock ([`DeviceLock`]), because nextest runs each test in its own process.
 
 use crate::applet::Applet;
 use crate::attest::AttestationRoot;
@@ -123,6 +137,122 @@ fn free_port_pair() -> Result<u16> {
     Err(harness_err("no free TCP port pair for vpcd"))
 }
 
+/// Set to `namespace` or `socket` to choose how the private pcscd is kept
+/// apart ([`Isolation`]); unset, the harness uses a mount namespace where the
+/// machine allows one and socket activation otherwise.
+pub const ISOLATION_ENV: &str = "SIGNET_PCSCD_ISOLATION";
+
+/// How the test's pcscd is kept apart from any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// A private mount namespace with the socket directory bind-mounted over
+    /// `/run/pcscd`: nothing outside is touched.
+    MountNamespace,
+    /// systemd socket activation with a private socket path; pcscd still
+    /// writes `/run/pcscd/pcscd.pid`, so only when no other pcscd runs.
+    SocketActivation,
+}
+
+/// Binds the listening socket named by the first argument, makes it fd 3
+/// and execs the rest of the arguments with `LISTEN_FDS=1` and
+/// `LISTEN_PID` = its own pid (exec keeps the pid), as systemd would.
+const SOCKET_ACTIVATOR: &str = r#"use strict; use Socket; use POSIX (); use Fcntl;
+my $path = shift @ARGV;
+socket(my $s, PF_UNIX, SOCK_STREAM, 0) or die "socket: $!\n";
+unlink $path;
+bind($s, pack_sockaddr_un($path)) or die "bind $path: $!\n";
+listen($s, 64) or die "listen: $!\n";
+if (fileno($s) != 3) { defined POSIX::dup2(fileno($s), 3) or die "dup2: $!\n"; }
+else { fcntl($s, F_SETFD, 0) or die "fcntl: $!\n"; }
+$ENV{LISTEN_FDS} = 1; $ENV{LISTEN_PID} = $$;
+exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\n";"#;
+
+/// Whether a private mount namespace can be made here (asked once per
+/// process); the error is what `unshare` said.
+fn namespaces_work() -> std::result::Result<(), String> {
+    let mut cmd = Command::new("unshare");
+    if !is_root() {
+        cmd.arg("--map-root-user");
+    }
+    let out = cmd
+        .args(["--mount", "--propagation", "private", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("unshare cannot run ({e}; package util-linux)"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    Err(said
+        .lines()
+        .next()
+        .unwrap_or("unshare failed")
+        .trim()
+        .to_owned())
+}
+
+/// Another pcscd on this machine, if any (`/run/pcscd/pcscd.pid` naming a live
+/// process, or a socket that answers at `/run/pcscd/pcscd.comm`).
+pub fn other_pcscd() -> Option<String> {
+    if let Ok(pid) = std::fs::read_to_string("/run/pcscd/pcscd.pid") {
+        let pid = pid.trim();
+        if !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists() {
+            return Some(format!("pid {pid} in /run/pcscd/pcscd.pid"));
+        }
+    }
+    if std::os::unix::net::UnixStream::connect("/run/pcscd/pcscd.comm").is_ok() {
+        return Some("one answers at /run/pcscd/pcscd.comm".into());
+    }
+    None
+}
+
+fn choose_isolation() -> std::result::Result<Isolation, String> {
+    let forced = std::env::var(ISOLATION_ENV).ok();
+    let namespaces = match forced.as_deref() {
+        Some("socket") => Err("not asked for".to_owned()),
+        Some("namespace") | None => namespaces_work(),
+        Some(other) => {
+            return Err(format!(
+                "{ISOLATION_ENV}={other:?} is not one of \"namespace\", \"socket\""
+            ))
+        }
+    };
+    let unshare_said = match namespaces {
+        Ok(()) => return Ok(Isolation::MountNamespace),
+        Err(said) if forced.as_deref() == Some("namespace") => {
+            return Err(format!(
+                "{ISOLATION_ENV}=namespace, but no private mount namespace can be made here (unshare: {said})"
+            ))
+        }
+        Err(said) => said,
+    };
+    if let Some(other) = other_pcscd() {
+        return Err(format!(
+            "the device tests need a pcscd of their own, and this machine can give none: \
+             private mount namespaces are refused (unshare: {unshare_said}) and another pcscd \
+             is running ({other}), which a second one would disturb; allow unshare (root with \
+             CAP_SYS_ADMIN, or unprivileged user namespaces) or stop that pcscd"
+        ));
+    }
+    if !Path::new("/usr/bin/perl").exists() {
+        return Err(format!(
+            "the device tests need a pcscd of their own: private mount namespaces are refused \
+             (unshare: {unshare_said}) and the socket-activation fallback needs /usr/bin/perl (package perl-base)"
+        ));
+    }
+    Ok(Isolation::SocketActivation)
+}
+
+/// How this process's pcscd is kept apart (decided once per process), or
+/// one line saying what the machine lacks.
+pub fn isolation() -> Result<Isolation> {
+    static CHOSEN: OnceLock<std::result::Result<Isolation, String>> = OnceLock::new();
+    CHOSEN
+        .get_or_init(choose_isolation)
+        .clone()
+        .map_err(harness_err)
+}
+
 /// A private pcscd with one vpcd reader entry (two slots).
 #[derive(Debug)]
 pub struct Pcscd {
@@ -130,16 +260,19 @@ pub struct Pcscd {
     port: u16,
     conf: tempfile::TempDir,
     log: PathBuf,
+    isolation: Isolation,
 }
 
 impl Pcscd {
-    /// Starts pcscd in its own mount namespace and waits for its socket.
+    /// Starts pcscd (in its own mount namespace, or socket-activated where
+    /// none can be made: see [`isolation`]) and waits for its socket.
     pub fn start() -> Result<Self> {
         if !Path::new(VPCD_DRIVER).exists() {
             return Err(harness_err(format!(
                 "{VPCD_DRIVER} missing: install the Debian package vsmartcard-vpcd"
             )));
         }
+        let isolation = isolation()?;
         use_private_pcscd();
         let port = free_port_pair()?;
         let conf = tempfile::Builder::new()
@@ -161,7 +294,8 @@ impl Pcscd {
         for stale in ["pcscd.comm", "pcscd.pid"] {
             let _ = std::fs::remove_file(run_dir.join(stale));
         }
-        // The mount point must exist in the parent namespace.
+        // The mount point must exist in the parent namespace; a
+        // socket-activated pcscd writes its pid file there.
         if std::fs::create_dir_all("/run/pcscd").is_err() && !Path::new("/run/pcscd").is_dir() {
             return Err(harness_err(
                 "/run/pcscd does not exist and cannot be created (run as root or create it)",
@@ -175,23 +309,45 @@ impl Pcscd {
         let debug = std::env::var(DEBUG_ENV).is_ok_and(|v| v == "1");
         // The shell stays as pcscd's parent and watchdog: it stops pcscd on
         // SIGTERM (our Drop) and also when this test process disappears
-        // without running Drop (killed by a test-runner timeout).
+        // without running Drop (killed by a test-runner timeout); pcscd gets
+        // SIGTERM from the kernel if the shell itself is killed.
+        let debug_flags = if debug { "--debug --apdu" } else { "" };
+        let (prepare, launch) = match isolation {
+            Isolation::MountNamespace => (
+                "mount --bind \"$0\" /run/pcscd || exit 1",
+                format!("setpriv --pdeathsig TERM pcscd --foreground {debug_flags} -c \"$1\""),
+            ),
+            Isolation::SocketActivation => (
+                ":",
+                format!(
+                    "setpriv --pdeathsig TERM perl -e \"$3\" \"$0/pcscd.comm\" \
+                     pcscd --foreground {debug_flags} -c \"$1\""
+                ),
+            ),
+        };
         let script = format!(
-            "mount --bind \"$0\" /run/pcscd || exit 1\n\
-             pcscd --foreground {} -c \"$1\" & p=$!\n\
+            "{prepare}\n\
+             {launch} & p=$!\n\
              trap 'kill $p 2>/dev/null; wait $p; exit 0' TERM INT\n\
              while kill -0 \"$2\" 2>/dev/null && kill -0 $p 2>/dev/null; do sleep 0.2; done\n\
-             kill $p 2>/dev/null; wait $p",
-            if debug { "--debug --apdu" } else { "" }
+             kill $p 2>/dev/null; wait $p"
         );
-        let mut cmd = Command::new("unshare");
-        if !is_root() {
-            cmd.arg("--map-root-user");
-        }
-        cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        let mut cmd = match isolation {
+            Isolation::MountNamespace => {
+                let mut cmd = Command::new("unshare");
+                if !is_root() {
+                    cmd.arg("--map-root-user");
+                }
+                cmd.args(["--mount", "--propagation", "private", "sh"]);
+                cmd
+            }
+            Isolation::SocketActivation => Command::new("sh"),
+        };
+        cmd.args(["-c", &script])
             .arg(&run_dir)
             .arg(&readers)
             .arg(std::process::id().to_string())
+            .arg(SOCKET_ACTIVATOR)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
@@ -203,6 +359,7 @@ impl Pcscd {
             port,
             conf,
             log,
+            isolation,
         };
         pcscd.wait_for_socket()?;
         Ok(pcscd)
@@ -228,6 +385,11 @@ impl Pcscd {
             socket.display(),
             self.log_tail()
         )))
+    }
+
+    /// How this pcscd is kept apart from others.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
     }
 
     /// The last lines of pcscd's log, for error messages.
