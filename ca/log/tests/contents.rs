@@ -469,3 +469,22 @@ fn x509_role_and_device_uris_must_be_in_the_entry() {
     };
     caught(&admin, "actor.piv_device (certificate SAN URI)");
 }
+
+/// A host certificate without principals (made by `ssh-keygen -h` without
+/// `-n`): stock OpenSSH accepts it under any host name, so an entry may not
+/// describe one, even with an empty principal list that "matches".
+#[test]
+fn a_certificate_without_principals_is_refused() {
+    let e = entry(
+        EntryKind::SshHostCert,
+        Some("node1.example"),
+        &[],
+        "8",
+        "SHA256:Aq9NkuByJ6GzIJudQz74PSK5MN0qv+KKzh+Q3oCUAhs",
+        DAY,
+        openssh_blob(include_str!(
+            "vectors/certs/identity/ssh-host-no-principals.pub"
+        )),
+    );
+    caught(&e, "principals (the certificate has none");
+}

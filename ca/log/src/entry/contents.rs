@@ -89,6 +89,13 @@ fn check_ssh(
     if parsed.valid_before() != cert.not_after {
         return Err(mismatch("certificate.not_after"));
     }
+    // OpenSSH takes a certificate without principals as valid for every
+    // user (or every host): a golden ticket no Signet entry may describe.
+    if parsed.valid_principals().is_empty() {
+        return Err(mismatch(
+            "principals (the certificate has none, so OpenSSH accepts it for any name)",
+        ));
+    }
     if parsed.valid_principals() != entry.principals.as_slice() {
         return Err(mismatch("principals"));
     }

@@ -25,6 +25,9 @@ sshcert -I "user=mallory serial=42" -n root,deploy -z 42 "$tmp/user.pub"
 mv "$tmp/user-cert.pub" ssh-user-keyid-mallory.pub
 sshcert -h -I "host=node1.example serial=7" -n node1.example,node1 -z 7 "$tmp/host.pub"
 mv "$tmp/host-cert.pub" ssh-host-node1.pub
+# No principals: OpenSSH accepts it for any host name (no entry may log one).
+sshcert -h -I "host=node1.example serial=8" -z 8 "$tmp/host.pub"
+mv "$tmp/host-cert.pub" ssh-host-no-principals.pub
 
 # X.509: P-256 keys; extensions as the CA writes them for a client
 # (CA:FALSE, SAN URIs) unless the file is about another shape.
