@@ -22,7 +22,21 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 say "Running the test suite"
-cargo nextest run --workspace --all-features --no-fail-fast "$@"
+status=0
+cargo nextest run --workspace --all-features --no-fail-fast "$@" || status=$?
+
+# Test daemons run as foreground children that die with their test (sshd
+# under setpriv --pdeathsig, pcscd under a watchdog and --pdeathsig); one
+# still running now is a leak. Zombies have no command line and are not
+# matched. (Other test runs on the same machine would show up here too.)
+say "Checking that the tests left no daemon running"
+sleep 1 # a killed test's pcscd watchdog notices within 0.2 s
+if left=$(pgrep -af 'signet-sshd-|signet-pcscd-'); then
+    printf '%s\n' "$left" >&2
+    note "test daemons outlived the suite (listed above)"
+    status=1
+fi
+[ "$status" -eq 0 ] || exit "$status"
 
 if [ "${CI:-}" = "true" ] && [ -x deploy/fuzz.sh ]; then
     say "Running the fuzz targets briefly"
