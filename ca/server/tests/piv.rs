@@ -200,6 +200,62 @@ impl PivCa {
     }
 }
 
+/// `signet-ca serve`, killed and reaped when dropped.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl PivCa {
+    /// Starts `signet-ca serve` on a free loopback port and returns the
+    /// whole HTTP answer to `GET /log/checkpoint`.
+    fn serve_checkpoint(&self) -> String {
+        use std::io::{Read, Write};
+        let port = signet_testkit::free_port();
+        let config = self.path("serve.toml");
+        std::fs::write(
+            &config,
+            self.config_text(&format!("[serve]\nlisten = \"127.0.0.1:{port}\"\n")),
+        )
+        .unwrap();
+        let _daemon = Daemon(
+            Command::new(env!("CARGO_BIN_EXE_signet-ca"))
+                .envs(self.key.pcscd().envs())
+                .arg("--config")
+                .arg(&config)
+                .arg("serve")
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut stream = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(stream) => break stream,
+                Err(e) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "serve did not come up: {e}"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+        };
+        write!(
+            stream,
+            "GET /log/checkpoint HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        answer
+    }
+}
+
 /// The `signet` binary, built next to `signet-ca` (`cargo build -p signet`).
 fn signet_binary() -> PathBuf {
     let ca = PathBuf::from(env!("CARGO_BIN_EXE_signet-ca"));
@@ -384,6 +440,11 @@ fn a_ca_on_a_yubikey_generates_attests_logs_and_issues() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(ca.ok(&["log", "check"]).starts_with("OK: 11 entries"));
+
+    // The daemon serves the same log, its checkpoint signed on the card.
+    let checkpoint = std::fs::read_to_string(export.join("checkpoint")).unwrap();
+    let served = ca.serve_checkpoint();
+    assert!(served.contains(&checkpoint), "{served}\n---\n{checkpoint}");
 
     // The store lost: rebuilt from the export, checked against the log key
     // on the card and the high-water file.
