@@ -374,3 +374,25 @@ fn a_deleted_mark_is_not_a_new_log_and_adopt_mark_is_explicit() {
     assert!(mark.exists());
     assert_eq!(issue(&ca, "c")["log_index"], 6);
 }
+
+#[test]
+fn a_public_data_object_planted_under_the_marks_label_is_ignored() {
+    let ca = Ca::initialised("attack-planted-mark");
+    issue(&ca, "a");
+    // Anyone with a session on the token — no PIN — can write a public data
+    // object; one under the mark's label must neither stop the CA nor count.
+    let junk = ca.write("junk", "ca.example.com/signet-log\n0\nAAAA\n");
+    let out = std::process::Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", ca.hsm.conf())
+        .arg("--module")
+        .arg(signet_testkit::softhsm_module())
+        .args(["--token-label", ca.hsm.label()])
+        .args(["--write-object", junk.to_str().unwrap(), "--type", "data"])
+        .args(["--label", "signet-log-high-water ca.example.com/signet-log"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let check = ca.ok(&["log", "check"]);
+    assert!(check.contains("high-water mark (6)"), "{check}");
+    assert_eq!(issue(&ca, "b")["log_index"], 6);
+}

@@ -92,16 +92,21 @@ impl Token {
     }
 }
 
-/// At most this many objects may share a label: one, or two while a
-/// replacement is in progress.
-const MAX_OBJECTS_PER_LABEL: usize = 2;
+/// At most this many of our objects may share a label (one, two after an
+/// interrupted replacement, a few after several): more is not our doing.
+const MAX_OBJECTS_PER_LABEL: usize = 8;
 
 fn find_data_objects(
     session: &Session,
     label: &str,
 ) -> std::result::Result<Vec<ObjectHandle>, JobError> {
+    // Only private token objects of ours: anyone with a session can plant a
+    // public data object under the same label, without the PIN.
     let found = session.find_objects(&[
         Attribute::Class(ObjectClass::DATA),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Application(APPLICATION.as_bytes().to_vec()),
         Attribute::Label(label.as_bytes().to_vec()),
     ])?;
     if found.is_empty() && !logged_in(session)? {
