@@ -13,7 +13,6 @@ use base64::Engine;
 use common::{verify_signed_by, Fixture, PIN};
 use der::{Decode, DecodePem, EncodePem};
 use signature::Verifier;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::str::FromStr;
@@ -331,77 +330,42 @@ fn ssh_keygen_lists_the_key() {
     assert!(listed.contains(&openssh_p256(&vk)), "{listed}");
 }
 
-/// A loopback sshd on a free port, stopped by its PidFile on drop.
+/// A loopback sshd that accepts only `authorized_key` (testkit's: a
+/// foreground child that dies with the test).
 struct Sshd {
-    dir: tempfile::TempDir,
+    inner: signet_testkit::Sshd,
     port: u16,
+    // Read by sshd at each login; lives as long as the daemon.
+    _keys: tempfile::TempDir,
 }
 
 impl Sshd {
     fn start(authorized_key: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let p = |name: &str| dir.path().join(name);
-        std::fs::create_dir_all("/run/sshd").unwrap(); // privilege separation dir
-        let status = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(p("host_key"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::fs::write(p("authorized_keys"), format!("{authorized_key}\n")).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n\
-             AuthorizedKeysFile {}\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-             PermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
-            p("host_key").display(),
-            p("sshd.pid").display(),
-            p("authorized_keys").display(),
+        let keys = tempfile::tempdir().unwrap();
+        let authorized_keys = keys.path().join("authorized_keys");
+        std::fs::write(&authorized_keys, format!("{authorized_key}\n")).unwrap();
+        let inner = signet_testkit::Sshd::start(
+            &format!(
+                "AuthorizedKeysFile {}\nPermitRootLogin prohibit-password",
+                authorized_keys.display()
+            ),
+            None,
         );
-        std::fs::write(p("sshd_config"), config).unwrap();
-        let status = Command::new("/usr/sbin/sshd")
-            .arg("-f")
-            .arg(p("sshd_config"))
-            .arg("-E")
-            .arg(p("sshd.log"))
-            .status()
-            .expect("starting /usr/sbin/sshd (openssh-server)");
-        assert!(status.success(), "sshd failed to start");
-        let sshd = Self { dir, port };
-        for _ in 0..100 {
-            if sshd.pid().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let port = inner.port();
+        Self {
+            inner,
+            port,
+            _keys: keys,
         }
-        sshd
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn pid(&self) -> Option<String> {
-        let pid = std::fs::read_to_string(self.path("sshd.pid")).ok()?;
-        Some(pid.trim().to_string()).filter(|p| !p.is_empty())
+        self.inner.dir().join(name)
     }
 
     fn known_hosts_line(&self) -> String {
-        let public = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
+        let public = std::fs::read_to_string(self.path("host_ed25519.pub")).unwrap();
         format!("[127.0.0.1]:{} {}", self.port, public.trim())
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").arg(pid).status();
-        }
     }
 }
 

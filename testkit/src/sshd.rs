@@ -36,11 +36,47 @@ enum Attempt {
     PortTaken,
 }
 
+/// The first keyword of each configuration line (lower case), up to the
+/// first `Match` block.
+fn keywords(config: &str) -> Vec<String> {
+    config
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            line.split(|c: char| c.is_whitespace() || c == '=')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        })
+        .take_while(|keyword| keyword != "match")
+        .collect()
+}
+
+/// `extra` after the defaults it does not set itself: sshd takes the first
+/// value of a keyword, so a default left in would win over the test's own.
+fn compose_config(defaults: &str, extra: &str) -> String {
+    let overridden = keywords(extra);
+    let mut config: String = defaults
+        .lines()
+        .filter(|line| {
+            keywords(line)
+                .first()
+                .is_none_or(|keyword| !overridden.contains(keyword))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    config.push_str(extra);
+    config.push('\n');
+    config
+}
+
 impl Sshd {
-    /// Starts `/usr/sbin/sshd` on 127.0.0.1 with `extra_config` appended to a
-    /// minimal configuration (no PAM, no passwords, no authorized_keys
-    /// unless `extra_config` says otherwise). `host_key` is a private key
-    /// file to use; `None` makes a fresh Ed25519 one.
+    /// Starts `/usr/sbin/sshd` on 127.0.0.1 with `extra_config` added to a
+    /// minimal configuration (no PAM, no passwords, no authorized_keys,
+    /// root may log in): a keyword `extra_config` sets (before any `Match`)
+    /// replaces the default. `host_key` is a private key file to use;
+    /// `None` makes a fresh Ed25519 one (`dir()/host_ed25519`).
     pub fn start(extra_config: &str, host_key: Option<&Path>) -> Self {
         std::fs::create_dir_all("/run/sshd").unwrap();
         let dir = tempfile::Builder::new()
@@ -64,17 +100,14 @@ impl Sshd {
             let port = free_port();
             let config = dir.path().join("sshd_config");
             let pid_file = dir.path().join("sshd.pid");
-            std::fs::write(
-                &config,
-                format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM no\n\
-                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-                     StrictModes no\nPermitRootLogin yes\nAuthorizedKeysFile none\nLogLevel VERBOSE\n{extra_config}\n",
-                    host_key.display(),
-                    pid_file.display()
-                ),
-            )
-            .unwrap();
+            let defaults = format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 StrictModes no\nPermitRootLogin yes\nAuthorizedKeysFile none\nLogLevel VERBOSE\n",
+                host_key.display(),
+                pid_file.display()
+            );
+            std::fs::write(&config, compose_config(&defaults, extra_config)).unwrap();
             let log = dir.path().join("sshd.log");
             // A fresh log per attempt: readiness is read from it.
             let _ = std::fs::remove_file(&log);
@@ -145,5 +178,22 @@ impl Sshd {
     /// A scratch directory for the test (client keys, known_hosts…).
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tests_own_keywords_replace_the_defaults() {
+        let config = compose_config(
+            "Port 1\nAuthorizedKeysFile none\nPermitRootLogin yes\n",
+            "authorizedkeysfile /tmp/keys\nPermitRootLogin=prohibit-password\nMatch User x\n  Port 2",
+        );
+        assert_eq!(
+            config,
+            "Port 1\nauthorizedkeysfile /tmp/keys\nPermitRootLogin=prohibit-password\nMatch User x\n  Port 2\n"
+        );
     }
 }
