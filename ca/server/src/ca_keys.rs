@@ -604,6 +604,167 @@ mod tests {
         }
     }
 
+    /// Runs openssl in `dir`, insisting on success.
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn pem_cert(path: &Path) -> Certificate {
+        use der::DecodePem;
+        Certificate::from_pem(std::fs::read(path).unwrap()).unwrap()
+    }
+
+    /// A device certificate as Yubico's older roots issue them: an RSA-2048
+    /// root signing with sha256WithRSAEncryption, made here by openssl; and
+    /// a P-384 root signing with ecdsa-with-SHA384.
+    #[test]
+    fn device_certificates_chain_to_rsa_and_p384_roots_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (name, key_args) in [
+            (
+                "rsa-root",
+                &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"][..],
+            ),
+            (
+                "ec-root",
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"][..],
+            ),
+            (
+                "stranger",
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+            ),
+            (
+                "f9",
+                &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+            ),
+        ] {
+            let out = format!("{name}.key");
+            let mut args = vec!["genpkey", "-out", &out];
+            args.extend_from_slice(key_args);
+            openssl(d, &args);
+        }
+        for (root, subject) in [
+            ("rsa-root", "/CN=Test PIV Root CA"),
+            ("ec-root", "/CN=Test PIV Root CA P-384"),
+            // Same name as the RSA root, another key: a name is not enough.
+            ("stranger", "/CN=Test PIV Root CA"),
+        ] {
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-x509",
+                    "-new",
+                    "-key",
+                    &format!("{root}.key"),
+                    "-subj",
+                    subject,
+                    "-days",
+                    "30",
+                    "-sha256",
+                    "-out",
+                    &format!("{root}.pem"),
+                ],
+            );
+        }
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-key",
+                "f9.key",
+                "-subj",
+                "/CN=Yubico PIV Attestation",
+                "-out",
+                "f9.csr",
+            ],
+        );
+        for (root, digest) in [("rsa-root", "-sha256"), ("ec-root", "-sha384")] {
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "f9.csr",
+                    "-CA",
+                    &format!("{root}.pem"),
+                    "-CAkey",
+                    &format!("{root}.key"),
+                    "-days",
+                    "30",
+                    digest,
+                    "-set_serial",
+                    "7",
+                    "-out",
+                    &format!("f9-by-{root}.pem"),
+                ],
+            );
+        }
+        let rsa_root = pem_cert(&d.join("rsa-root.pem"));
+        let ec_root = pem_cert(&d.join("ec-root.pem"));
+        let stranger = pem_cert(&d.join("stranger.pem"));
+        let by_rsa = pem_cert(&d.join("f9-by-rsa-root.pem"));
+        let by_ec = pem_cert(&d.join("f9-by-ec-root.pem"));
+        let roots_file = Path::new("roots.pem");
+        check_device(&by_rsa, &[stranger.clone(), rsa_root.clone()], roots_file).unwrap();
+        check_device(&by_ec, &[ec_root.clone()], roots_file).unwrap();
+        for (device, roots) in [
+            (&by_rsa, vec![stranger.clone()]),
+            (&by_rsa, vec![ec_root.clone()]),
+            (&by_ec, vec![rsa_root.clone(), stranger.clone()]),
+        ] {
+            let err = check_device(device, &roots, roots_file)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("does not chain to a device root in roots.pem"),
+                "{err}"
+            );
+        }
+        // A signature that does not verify is refused, whatever the names say.
+        // (The signature BIT STRING ends the certificate's DER.)
+        let mut der_bytes = by_rsa.to_der().unwrap();
+        if let Some(last) = der_bytes.last_mut() {
+            *last ^= 1;
+        }
+        let forged = Certificate::from_der(&der_bytes).unwrap();
+        assert!(issued_by(&by_rsa, &rsa_root));
+        assert!(!issued_by(&forged, &rsa_root));
+        // The roots file: PEM, bounded, not empty.
+        std::fs::write(
+            d.join("all.pem"),
+            [
+                std::fs::read(d.join("rsa-root.pem")).unwrap(),
+                std::fs::read(d.join("ec-root.pem")).unwrap(),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(load_roots(&d.join("all.pem")).unwrap().len(), 2);
+        std::fs::write(d.join("empty.pem"), "").unwrap();
+        std::fs::write(
+            d.join("junk.pem"),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        for bad in ["empty.pem", "junk.pem", "missing.pem"] {
+            let err = load_roots(&d.join(bad)).unwrap_err().to_string();
+            assert!(err.contains("piv.attestation_roots"), "{bad}: {err}");
+        }
+    }
+
     #[test]
     fn policy_bytes_are_yubicos() {
         assert_eq!(pin_policy_byte(PivPinPolicy::Once), 2);
