@@ -719,7 +719,7 @@ mod tests {
         let by_ec = pem_cert(&d.join("f9-by-ec-root.pem"));
         let roots_file = Path::new("roots.pem");
         check_device(&by_rsa, &[stranger.clone(), rsa_root.clone()], roots_file).unwrap();
-        check_device(&by_ec, &[ec_root.clone()], roots_file).unwrap();
+        check_device(&by_ec, std::slice::from_ref(&ec_root), roots_file).unwrap();
         for (device, roots) in [
             (&by_rsa, vec![stranger.clone()]),
             (&by_rsa, vec![ec_root.clone()]),
