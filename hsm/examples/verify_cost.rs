@@ -8,7 +8,7 @@
 //! For each key type: µs per raw token signature (`Token::sign_prepared`,
 //! unverified, one caller), µs per verification of those signatures on the
 //! host (`PublicKey::verifies`, one thread), and µs per verified signature
-//! (`Token::sign`, which makes and checks it in the session's worker).
+//! (`Token::sign`: the token makes it, the waiting thread checks it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;

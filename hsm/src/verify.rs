@@ -5,8 +5,10 @@
 //! the private key (one bad signature and the public key factor the
 //! modulus), and a wrong ECDSA or Ed25519 signature is a certificate nobody
 //! can verify. So every signature this crate hands out has been verified
-//! here first, in the worker that made it; one that does not verify is
-//! discarded and reported as [`Error::FaultySignature`](crate::Error::FaultySignature).
+//! here first, by whoever waits for the reply (checks run on the callers'
+//! threads in parallel, not on the session's worker), before it is handed
+//! over; one that does not verify is discarded and reported as
+//! [`Error::FaultySignature`](crate::Error::FaultySignature).
 //!
 //! Verification uses the RustCrypto implementations of the same schemes the
 //! relying parties use (OpenSSH, X.509 verifiers, signed-note verifiers).
