@@ -582,3 +582,49 @@ fn what_the_card_cannot_be_trusted_with_is_refused_and_nothing_is_logged() {
         assert!(device.key(*slot).is_err(), "{role}");
     }
 }
+
+#[test]
+fn a_ceremony_stopped_by_a_wrong_pin_is_completed_by_the_next_init() {
+    let ca = PivCa::ready();
+    let retries = ca.device().pin_retries().unwrap();
+
+    // A PIN file others can read is refused before the card is asked.
+    let pin_file = ca.path("piv-pin");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    ca.refused(&["init"], 3, &["piv-pin", "chmod"]);
+    owner_only(&pin_file);
+    nothing_done(&ca);
+
+    // A wrong PIN: the keys are generated and attested (neither needs the
+    // PIN), the root cannot be signed, nothing is logged, and the card is
+    // asked exactly once.
+    std::fs::write(&pin_file, "654321\n").unwrap();
+    ca.refused(&["init"], 3, &["PIN"]);
+    assert_eq!(ca.device().pin_retries().unwrap(), retries - 1);
+    assert!(ca.entries().is_empty());
+    assert!(!ca.path("data/x509-ca.pem").exists());
+    let device = ca.device();
+    for (role, slot) in SLOTS {
+        assert!(device.key(slot).unwrap().generated_on_card(), "{role}");
+    }
+
+    // The right PIN: the keys are kept, and every entry is written now.
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    let out = ca.ok(&["init"]);
+    assert_eq!(
+        out.matches("kept; logged now (its entry was missing)")
+            .count(),
+        4,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("attestation checked, logged").count(),
+        4,
+        "{out}"
+    );
+    assert!(out.contains("created and logged"), "{out}");
+    assert_eq!(ca.device().pin_retries().unwrap(), retries);
+    assert_eq!(ca.entries().len(), 9);
+    assert!(ca.ok(&["log", "check"]).starts_with("OK: 9 entries"));
+}
