@@ -484,6 +484,12 @@ fn attestation_chain_of_the_generated_key() {
     let leaf = Certificate::from_der(&attestation.certificate).unwrap();
     let f9 = Certificate::from_der(&attestation.device_certificate).unwrap();
     verify_signed_by(&leaf, &f9);
+    // The f9 certificate alone (read before any key exists, to refuse an
+    // unknown card first) is the one that signs the slot's attestation.
+    assert_eq!(
+        device.device_certificate().unwrap(),
+        attestation.device_certificate
+    );
     for root in dev.attestation_roots() {
         verify_signed_by(&f9, &root);
     }
