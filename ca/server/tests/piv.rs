@@ -581,6 +581,42 @@ fn what_the_card_cannot_be_trusted_with_is_refused_and_nothing_is_logged() {
     for (role, slot) in &SLOTS[1..] {
         assert!(device.key(*slot).is_err(), "{role}");
     }
+
+    // A key imported into a CA slot (its private half was outside the card
+    // once): refused, however well it matches the configuration.
+    {
+        let mut yk = yubikey::YubiKey::open_by_serial(yubikey::Serial(ca.key.serial())).unwrap();
+        yk.authenticate(
+            &yubikey::MgmKey::from_bytes(OWN_MGM, Some(yubikey::MgmAlgorithmId::ThreeDes)).unwrap(),
+        )
+        .unwrap();
+        let secret = p256::SecretKey::from_slice(&[0x42; 32]).unwrap();
+        yubikey::piv::import_ecc_key(
+            &mut yk,
+            yubikey::piv::SlotId::Retired(yubikey::piv::RetiredSlotId::R2),
+            yubikey::piv::AlgorithmId::EccP256,
+            &secret.to_bytes(),
+            yubikey::TouchPolicy::Never,
+            yubikey::PinPolicy::Once,
+        )
+        .unwrap();
+    }
+    assert!(!ca
+        .device()
+        .key(PivSlot::Retired(2))
+        .unwrap()
+        .generated_on_card());
+    ca.write_config(&ca.config_text(""));
+    ca.refused(
+        &["init"],
+        3,
+        &["slot 83", "imported, not generated on the card"],
+    );
+    ca.refused(&["export", "ssh-host-ca"], 3, &["imported"]);
+    assert!(ca.entries().is_empty());
+    for slot in [PivSlot::Retired(3), PivSlot::Retired(4)] {
+        assert!(ca.device().key(slot).is_err(), "{slot}");
+    }
 }
 
 #[test]
