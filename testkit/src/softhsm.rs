@@ -180,9 +180,17 @@ impl SoftHsm {
         self.dir.path()
     }
 
-    /// Path of the SoftHSM2 configuration, for `SOFTHSM2_CONF` of child processes.
+    /// Path of the SoftHSM2 configuration, for `SOFTHSM2_CONF` of child
+    /// processes. In the real-token mode: the configuration this process
+    /// got (`SOFTHSM2_CONF`, else SoftHSM2's default), which only matters
+    /// when the "real" module is itself a SoftHSM2.
     pub fn conf(&self) -> PathBuf {
-        self.dir.path().join("softhsm2.conf")
+        match &self.external {
+            Some(_) => std::env::var_os("SOFTHSM2_CONF")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/etc/softhsm/softhsm2.conf")),
+            None => self.dir.path().join("softhsm2.conf"),
+        }
     }
 
     /// File holding the user PIN.
