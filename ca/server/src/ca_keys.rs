@@ -369,7 +369,16 @@ impl PivCa {
                 }
             };
             let attestation = self.device.attestation(slot)?;
-            self.check_attestation(role, &key, &attestation, &roots, &roots_path)?;
+            let expected = Expected {
+                role,
+                slot,
+                serial,
+                public_key: key.public_key(),
+                generated: key.generated_on_card(),
+                pin_policy: self.settings.pin_policy,
+                touch_policy: self.settings.touch_policy,
+            };
+            check_attestation(&expected, &attestation, &roots, &roots_path)?;
             results.push(CeremonyResult {
                 role,
                 algorithm,
@@ -381,78 +390,91 @@ impl PivCa {
         }
         Ok(results)
     }
+}
 
-    /// Checks a key's attestation: the chain to a configured device root,
-    /// the attested key, the card's serial and the policies.
-    fn check_attestation(
-        &self,
-        role: KeyRole,
-        key: &PivKey,
-        attestation: &PivAttestation,
-        roots: &[Certificate],
-        roots_path: &Path,
-    ) -> Result<()> {
-        let slot = key.slot();
-        let serial = self.serial();
-        let fail = |reason: String| {
-            Error::Attestation(format!(
-                "the {role} key in slot {slot} of YubiKey {serial}: {reason}; the key is not used and nothing is logged"
-            ))
-        };
-        let device = parse_cert(&attestation.device_certificate, "the card's f9 certificate")?;
-        check_device(&device, roots, roots_path)?;
-        let leaf = parse_cert(
-            &attestation.certificate,
-            "the slot's attestation certificate",
-        )?;
-        if !issued_by(&leaf, &device) {
-            return Err(fail(
-                "its attestation certificate is not signed by the card's f9 attestation key".into(),
-            ));
-        }
-        let attested = leaf
-            .tbs_certificate()
-            .subject_public_key_info()
-            .to_der()
-            .ok()
-            .and_then(|der| PublicKey::from_spki_der(&der).ok());
-        if attested.as_ref() != Some(key.public_key()) {
-            return Err(fail("the attested key is not the key in the slot".into()));
-        }
-        if !key.generated_on_card() {
-            return Err(fail(
-                "the key was imported, not generated on the card".into(),
-            ));
-        }
-        let extension = |oid: &str| {
-            leaf.tbs_certificate()
-                .extensions()
-                .and_then(|exts| exts.iter().find(|e| e.extn_id.to_string() == oid))
-                .map(|e| e.extn_value.as_bytes().to_vec())
-        };
-        let attested_serial = extension(OID_SERIAL).and_then(|v| u32::from_der(&v).ok());
-        if attested_serial != Some(serial) {
-            return Err(fail(format!(
-                "the attestation names {}, not this card",
-                attested_serial.map_or_else(|| "no serial".into(), |s| format!("YubiKey {s}"))
-            )));
-        }
-        let expected = [
-            pin_policy_byte(self.settings.pin_policy),
-            touch_policy_byte(self.settings.touch_policy),
-        ];
-        match extension(OID_POLICY) {
-            Some(policy) if policy == expected => Ok(()),
-            Some(policy) => Err(fail(format!(
-                "the card attests PIN policy {} and touch policy {}, the configuration asks for {:?} and {:?} \
-                 (piv.pin_policy, piv.touch_policy)",
-                policy.first().copied().map_or("?".into(), pin_policy_name),
-                policy.get(1).copied().map_or("?".into(), touch_policy_name),
-                self.settings.pin_policy,
-                self.settings.touch_policy
-            ))),
-            None => Err(fail("the attestation states no PIN and touch policy".into())),
-        }
+/// What a key's attestation must state.
+struct Expected<'a> {
+    role: KeyRole,
+    slot: signet_hsm::piv::PivSlot,
+    /// The card's serial.
+    serial: u32,
+    /// The key in the slot, as the card reports it.
+    public_key: &'a PublicKey,
+    /// Whether the card reports the key as generated on it.
+    generated: bool,
+    pin_policy: PivPinPolicy,
+    touch_policy: PivTouchPolicy,
+}
+
+/// Checks a key's attestation: the chain to a configured device root, the
+/// attested key, the card's serial and the policies.
+fn check_attestation(
+    expected: &Expected<'_>,
+    attestation: &PivAttestation,
+    roots: &[Certificate],
+    roots_path: &Path,
+) -> Result<()> {
+    let Expected {
+        role, slot, serial, ..
+    } = *expected;
+    let fail = |reason: String| {
+        Error::Attestation(format!(
+            "the {role} key in slot {slot} of YubiKey {serial}: {reason}; the key is not used and nothing is logged"
+        ))
+    };
+    let device = parse_cert(&attestation.device_certificate, "the card's f9 certificate")?;
+    check_device(&device, roots, roots_path)?;
+    let leaf = parse_cert(
+        &attestation.certificate,
+        "the slot's attestation certificate",
+    )?;
+    if !issued_by(&leaf, &device) {
+        return Err(fail(
+            "its attestation certificate is not signed by the card's f9 attestation key".into(),
+        ));
+    }
+    let attested = leaf
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .ok()
+        .and_then(|der| PublicKey::from_spki_der(&der).ok());
+    if attested.as_ref() != Some(expected.public_key) {
+        return Err(fail("the attested key is not the key in the slot".into()));
+    }
+    if !expected.generated {
+        return Err(fail(
+            "the key was imported, not generated on the card".into(),
+        ));
+    }
+    let extension = |oid: &str| {
+        leaf.tbs_certificate()
+            .extensions()
+            .and_then(|exts| exts.iter().find(|e| e.extn_id.to_string() == oid))
+            .map(|e| e.extn_value.as_bytes().to_vec())
+    };
+    let attested_serial = extension(OID_SERIAL).and_then(|v| u32::from_der(&v).ok());
+    if attested_serial != Some(serial) {
+        return Err(fail(format!(
+            "the attestation names {}, not this card",
+            attested_serial.map_or_else(|| "no serial".into(), |s| format!("YubiKey {s}"))
+        )));
+    }
+    let wanted = [
+        pin_policy_byte(expected.pin_policy),
+        touch_policy_byte(expected.touch_policy),
+    ];
+    match extension(OID_POLICY) {
+        Some(policy) if policy == wanted => Ok(()),
+        Some(policy) => Err(fail(format!(
+            "the card attests PIN policy {} and touch policy {}, the configuration asks for {} and {} \
+             (piv.pin_policy, piv.touch_policy)",
+            policy.first().copied().map_or("?".into(), pin_policy_name),
+            policy.get(1).copied().map_or("?".into(), touch_policy_name),
+            pin_policy_name(wanted[0]),
+            touch_policy_name(wanted[1]),
+        ))),
+        None => Err(fail("the attestation states no PIN and touch policy".into())),
     }
 }
 
@@ -763,6 +785,255 @@ mod tests {
             let err = load_roots(&d.join(bad)).unwrap_err().to_string();
             assert!(err.contains("piv.attestation_roots"), "{bad}: {err}");
         }
+    }
+
+    /// An attestation as a card makes one, by openssl: root → f9 → slot
+    /// certificate with Yubico's serial and policy extensions.
+    struct MadeAttestation {
+        dir: tempfile::TempDir,
+        roots: Vec<Certificate>,
+        attestation: PivAttestation,
+        key: PublicKey,
+    }
+
+    fn der_file(path: &Path) -> Vec<u8> {
+        pem_cert(path).to_der().unwrap()
+    }
+
+    /// `serial` and `policy` are the extension values in hex (DER INTEGER,
+    /// two raw bytes); `signer` signs the slot certificate ("f9" or another).
+    fn made_attestation(serial: &str, policy: Option<&str>, signer: &str) -> MadeAttestation {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in ["root", "f9", "slot", "other"] {
+            openssl(
+                d,
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-out",
+                    &format!("{name}.key"),
+                ],
+            );
+        }
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "root.key",
+                "-subj",
+                "/CN=Test PIV Root",
+                "-days",
+                "30",
+                "-out",
+                "root.pem",
+            ],
+        );
+        // "other" poses as the f9 key: same name, another key.
+        for (name, subject) in [
+            ("f9", "/CN=Yubico PIV Attestation"),
+            ("other", "/CN=Yubico PIV Attestation"),
+            ("slot", "/CN=YubiKey PIV Attestation 82"),
+        ] {
+            openssl(
+                d,
+                &[
+                    "req",
+                    "-new",
+                    "-key",
+                    &format!("{name}.key"),
+                    "-subj",
+                    subject,
+                    "-out",
+                    &format!("{name}.csr"),
+                ],
+            );
+        }
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "f9.csr",
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-days",
+                "30",
+                "-set_serial",
+                "9",
+                "-out",
+                "f9.pem",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "other.csr",
+                "-signkey",
+                "other.key",
+                "-days",
+                "30",
+                "-out",
+                "other.pem",
+            ],
+        );
+        let mut ext = format!("[yubico]\n1.3.6.1.4.1.41482.3.7 = DER:{serial}\n");
+        if let Some(policy) = policy {
+            ext.push_str(&format!("1.3.6.1.4.1.41482.3.8 = DER:{policy}\n"));
+        }
+        std::fs::write(d.join("ext.cnf"), ext).unwrap();
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "slot.csr",
+                "-CA",
+                &format!("{signer}.pem"),
+                "-CAkey",
+                &format!("{signer}.key"),
+                "-days",
+                "30",
+                "-set_serial",
+                "10",
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                "yubico",
+                "-out",
+                "slot.pem",
+            ],
+        );
+        let slot = pem_cert(&d.join("slot.pem"));
+        let key = PublicKey::from_spki_der(
+            &slot
+                .tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .unwrap(),
+        )
+        .unwrap();
+        MadeAttestation {
+            roots: vec![pem_cert(&d.join("root.pem"))],
+            attestation: PivAttestation {
+                certificate: der_file(&d.join("slot.pem")),
+                device_certificate: der_file(&d.join("f9.pem")),
+            },
+            key,
+            dir,
+        }
+    }
+
+    fn expect(key: &PublicKey) -> Expected<'_> {
+        Expected {
+            role: KeyRole::SshUserCa,
+            slot: signet_hsm::piv::PivSlot::Retired(1),
+            serial: 1234,
+            public_key: key,
+            generated: true,
+            pin_policy: PivPinPolicy::Once,
+            touch_policy: PivTouchPolicy::Never,
+        }
+    }
+
+    /// 1234 as a DER INTEGER; PIN once, touch never.
+    const SERIAL_1234: &str = "02:02:04:D2";
+    const ONCE_NEVER: &str = "02:01";
+
+    #[test]
+    fn an_attestation_must_state_this_key_card_and_policies() {
+        let made = made_attestation(SERIAL_1234, Some(ONCE_NEVER), "f9");
+        let roots_path = made.dir.path().join("roots.pem");
+        let check = |expected: &Expected<'_>, attestation: &PivAttestation| {
+            check_attestation(expected, attestation, &made.roots, &roots_path)
+                .map_err(|e| e.to_string())
+        };
+        check(&expect(&made.key), &made.attestation).unwrap();
+
+        let other_key = PublicKey::from_spki_der(
+            &pem_cert(&made.dir.path().join("other.pem"))
+                .tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .unwrap(),
+        )
+        .unwrap();
+        let cases: Vec<(Expected<'_>, &str)> = vec![
+            (Expected { public_key: &other_key, ..expect(&made.key) }, "the attested key is not the key in the slot"),
+            (Expected { serial: 999, ..expect(&made.key) }, "names YubiKey 1234, not this card"),
+            (Expected { generated: false, ..expect(&made.key) }, "imported, not generated on the card"),
+            (
+                Expected { touch_policy: PivTouchPolicy::Always, ..expect(&made.key) },
+                "attests PIN policy once and touch policy never, the configuration asks for once and always",
+            ),
+            (Expected { pin_policy: PivPinPolicy::Always, ..expect(&made.key) }, "piv.pin_policy"),
+        ];
+        for (expected, says) in cases {
+            let err = check(&expected, &made.attestation).unwrap_err();
+            assert!(err.contains(says), "{says}: {err}");
+            assert!(err.contains("ssh-user-ca key in slot 82"), "{err}");
+        }
+
+        // The slot certificate signed by a key posing as the card's f9.
+        let forged = made_attestation(SERIAL_1234, Some(ONCE_NEVER), "other");
+        let err = check_attestation(
+            &expect(&forged.key),
+            &forged.attestation,
+            &forged.roots,
+            &roots_path,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("not signed by the card's f9 attestation key"),
+            "{err}"
+        );
+        // An f9 certificate from another root.
+        let stranger = made_attestation(SERIAL_1234, Some(ONCE_NEVER), "f9");
+        let err = check_attestation(
+            &expect(&stranger.key),
+            &stranger.attestation,
+            &made.roots,
+            &roots_path,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("does not chain to a device root"), "{err}");
+        // No policy extension.
+        let bare = made_attestation(SERIAL_1234, None, "f9");
+        let err = check_attestation(
+            &expect(&bare.key),
+            &bare.attestation,
+            &bare.roots,
+            &roots_path,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("states no PIN and touch policy"), "{err}");
+        // A serial extension that is not an INTEGER.
+        let junk = made_attestation("04:02:04:D2", Some(ONCE_NEVER), "f9");
+        let err = check_attestation(
+            &expect(&junk.key),
+            &junk.attestation,
+            &junk.roots,
+            &roots_path,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("names no serial"), "{err}");
     }
 
     #[test]
