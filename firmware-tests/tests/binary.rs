@@ -24,20 +24,32 @@ struct Card(Child);
 
 impl Card {
     fn start(pcscd: &Pcscd, dir: &Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_virtual-yubikey"))
-            .args(["--serial", &SERIAL.to_string(), "--firmware", "5.7.1"])
-            .arg("--attestation-root")
-            .arg(dir.join("att"))
-            .arg("--state")
-            .arg(dir.join("state.json"))
-            .arg("--touch-control")
-            .arg(dir.join("touch"))
-            .arg("--vpcd")
-            .arg(pcscd.vpcd_addr(0).to_string())
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        // Tied to the test process: the kernel kills it if the test dies.
+        let serial = SERIAL.to_string();
+        let vpcd = pcscd.vpcd_addr(0).to_string();
+        let (att, state, touch) = (dir.join("att"), dir.join("state.json"), dir.join("touch"));
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "--serial".as_ref(),
+            serial.as_ref(),
+            "--firmware".as_ref(),
+            "5.7.1".as_ref(),
+            "--attestation-root".as_ref(),
+            att.as_os_str(),
+            "--state".as_ref(),
+            state.as_os_str(),
+            "--touch-control".as_ref(),
+            touch.as_os_str(),
+            "--vpcd".as_ref(),
+            vpcd.as_ref(),
+        ];
+        let child = signet_testkit::child::spawn_tied(
+            env!("CARGO_BIN_EXE_virtual-yubikey"),
+            &args,
+            |cmd| {
+                cmd.stdin(Stdio::null()).stderr(Stdio::null());
+            },
+        )
+        .unwrap();
         pcscd.wait_for_cards(1, Duration::from_secs(15)).unwrap();
         Self(child)
     }
@@ -143,20 +155,31 @@ fn program_serves_fido2_to_python_fido2_and_keeps_its_state() {
     let dir = tempfile::tempdir().unwrap();
     let pcscd = Pcscd::start().unwrap();
     let start = |state: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtual-yubikey"));
-        cmd.args(["--serial", "5551234", "--firmware", "5.7.1"])
-            .arg("--attestation-root")
-            .arg(dir.path().join("att"))
-            .arg("--vpcd")
-            .arg(pcscd.vpcd_addr(0).to_string());
+        let att = dir.path().join("att");
+        let vpcd = pcscd.vpcd_addr(0).to_string();
+        let state_file = dir.path().join("yk.json");
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--serial".as_ref(),
+            "5551234".as_ref(),
+            "--firmware".as_ref(),
+            "5.7.1".as_ref(),
+            "--attestation-root".as_ref(),
+            att.as_os_str(),
+            "--vpcd".as_ref(),
+            vpcd.as_ref(),
+        ];
         if state {
-            cmd.arg("--state").arg(dir.path().join("yk.json"));
+            args.extend(["--state".as_ref(), state_file.as_os_str()]);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        // Tied to the test process: the kernel kills it if the test dies.
+        let child = signet_testkit::child::spawn_tied(
+            env!("CARGO_BIN_EXE_virtual-yubikey"),
+            &args,
+            |cmd| {
+                cmd.stdin(Stdio::null()).stderr(Stdio::null());
+            },
+        )
+        .unwrap();
         pcscd.wait_for_cards(1, Duration::from_secs(15)).unwrap();
         Card(child)
     };

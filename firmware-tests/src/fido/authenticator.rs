@@ -468,7 +468,9 @@ impl Authenticator {
                 display_name: display_name.map(str::to_string),
             });
         }
-        st.sign_count = st.sign_count.wrapping_add(1);
+        // Never back to 0: relying parties read a counter that goes back as a
+        // cloned key. A real key stops at the top as well.
+        st.sign_count = st.sign_count.saturating_add(1);
         self.dirty = true;
         if uv {
             self.pin.token_used();
@@ -665,7 +667,9 @@ impl Authenticator {
         let key: CredentialKey = credential::open(&st.master, id, rp_id_hash)
             .map(|(_, key)| key)
             .ok_or(Status::Other)?;
-        st.sign_count = st.sign_count.wrapping_add(1);
+        // Never back to 0: relying parties read a counter that goes back as a
+        // cloned key. A real key stops at the top as well.
+        st.sign_count = st.sign_count.saturating_add(1);
         self.dirty = true;
         let mut auth_data = rp_id_hash.to_vec();
         auth_data.push(flags);
