@@ -551,7 +551,9 @@ fn load_roots(path: &Path) -> Result<Vec<Certificate>> {
 
 /// The card's `f9` certificate must be signed by one of the configured
 /// device roots (every certificate in the file is trusted, so Yubico's
-/// intermediates can be listed beside its roots).
+/// intermediates can be listed beside its roots). Validity periods are not
+/// checked: the chain says where a key was born, which stays true, and a
+/// card's attestation certificates share the `f9` certificate's validity.
 fn check_device(device: &Certificate, roots: &[Certificate], roots_path: &Path) -> Result<()> {
     if roots.iter().any(|root| issued_by(device, root)) {
         return Ok(());

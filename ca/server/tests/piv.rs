@@ -664,3 +664,71 @@ fn a_ceremony_stopped_by_a_wrong_pin_is_completed_by_the_next_init() {
     assert_eq!(ca.entries().len(), 9);
     assert!(ca.ok(&["log", "check"]).starts_with("OK: 9 entries"));
 }
+
+#[test]
+fn p384_ca_keys_on_the_card_sign_what_openssh_and_openssl_accept() {
+    let ca = PivCa::ready();
+    ca.write_config(&ca.config_text(
+        "[keys]\nssh_user_ca = \"ecdsa-p384\"\nssh_host_ca = \"ecdsa-p384\"\nx509_ca = \"ecdsa-p384\"\n",
+    ));
+    let out = ca.ok(&["init"]);
+    assert_eq!(out.matches("ecdsa-p384").count(), 3, "{out}");
+    assert_eq!(
+        ca.device().key(PivSlot::Retired(4)).unwrap().algorithm(),
+        PivAlgorithm::EcdsaP256,
+        "the log key signs notes: P-256"
+    );
+    let user_key = ca.client_key("carol");
+    let public = format!("{}.pub", user_key.display());
+    let cert = ca.ok(&[
+        "sign",
+        "ssh-user",
+        "--user",
+        "carol",
+        "--principal",
+        "carol",
+        "--ttl",
+        "5m",
+        "--public-key",
+        &public,
+    ]);
+    let cert_path = ca.write("carol-cert.pub", &cert);
+    let listing = run_tool(
+        Command::new("ssh-keygen")
+            .arg("-L")
+            .arg("-f")
+            .arg(&cert_path),
+    );
+    assert!(listing.contains("Signing CA: ECDSA"), "{listing}");
+    assert!(
+        ca.ok(&["export", "ssh-user-ca"])
+            .starts_with("ecdsa-sha2-nistp384 "),
+        "the CA line"
+    );
+    let x509 = ca.ok(&[
+        "sign",
+        "x509-client",
+        "--user",
+        "carol",
+        "--ttl",
+        "5m",
+        "--public-key",
+        &public,
+    ]);
+    let x509_file = ca.write("carol.pem", &x509);
+    let root = ca.write("root.pem", &ca.ok(&["export", "x509-ca"]));
+    let text = run_tool(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&x509_file),
+    );
+    assert!(text.contains("ecdsa-with-SHA384"), "{text}");
+    let verified = run_tool(
+        Command::new("openssl")
+            .args(["verify", "-x509_strict", "-CAfile"])
+            .arg(&root)
+            .arg(&x509_file),
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+    assert!(ca.ok(&["log", "check"]).starts_with("OK: 11 entries"));
+}
