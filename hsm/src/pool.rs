@@ -256,10 +256,7 @@ impl<T> Reply<T> {
         self
     }
 
-    fn checked(
-        answer: Result<T>,
-        check: Option<AnswerCheck<T>>,
-    ) -> Result<T> {
+    fn checked(answer: Result<T>, check: Option<AnswerCheck<T>>) -> Result<T> {
         let value = answer?;
         if let Some(check) = check {
             check(&value)?;

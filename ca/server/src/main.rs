@@ -329,7 +329,9 @@ fn run(cli: Cli) -> Result<(), Error> {
                 })?;
             let so_pin = Pin::from_file(&so_pin_file)?;
             let user_pin = config.token_config()?.pin.load()?;
-            signet_hsm::initialize_token(&module, &label, &so_pin, &user_pin)?;
+            // Software tokens only: a real HSM's slots are set up with its
+            // vendor's ceremony, never by this command.
+            signet_hsm::initialize_softhsm_token(&module, &label, &so_pin, &user_pin)?;
             eprintln!("Initialised token {label:?}; next: signet-ca init --config …");
             Ok(())
         }

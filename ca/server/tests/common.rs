@@ -192,16 +192,17 @@ impl Ca {
             ),
         )
         .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_signet-ca"));
-        command
-            .env("SOFTHSM2_CONF", self.hsm.conf())
-            .arg("--config")
-            .arg(config)
-            .arg("serve");
-        let daemon = Daemon {
-            child: command.spawn().unwrap(),
-            port,
-        };
+        // Tied to the test process: killed by the kernel if the test dies
+        // without dropping the daemon.
+        let child = signet_testkit::child::spawn_tied(
+            env!("CARGO_BIN_EXE_signet-ca"),
+            &["--config".as_ref(), config.as_os_str(), "serve".as_ref()],
+            |command| {
+                command.env("SOFTHSM2_CONF", self.hsm.conf());
+            },
+        )
+        .unwrap();
+        let daemon = Daemon { child, port };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(

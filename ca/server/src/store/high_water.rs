@@ -98,10 +98,8 @@ impl HighWaterMark for FileMark {
     }
 
     fn load(&self) -> Result<Vec<Vec<u8>>> {
-        let file = match std::fs::File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(self.file_err(e)),
+        let Some(file) = super::open_regular_file(&self.path)? else {
+            return Ok(Vec::new());
         };
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_MARK_LEN + 1), &mut bytes)

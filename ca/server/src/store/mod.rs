@@ -318,6 +318,35 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Opens a file the CA only reads (a mark, a tile of a copy) without ever
+/// blocking on a FIFO: O_NONBLOCK, and anything but a regular file is an
+/// error. `Ok(None)` if there is no such file.
+pub(crate) fn open_regular_file(path: &std::path::Path) -> Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::File {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let is_file = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+    if !is_file {
+        return Err(Error::File {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    Ok(Some(file))
+}
+
 pub(crate) fn store_err(e: impl std::fmt::Display) -> Error {
     Error::Store(e.to_string())
 }

@@ -87,15 +87,8 @@ impl TileFetch for DirCopy {
 
     fn get(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         let full = self.0.join(path);
-        let file = match std::fs::File::open(&full) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(Error::File {
-                    path: full,
-                    reason: e.to_string(),
-                })
-            }
+        let Some(file) = super::open_regular_file(&full)? else {
+            return Ok(None);
         };
         let mut bytes = Vec::new();
         file.take(limit.saturating_add(1))
@@ -111,14 +104,29 @@ impl TileFetch for DirCopy {
     }
 }
 
+/// A URL as messages show it: without any `user:password@`.
+fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://…@{host}{tail}"),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
 impl TileFetch for HttpCopy {
     fn describe(&self) -> String {
-        self.base.clone()
+        redacted(&self.base)
     }
 
     fn get(&self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         let url = format!("{}{path}", self.base);
-        let fail = |reason: String| Error::bad("--from", format!("{url}: {reason}"));
+        let shown = redacted(&url);
+        let fail = |reason: String| Error::bad("--from", format!("{shown}: {reason}"));
         let mut response = self
             .agent
             .get(&url)
@@ -135,11 +143,11 @@ impl TileFetch for HttpCopy {
             .limit(limit.saturating_add(1))
             .read_to_vec()
             .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => too_large(&url, limit),
+                ureq::Error::BodyExceedsLimit(_) => too_large(&shown, limit),
                 other => fail(other.to_string()),
             })?;
         if bytes.len() as u64 > limit {
-            return Err(too_large(&url, limit));
+            return Err(too_large(&shown, limit));
         }
         Ok(Some(bytes))
     }
@@ -373,4 +381,35 @@ fn signed_size_of(db: &redb::Database, verifier: &VerifierKey) -> Option<u64> {
     SignedCheckpoint::verify(note.value(), verifier)
         .ok()
         .map(|c| c.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn credentials_in_a_copy_url_never_reach_a_message() {
+        assert_eq!(
+            redacted("https://ops:s3cret@mirror.example/log/checkpoint"),
+            "https://…@mirror.example/log/checkpoint"
+        );
+        assert_eq!(
+            redacted("http://mirror.example/log/"),
+            "http://mirror.example/log/"
+        );
+    }
+
+    #[test]
+    fn a_fifo_in_a_copy_is_refused_without_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("checkpoint");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let copy = super::copy_at(dir.path().to_str().unwrap()).unwrap();
+        let err = copy.get("checkpoint", 100).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
 }
