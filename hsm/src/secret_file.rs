@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use zeroize::Zeroizing;
@@ -29,6 +29,7 @@ pub(crate) enum SecretFileProblem {
     Unreadable,
     NotRegular,
     Exposed,
+    NotOwned,
     TooLarge,
 }
 
@@ -48,6 +49,9 @@ impl SecretFileProblem {
             Self::NotRegular => "is not a regular file (a FIFO, socket, device or directory)",
             Self::Exposed => {
                 "is accessible by group or others; make it readable by its owner only (chmod 600)"
+            }
+            Self::NotOwned => {
+                "belongs to another user; a secret file must be owned by the user the CA runs as (as ssh insists for keys)"
             }
             Self::TooLarge => "is larger than 256 bytes, more than a PIN or key file can hold",
         }
@@ -74,6 +78,14 @@ pub(crate) fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Secret
     }
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(SecretFileProblem::Exposed);
+    }
+    // This process's effective uid, without unsafe FFI: /proc/self belongs
+    // to it.
+    let own_uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .map_err(|_| SecretFileProblem::Unreadable)?;
+    if meta.uid() != own_uid {
+        return Err(SecretFileProblem::NotOwned);
     }
     if meta.len() > max as u64 {
         return Err(SecretFileProblem::TooLarge);
@@ -106,6 +118,24 @@ mod tests {
         std::fs::write(&path, "123456\n").unwrap();
         owner_only(&path);
         assert_eq!(&*read_secret_file(&path).unwrap(), b"123456\n");
+    }
+
+    #[test]
+    fn a_file_owned_by_another_user_is_refused() {
+        // Root can give the file away; other users cannot run this test.
+        if std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(1)
+            != 0
+        {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "123456\n").unwrap();
+        owner_only(&path);
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        assert_eq!(read_secret_file(&path), Err(SecretFileProblem::NotOwned));
     }
 
     #[test]
