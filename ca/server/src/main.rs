@@ -478,6 +478,7 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
         .map(|r| r.public_key.clone())
         .ok_or_else(|| Error::NotInitialised("no x509-ca key".into()))?;
     let root_path = config.root_cert_path();
+    let pending_root = root_path.with_extension("pem.unlogged");
     let root_created = match std::fs::read_to_string(&root_path) {
         Ok(text) => {
             let root = x509::from_pem(&text)?;
@@ -490,8 +491,17 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
             false
         }
         Err(_) => {
-            let root = keys.create_root(config)?;
-            write_new_file(&root_path, x509::to_pem(&root)?.as_bytes())?;
+            // A new root is published (written under its real name) only
+            // once its log entry is durable; until then it waits under a
+            // name nothing reads, and an interrupted run picks it up again.
+            match std::fs::read_to_string(&pending_root) {
+                Ok(text) if x509::public_key_of(&x509::from_pem(&text)?)? == x509_key => {}
+                _ => {
+                    let _ = std::fs::remove_file(&pending_root);
+                    let root = keys.create_root(config)?;
+                    write_new_file(&pending_root, x509::to_pem(&root)?.as_bytes())?;
+                }
+            }
             true
         }
     };
@@ -529,8 +539,13 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
         };
         attestations_logged.push(logged);
     }
-    let root_pem = std::fs::read_to_string(&root_path).map_err(|e| Error::File {
-        path: root_path.clone(),
+    let root_source = if root_created {
+        &pending_root
+    } else {
+        &root_path
+    };
+    let root_pem = std::fs::read_to_string(root_source).map_err(|e| Error::File {
+        path: root_source.clone(),
         reason: e.to_string(),
     })?;
     let root = x509::from_pem(&root_pem)?;
@@ -542,6 +557,20 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
         "root certificate",
         false,
     )?;
+    if root_created {
+        std::fs::rename(&pending_root, &root_path).map_err(|e| Error::File {
+            path: root_path.clone(),
+            reason: format!("cannot publish the logged root certificate: {e}"),
+        })?;
+        if let Some(dir) = root_path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::File {
+                    path: dir.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+        }
+    }
 
     let mut out = std::io::stdout().lock();
     let mut json_keys = Vec::new();
