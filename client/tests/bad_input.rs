@@ -272,3 +272,148 @@ fn bad_since_and_state_files() {
     run(&s, "verify", &d).fails(2, "the remembered checkpoint");
     run(&s, "checkpoint", &d).fails(2, "the remembered checkpoint");
 }
+
+/// `--since` names a file, but what is there could be anything: a file far
+/// larger than any checkpoint is refused unread, and a FIFO (which nobody
+/// writes to) is refused at once instead of hanging the run; so are the
+/// other files named on the command line, and a state file.
+#[test]
+fn since_and_other_named_files_are_bounded_and_never_fifos() {
+    let (s, key, log) = setup(10);
+    let d = dir(&s);
+    let vkey = s.path("log.vkey");
+    let verify_since = |since: &std::path::Path| {
+        s.signet(&[
+            "audit",
+            "verify",
+            "--log",
+            &d,
+            "--key",
+            vkey.to_str().unwrap(),
+            "--since",
+            since.to_str().unwrap(),
+        ])
+    };
+
+    // A valid checkpoint padded past the bound: refused for its size, with
+    // the flag and the file named (not read, then rejected as a bad note).
+    let mut big = log.checkpoint(5, &[&key]).into_bytes();
+    big.resize(16 * 1024 + 1, b'\n');
+    let since = s.write("big.checkpoint", &big);
+    let r = verify_since(&since).fails(2, "larger than 16384 bytes");
+    assert!(
+        r.stderr.contains(&format!("--since {}", since.display())),
+        "{r:?}"
+    );
+    // A sparse file of a terabyte: refused as fast, nothing read.
+    let huge = s.path("huge.checkpoint");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    verify_since(&huge).fails(2, "larger than 16384 bytes");
+    // At the bound's edge a real checkpoint still works.
+    let since = s.write("5.checkpoint", log.checkpoint(5, &[&key]));
+    let r = verify_since(&since).ok();
+    assert!(
+        r.stdout.contains("extends the --since checkpoint (size 5)"),
+        "{r:?}"
+    );
+
+    // A FIFO, a directory, a device.
+    let fifo = s.path("fifo");
+    mkfifo(&fifo);
+    let r = without_hanging(
+        &fifo,
+        s.spawn(&[
+            "audit",
+            "verify",
+            "--log",
+            &d,
+            "--key",
+            vkey.to_str().unwrap(),
+            "--since",
+            fifo.to_str().unwrap(),
+        ]),
+    );
+    let r = r.fails(2, "not a regular file");
+    assert!(
+        r.stderr.contains(&format!("--since {}", fifo.display())),
+        "{r:?}"
+    );
+    verify_since(s.tmp.path()).fails(2, "not a regular file");
+    verify_since(std::path::Path::new("/dev/zero")).fails(2, "not a regular file");
+
+    // The key and certificate files, and the remembered state, alike.
+    let r = without_hanging(
+        &fifo,
+        s.spawn(&[
+            "audit",
+            "verify",
+            "--log",
+            &d,
+            "--key",
+            fifo.to_str().unwrap(),
+        ]),
+    );
+    r.fails(2, "--key");
+    let r = without_hanging(
+        &fifo,
+        s.spawn(&[
+            "audit",
+            "prove",
+            "--log",
+            &d,
+            "--key",
+            vkey.to_str().unwrap(),
+            "--cert",
+            fifo.to_str().unwrap(),
+        ]),
+    );
+    r.fails(2, "--cert");
+    let state =
+        signet::audit::state::StateDir::new(s.state().join("signet/audit")).path_for(ORIGIN);
+    // (the run above remembered a checkpoint; a FIFO takes its place)
+    std::fs::remove_file(&state).unwrap();
+    mkfifo(&state);
+    let r = without_hanging(
+        &state,
+        s.spawn(&[
+            "audit",
+            "checkpoint",
+            "--log",
+            &d,
+            "--key",
+            vkey.to_str().unwrap(),
+        ]),
+    );
+    r.fails(3, "not a regular file");
+}
+
+/// Makes a FIFO with mkfifo(1).
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Collects `run`. Should it still be running after a generous while (stuck
+/// opening `fifo`), this opens the FIFO's other end, which frees it, and
+/// fails: the test never hangs.
+fn without_hanging(fifo: &std::path::Path, run: Running) -> Run {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || tx.send(run.wait()).unwrap());
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(r) => {
+            waiter.join().unwrap();
+            r
+        }
+        Err(_) => {
+            drop(std::fs::File::options().write(true).open(fifo).unwrap());
+            let r = rx.recv().unwrap();
+            panic!("signet waited on the FIFO {}: {r:?}", fifo.display());
+        }
+    }
+}

@@ -33,17 +33,9 @@ pub struct CertBytes {
 
 /// Reads a certificate file.
 pub fn read(path: &std::path::Path) -> Result<CertBytes> {
-    use std::io::Read as _;
     let name = path.display();
-    let mut raw = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CERT_FILE + 1).read_to_end(&mut raw))
+    let raw = super::localfile::read_regular(path, MAX_CERT_FILE)
         .map_err(|e| AuditError::bad_input(format!("--cert {name}: {e}")))?;
-    if raw.len() as u64 > MAX_CERT_FILE {
-        return Err(AuditError::bad_input(format!(
-            "--cert {name}: file too large"
-        )));
-    }
     parse(&raw).map_err(|e| AuditError::bad_input(format!("--cert {name}: {e}")))
 }
 

@@ -6,6 +6,7 @@
 //! - [`verify`]: the whole-log check every answer rests on;
 //! - [`state`]: the last fully verified checkpoint, remembered per origin;
 //! - [`certfile`]: reading a certificate to prove;
+//! - [`localfile`]: reading a small local file, bounded, never from a FIFO;
 //! - [`query`]: search filters, times, JSON output.
 //!
 //! The flow: fetch the checkpoint and open it with the pinned key; load the
@@ -15,6 +16,7 @@
 pub mod certfile;
 mod error;
 pub mod fetch;
+pub mod localfile;
 mod pem;
 pub mod query;
 pub mod source;

@@ -23,12 +23,13 @@
 //! checkpoint, and removed once it is remembered under the new name.
 
 use std::fs::File;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
 use super::error::{AuditError, Result};
+use super::localfile::read_regular;
 
 /// Largest state file read.
 const MAX_STATE_FILE: u64 = super::source::MAX_SIGNED_CHECKPOINT_LEN;
@@ -169,29 +170,17 @@ impl StateLock<'_> {
     }
 }
 
-/// Reads at most [`MAX_STATE_FILE`] + 1 bytes; `None` if there is no file.
+/// Reads the state file, at most [`MAX_STATE_FILE`] bytes, never from a
+/// FIFO; `None` if there is no file.
 fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>> {
-    let fail = |e: std::io::Error| AuditError::Fetch {
-        what: path.display().to_string(),
-        reason: e.to_string(),
-    };
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(fail(e)),
-    };
-    let mut bytes = Vec::new();
-    file.take(MAX_STATE_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(fail)?;
-    Ok(Some(bytes))
+    match read_regular(path, MAX_STATE_FILE) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(AuditError::Fetch {
+            what: path.display().to_string(),
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// The first line of a note (a checkpoint's origin), unverified.

@@ -56,17 +56,9 @@ pub struct TrustedCheckpoint {
 impl Trust {
     /// Reads `--key FILE`, with `--origin` if given.
     pub fn load(key_file: &Path, origin: Option<&str>) -> Result<Self> {
-        use std::io::Read as _;
         let name = key_file.display();
-        let mut bytes = Vec::new();
-        std::fs::File::open(key_file)
-            .and_then(|f| f.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes))
+        let bytes = super::localfile::read_regular(key_file, MAX_KEY_FILE)
             .map_err(|e| AuditError::bad_input(format!("--key {name}: {e}")))?;
-        if bytes.len() as u64 > MAX_KEY_FILE {
-            return Err(AuditError::bad_input(format!(
-                "--key {name}: file too large"
-            )));
-        }
         Self::from_bytes(&bytes, origin).map_err(|e| match e {
             AuditError::BadInput(m) => AuditError::BadInput(format!("--key {name}: {m}")),
             other => other,

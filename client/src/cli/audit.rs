@@ -10,6 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use signet::audit::certfile;
 use signet::audit::fetch::{check_consistency, check_inclusion, fetch_checkpoint};
+use signet::audit::localfile::read_regular;
 use signet::audit::query::{entry_json, entry_line, format_time, parse_kind, parse_time, Filter};
 use signet::audit::source::{self, LogSource};
 use signet::audit::state::{StateDir, Stored};
@@ -58,7 +59,8 @@ checkpoint is remembered in $XDG_STATE_HOME/signet/audit/<origin>-<hash>.checkpo
 only in punctuation). It only ever moves forward, also when several runs
 finish at once. Every later run checks that the log still starts with
 exactly the tree that checkpoint signed, and fails if the log is smaller.
-`verify --since FILE` checks against a checkpoint you kept yourself as well.
+`verify --since FILE` checks against a checkpoint you kept yourself as well
+(a regular file of at most 16 KiB, the signed note as the log serves it).
 
 verify, prove, search and export all verify the whole log first, so their
 answers are complete: a search that finds nothing means the verified log has
@@ -285,11 +287,15 @@ struct Opened {
     state: Option<StateDir>,
 }
 
+/// The most bytes read from a `--tls-ca` file: room for a whole system
+/// bundle of CA certificates (a few hundred kilobytes).
+const MAX_TLS_CA_FILE: u64 = 4 * 1024 * 1024;
+
 fn open(args: &LogArgs) -> anyhow::Result<Opened> {
     let trust = Trust::load(&args.key, args.origin.as_deref())?;
     let tls_roots = match &args.tls_ca {
         Some(path) => Some(
-            std::fs::read(path)
+            read_regular(path, MAX_TLS_CA_FILE)
                 .map_err(|e| AuditError::BadInput(format!("--tls-ca {}: {e}", path.display())))?,
         ),
         None => None,
@@ -360,8 +366,13 @@ fn open_remembered(o: &Opened, stored: &Stored) -> anyhow::Result<TrustedCheckpo
     Ok(cp)
 }
 
+/// The most bytes read from a `--since` file. A signed checkpoint is a few
+/// hundred bytes (more only with many cosignatures); the file is the user's,
+/// but it could be anything, so it is bounded like everything else read.
+const MAX_SINCE_FILE: u64 = 16 * 1024;
+
 fn read_since(o: &Opened, file: &Path) -> anyhow::Result<TrustedCheckpoint> {
-    let bytes = std::fs::read(file)
+    let bytes = read_regular(file, MAX_SINCE_FILE)
         .map_err(|e| AuditError::BadInput(format!("--since {}: {e}", file.display())))?;
     let cp = o
         .trust
