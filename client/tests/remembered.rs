@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::http::serve_held;
+use common::http::{serve_held, serve_held_missing, Missing};
 use common::*;
 use signet_log::entry::EntryKind;
 
@@ -116,6 +116,53 @@ fn a_slower_run_on_an_older_copy_does_not_move_it_back() {
     hold.release();
     is_rollback(slow.wait(), N);
     assert_eq!(s.remembered(), log.checkpoint(N, &[&key]));
+}
+
+/// As above, but the old copy's server fails instead of answering 404 for
+/// the tiles of the larger tree: a network or server error is not evidence
+/// of a rollback. The run fails as a fetch failure (exit 3, the URL and the
+/// reason named), never as a rollback, and the remembered checkpoint stays.
+/// With 404 (the tiles are not there) it is a rollback, as above.
+#[test]
+fn a_fetch_failure_against_a_newer_remembered_checkpoint_is_not_a_rollback() {
+    let s = Scratch::new();
+    let key = TestKey::new(ORIGIN, 1);
+    let vkey = s.vkey(&key);
+    let log = TestLog::new(mixed_entries(N));
+    let live = s.path("live/x").parent().unwrap().to_path_buf();
+    log.write(&live, &key);
+    let old = s.path("old/x").parent().unwrap().to_path_buf();
+    TestLog::new(log.entries[..600].to_vec()).write(&old, &key);
+
+    for (missing, reason) in [
+        (Missing::ServerError, "HTTP status 500"),
+        (Missing::Drop, ""),
+        (Missing::NotFound, "rolled back"),
+    ] {
+        let s = Scratch::new();
+        let (url, hold) = serve_held_missing(&old, missing);
+        let slow = s.spawn(&verify_args(&url, &vkey));
+        hold.wait_for_tile_request();
+        s.signet(&verify_args(live.to_str().unwrap(), &vkey)).ok();
+        hold.release();
+        let r = slow.wait();
+        if missing == Missing::NotFound {
+            is_rollback(r, N);
+        } else {
+            let r = r.fails(3, "could not fetch");
+            // The tile named is one of the larger tree, which the old copy
+            // lacks: the failure came from proving against the remembered
+            // checkpoint, not from verifying the copy itself.
+            let at = r.stderr.find(&url).expect("the URL is named");
+            let tile = r.stderr[at + url.len()..].split(':').next().unwrap();
+            assert!(tile.starts_with("tile/"), "{r:?}");
+            assert!(!old.join(tile).exists(), "{tile}: {r:?}");
+            assert!(r.stderr.contains(reason), "{r:?}");
+            assert!(!r.stderr.contains("rolled back"), "{r:?}");
+            assert!(!r.stderr.contains("older than"), "{r:?}");
+        }
+        assert_eq!(s.remembered(), log.checkpoint(N, &[&key]), "{missing:?}");
+    }
 }
 
 /// The other order: the held run verifies the live log, and an older copy

@@ -59,6 +59,8 @@ checkpoint is remembered in $XDG_STATE_HOME/signet/audit/<origin>-<hash>.checkpo
 only in punctuation). It only ever moves forward, also when several runs
 finish at once. Every later run checks that the log still starts with
 exactly the tree that checkpoint signed, and fails if the log is smaller.
+A log that cannot be fetched while this is checked fails with status 3: that
+proves nothing either way, and is not reported as a rollback.
 `verify --since FILE` checks against a checkpoint you kept yourself as well
 (a regular file of at most 16 KiB, the signed note as the log serves it).
 
@@ -449,12 +451,16 @@ fn full_verify(
             // The log verified; failing to write (or read) the state
             // weakens the next run, which is said loudly, but does not undo
             // this one.
-            Err(e) if e.class() == ErrorClass::Unavailable => {
+            Err(NotRemembered::State(e)) if e.class() == ErrorClass::Unavailable => {
                 run.not_remembered = Some(format!("warning: {e}"));
             }
-            // What is found under the lock (a rollback, a fork, a state file
-            // that does not verify) fails the run.
-            Err(e) => return Err(e.into()),
+            // What is found under the lock (a state file that does not
+            // verify) fails the run.
+            Err(NotRemembered::State(e)) => return Err(e.into()),
+            // So does the log against a checkpoint remembered meanwhile: a
+            // rollback or a fork, or, if its tiles could not be fetched, no
+            // answer at all (a fetch failure, not a rollback).
+            Err(NotRemembered::Log(e)) => return Err(e.into()),
         },
         None => {
             run.not_remembered =
@@ -475,47 +481,73 @@ enum Remembered {
     KeptNewer(u64),
 }
 
+/// Why [`remember`] did not remember.
+enum NotRemembered {
+    /// Local state could not be locked, read or written, or does not verify.
+    State(AuditError),
+    /// The log could not be shown to extend the checkpoint remembered
+    /// meanwhile: a verification failure (rollback, fork), or the error
+    /// that kept its tiles from being read.
+    Log(AuditError),
+}
+
 /// Remembers the verified checkpoint, under the state lock, never going
 /// backwards: if another run changed the remembered checkpoint since this
 /// run read it, the new one replaces it only if the log is proven (from its
 /// tiles) to extend it, and a larger one stays if it is proven to extend
-/// this log; a log that cannot be shown to extend it is a rollback.
+/// this log; a log that cannot be shown to extend it is a rollback, unless
+/// its tiles could not be fetched at all, which proves nothing either way.
 fn remember(
     o: &Opened,
     state: &StateDir,
     seen: Option<&TrustedCheckpoint>,
-) -> signet::audit::Result<Remembered> {
+) -> Result<Remembered, NotRemembered> {
     let new = &o.latest;
-    let lock = state.lock(new.checkpoint.origin())?;
-    let current = match lock.load()? {
-        Some(stored) => {
-            Some(open_remembered(o, &stored).map_err(|e| AuditError::BadInput(e.to_string()))?)
-        }
+    let lock = state
+        .lock(new.checkpoint.origin())
+        .map_err(NotRemembered::State)?;
+    let current = match lock.load().map_err(NotRemembered::State)? {
+        Some(stored) => Some(
+            open_remembered(o, &stored)
+                .map_err(|e| NotRemembered::State(AuditError::BadInput(e.to_string())))?,
+        ),
         None => None,
+    };
+    let store = |signed: &[u8]| {
+        lock.store(signed)
+            .map(Remembered::Stored)
+            .map_err(NotRemembered::State)
     };
     match current {
         // Unchanged since this run verified against it (or nothing yet):
         // `verify_log` has shown the log extends it.
-        None => lock.store(&new.signed).map(Remembered::Stored),
-        Some(cur) if seen.is_some_and(|s| s.signed == cur.signed) => {
-            lock.store(&new.signed).map(Remembered::Stored)
-        }
+        None => store(&new.signed),
+        Some(cur) if seen.is_some_and(|s| s.signed == cur.signed) => store(&new.signed),
         Some(cur) if cur.checkpoint.size() <= new.checkpoint.size() => {
-            check_consistency(&*o.source, &cur.checkpoint, &new.checkpoint, "remembered")?;
-            lock.store(&new.signed).map(Remembered::Stored)
+            check_consistency(&*o.source, &cur.checkpoint, &new.checkpoint, "remembered")
+                .map_err(NotRemembered::Log)?;
+            store(&new.signed)
         }
         Some(cur) => {
             match check_consistency(&*o.source, &new.checkpoint, &cur.checkpoint, "remembered") {
                 Ok(()) => Ok(Remembered::KeptNewer(cur.checkpoint.size())),
-                Err(e @ AuditError::Verification(VerifyFailure::Inconsistent { .. })) => Err(e),
-                // This log cannot be shown to reach the remembered size: it
-                // is behind what this auditor has verified.
-                Err(_) => Err(VerifyFailure::Rollback {
-                    which: "remembered",
-                    old: cur.checkpoint.size(),
-                    new: new.checkpoint.size(),
+                Err(e @ AuditError::Verification(VerifyFailure::Inconsistent { .. })) => {
+                    Err(NotRemembered::Log(e))
                 }
-                .into()),
+                // The log's tiles could not be fetched (a network error, a
+                // server error): nothing is known about the larger tree.
+                Err(e) if e.class() == ErrorClass::Unavailable => Err(NotRemembered::Log(e)),
+                // The log does not serve the tiles of the remembered size
+                // (missing, malformed, not a proof): it is behind what this
+                // auditor has verified.
+                Err(_) => Err(NotRemembered::Log(
+                    VerifyFailure::Rollback {
+                        which: "remembered",
+                        old: cur.checkpoint.size(),
+                        new: new.checkpoint.size(),
+                    }
+                    .into(),
+                )),
             }
         }
     }

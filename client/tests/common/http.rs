@@ -24,9 +24,20 @@ pub enum Mode {
     Huge,
 }
 
+/// How the server answers a request for a file `dir` does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// 404, as a log does.
+    NotFound,
+    /// 500: the server is failing, which says nothing about the log.
+    ServerError,
+    /// Close the connection without an answer.
+    Drop,
+}
+
 /// Starts a server for `dir`; returns the URL prefix of the log (`http://127.0.0.1:P/log/`).
 pub fn serve(dir: &Path, mode: Mode) -> String {
-    serve_with(dir, mode, None)
+    serve_with(dir, mode, None, Missing::NotFound)
 }
 
 /// Holds a client between reading the checkpoint and reading the tiles, so
@@ -75,11 +86,19 @@ impl Hold {
 /// Serves `dir` honestly, but holds every tile request until
 /// [`Hold::release`]; the checkpoint is served at once.
 pub fn serve_held(dir: &Path) -> (String, Arc<Hold>) {
-    let hold = Arc::new(Hold::default());
-    (serve_with(dir, Mode::Honest, Some(hold.clone())), hold)
+    serve_held_missing(dir, Missing::NotFound)
 }
 
-fn serve_with(dir: &Path, mode: Mode, hold: Option<Arc<Hold>>) -> String {
+/// As [`serve_held`], answering requests for files `dir` lacks as `missing` says.
+pub fn serve_held_missing(dir: &Path, missing: Missing) -> (String, Arc<Hold>) {
+    let hold = Arc::new(Hold::default());
+    (
+        serve_with(dir, Mode::Honest, Some(hold.clone()), missing),
+        hold,
+    )
+}
+
+fn serve_with(dir: &Path, mode: Mode, hold: Option<Arc<Hold>>, missing: Missing) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let dir = dir.to_path_buf();
@@ -89,14 +108,20 @@ fn serve_with(dir: &Path, mode: Mode, hold: Option<Arc<Hold>>) -> String {
             let dir = dir.clone();
             let hold = hold.clone();
             std::thread::spawn(move || {
-                let _ = handle(stream, &dir, mode, hold.as_deref());
+                let _ = handle(stream, &dir, mode, hold.as_deref(), missing);
             });
         }
     });
     format!("http://{addr}/log/")
 }
 
-fn handle(stream: TcpStream, dir: &Path, mode: Mode, hold: Option<&Hold>) -> std::io::Result<()> {
+fn handle(
+    stream: TcpStream,
+    dir: &Path,
+    mode: Mode,
+    hold: Option<&Hold>,
+    missing: Missing,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
@@ -129,7 +154,11 @@ fn handle(stream: TcpStream, dir: &Path, mode: Mode, hold: Option<&Hold>) -> std
         }
         let file = dir.join(rel);
         let Ok(body) = std::fs::read(&file) else {
-            respond(&mut out, 404, b"not found")?;
+            match missing {
+                Missing::NotFound => respond(&mut out, 404, b"not found")?,
+                Missing::ServerError => respond(&mut out, 500, b"internal error")?,
+                Missing::Drop => return Ok(()),
+            }
             continue;
         };
         if !rel.starts_with("tile/") || mode == Mode::Honest {
