@@ -275,23 +275,59 @@ mod tests {
         assert_eq!(s.load("o/x").unwrap().unwrap().bytes, b"o/x\n6\n");
     }
 
+    /// Whether another open file description of `origin`'s lock file can
+    /// take the lock now, shared or exclusive (`flock` locks of two
+    /// descriptions conflict, also in one process). Never waits.
+    fn lock_is_free(s: &StateDir, origin: &str) -> (bool, bool) {
+        let path = s.path_for(origin).with_extension("checkpoint.lock");
+        let probe = File::options().write(true).open(path).unwrap();
+        let free = |r: std::result::Result<(), std::fs::TryLockError>| match r {
+            Ok(()) => {
+                probe.unlock().unwrap();
+                true
+            }
+            Err(std::fs::TryLockError::WouldBlock) => false,
+            Err(std::fs::TryLockError::Error(e)) => panic!("try_lock: {e}"),
+        };
+        let shared = free(probe.try_lock_shared());
+        let exclusive = free(probe.try_lock());
+        (shared, exclusive)
+    }
+
     #[test]
     fn a_second_lock_waits_for_the_first() {
-        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::mpsc;
         let d = tempfile::tempdir().unwrap();
         let s = StateDir::new(d.path());
         let first = s.lock("o").unwrap();
-        let released = AtomicBool::new(false);
+        // Held: nobody else gets it, not even to share.
+        assert_eq!(lock_is_free(&s, "o"), (false, false));
+        // Another origin's lock is its own.
+        let other = s.lock("p").unwrap();
+        assert_eq!(lock_is_free(&s, "o"), (false, false));
+        drop(other);
+
+        let (held_tx, held_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
         std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| {
-                let _second = s.lock("o").unwrap();
-                // Only reachable after the first guard is gone.
-                released.load(Ordering::SeqCst)
+            let s = &s;
+            let waiter = scope.spawn(move || {
+                let second = s.lock("o").unwrap();
+                held_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                drop(second);
             });
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            released.store(true, Ordering::SeqCst);
+            // The first is still held, so the waiter cannot have it.
+            assert_eq!(lock_is_free(s, "o"), (false, false));
+            assert!(held_rx.try_recv().is_err(), "second lock taken while held");
             drop(first);
-            assert!(waiter.join().unwrap(), "second lock taken while held");
+            // The waiter gets it once the first is gone, and holds it alone.
+            held_rx.recv().unwrap();
+            assert_eq!(lock_is_free(s, "o"), (false, false));
+            go_tx.send(()).unwrap();
+            waiter.join().unwrap();
         });
+        // Released with the guard.
+        assert_eq!(lock_is_free(&s, "o"), (true, true));
     }
 }
