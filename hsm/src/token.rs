@@ -340,7 +340,7 @@ impl Token {
             KeyAlgorithm::EcdsaP384 => sha2::Sha384::digest(message).to_vec(),
             _ => message.to_vec(),
         };
-        self.submit_sign(key, input, rsa_hash, true)
+        self.submit_sign(key, input, rsa_hash, Some(message.to_vec()))
     }
 
     /// Queues a signature over an input already prepared for the mechanism
@@ -348,7 +348,7 @@ impl Token {
     /// the token itself (the benchmark's raw-signature baseline): never
     /// publish what it returns; [`Token::sign`] is the verified path.
     pub fn sign_prepared(&self, key: &KeyRef, input: Vec<u8>, rsa_hash: RsaHash) -> Reply<Vec<u8>> {
-        self.submit_sign(key, input, rsa_hash, false)
+        self.submit_sign(key, input, rsa_hash, None)
     }
 
     fn submit_sign(
@@ -356,10 +356,10 @@ impl Token {
         key: &KeyRef,
         input: Vec<u8>,
         rsa_hash: RsaHash,
-        verify: bool,
+        verify_message: Option<Vec<u8>>,
     ) -> Reply<Vec<u8>> {
         let key = key.clone();
-        let checked_key = verify.then(|| (key.clone(), input.clone()));
+        let checked_key = verify_message.map(|message| (key.clone(), message));
         #[cfg(feature = "test-hooks")]
         let corrupt = self.inner.corrupt_signatures.clone();
         let reply = self.inner.pool.submit(move |worker| {
@@ -392,8 +392,8 @@ impl Token {
         match checked_key {
             // Verified by the waiter, not the worker: the session's thread
             // stays free for the token while the CPU checks the signature.
-            Some((key, input)) => reply.checked_by(move |raw| {
-                if key.public_key.verifies_prepared(&input, raw, rsa_hash) {
+            Some((key, message)) => reply.checked_by(move |raw| {
+                if key.public_key.verifies(&message, raw, rsa_hash) {
                     return Ok(());
                 }
                 log::error!(
