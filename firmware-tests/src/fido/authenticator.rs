@@ -8,6 +8,7 @@
 //! authenticatorSelection (`0B`), following CTAP 2.1 §6.
 
 use super::cbor::{self, Map, Value};
+use super::clock::{Clock, SystemClock};
 use super::credential::{self, Alg, CredentialKey};
 use super::pin::{PinSession, Protocol, PERM_GA, PERM_MC};
 use super::state::{FidoState, Resident, MAX_RESIDENT, MIN_PIN_LENGTH, PIN_RETRIES};
@@ -100,6 +101,7 @@ pub struct Authenticator {
     state: Arc<Mutex<FidoState>>,
     state_path: Option<PathBuf>,
     touch: TouchControl,
+    clock: Arc<dyn Clock>,
     pin: PinSession,
     powered_at: Instant,
     next: Option<NextAssertions>,
@@ -144,6 +146,7 @@ impl Authenticator {
             state,
             state_path,
             touch,
+            clock: Arc::new(SystemClock),
             pin: PinSession::new(),
             powered_at: Instant::now(),
             next: None,
@@ -151,11 +154,19 @@ impl Authenticator {
         }
     }
 
+    /// Replaces the clock the usage timers run on (tests move a
+    /// [`super::clock::ManualClock`] instead of sleeping). Counts as a
+    /// power cycle, so that no timer straddles two clocks.
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+        self.power_cycle();
+    }
+
     /// Power cycle: a new key agreement key, no token, the per-boot PIN
     /// failure count cleared, the reset window opens again.
     pub fn power_cycle(&mut self) {
         self.pin = PinSession::new();
-        self.powered_at = Instant::now();
+        self.powered_at = self.clock.now();
         self.next = None;
     }
 
@@ -418,8 +429,9 @@ impl Authenticator {
 
         let uv = match (param, protocol) {
             (Some(param), Some(protocol)) => {
+                let now = self.clock.now();
                 self.pin
-                    .check_token(protocol, client_data_hash, param, PERM_MC, rp_id)?;
+                    .check_token(protocol, client_data_hash, param, PERM_MC, rp_id, now)?;
                 true
             }
             _ => {
@@ -542,8 +554,9 @@ impl Authenticator {
         let protocol = self.pin_uv_prelude(st, param, m.int(0x07)?, presence)?;
         let uv = match (param, protocol) {
             (Some(param), Some(protocol)) => {
+                let now = self.clock.now();
                 self.pin
-                    .check_token(protocol, client_data_hash, param, PERM_GA, rp_id)?;
+                    .check_token(protocol, client_data_hash, param, PERM_GA, rp_id, now)?;
                 true
             }
             _ => false,
@@ -589,7 +602,8 @@ impl Authenticator {
         if up {
             self.user_presence(presence)?;
             // A token used with user presence is spent; a silent probe
-            // (up = false, as clients pre-flight allow lists) leaves it.
+            // (up = false, as clients pre-flight allow lists) leaves it,
+            // for as long as its usage timer allows (see `pin`).
             if uv {
                 self.pin.token_used();
             }
@@ -796,7 +810,8 @@ impl Authenticator {
         self.pin_usable(st)?;
         let shared = self.pin.shared_secret(protocol, key)?;
         self.check_pin(st, &shared, pin_hash_enc)?;
-        let token = self.pin.issue_token(permissions, rp_id);
+        let now = self.clock.now();
+        let token = self.pin.issue_token(protocol, permissions, rp_id, now);
         Ok(Some(cbor::int_map(vec![(
             0x02,
             Value::Bytes(shared.encrypt(token.as_ref())),
@@ -851,7 +866,9 @@ impl Authenticator {
 
     fn reset(&mut self, st: &mut FidoState, presence: &mut Presence) -> Reply {
         // The window is checked when the request arrives, not after the touch.
-        if *presence != Presence::Granted && self.powered_at.elapsed() > RESET_WINDOW {
+        if *presence != Presence::Granted
+            && self.clock.now().saturating_duration_since(self.powered_at) > RESET_WINDOW
+        {
             return Err(Status::NotAllowed.into());
         }
         self.user_presence(presence)?;

@@ -748,3 +748,96 @@ mod never_panics {
         }
     }
 }
+
+/// A silent (`up = false`) getAssertion with a pinUvAuthParam from `token`.
+fn silent_assertion(
+    c: &mut CtapClient<impl FnMut(&[u8]) -> Vec<u8>>,
+    credential_id: &[u8],
+    token: &[u8],
+) -> Result<Option<Value>, ClientError> {
+    let params = cbor::int_map(vec![
+        (1, cbor::text(RP)),
+        (2, cbor::bytes(&CDH)),
+        (
+            3,
+            Value::Array(vec![cbor::text_map(vec![
+                ("id", cbor::bytes(credential_id)),
+                ("type", cbor::text("public-key")),
+            ])]),
+        ),
+        (5, cbor::text_map(vec![("up", Value::Bool(false))])),
+        (6, Value::Bytes(Protocol::Two.authenticate(token, &CDH))),
+        (7, cbor::int(2)),
+    ]);
+    c.call(0x02, Some(&params))
+}
+
+#[test]
+fn tokens_are_bound_to_their_protocol_and_their_usage_timer() {
+    let clock = crate::fido::clock::ManualClock::new();
+    let mut card = card();
+    card.applet
+        .authenticator()
+        .set_clock(Arc::new(clock.clone()));
+    card.control.set_pin("1234").unwrap();
+    let mut c = card.client();
+    let reg = c.make_credential(RP, &CDH, -7, false, None).unwrap();
+    let id = reg.credential_id.as_slice();
+
+    // A protocol-2 token presented with a 16-byte protocol-1 MAC.
+    let token = c
+        .pin_token(Protocol::Two, "1234", Some((PERM_GA, RP)))
+        .unwrap();
+    assert_eq!(
+        c.get_assertion(RP, &CDH, Some(id), Some((Protocol::One, &token)))
+            .unwrap_err(),
+        ctap_err(Status::PinAuthInvalid)
+    );
+
+    // Silent assertions carry UV while the token lives ...
+    let answer = silent_assertion(&mut c, id, &token).unwrap().unwrap();
+    let auth_data = Map::of(&answer)
+        .unwrap()
+        .bytes(2)
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    assert_eq!(auth_data[32], FLAG_UV);
+    // ... and stop once it has not been used for the initial usage limit.
+    clock.advance(crate::fido::pin::INITIAL_USAGE_TIME_LIMIT + Duration::from_secs(1));
+    assert_eq!(
+        silent_assertion(&mut c, id, &token).unwrap_err(),
+        ctap_err(Status::PinAuthInvalid)
+    );
+
+    // Used every 20 s without presence, a token still ends at the max
+    // usage time period: one token is not unlimited silent UV.
+    let token = c
+        .pin_token(Protocol::Two, "1234", Some((PERM_GA, RP)))
+        .unwrap();
+    let step = Duration::from_secs(20);
+    let mut elapsed = Duration::ZERO;
+    let mut uses = 0;
+    while elapsed + step <= crate::fido::pin::MAX_USAGE_TIME_PERIOD {
+        clock.advance(step);
+        elapsed += step;
+        silent_assertion(&mut c, id, &token).unwrap().unwrap();
+        uses += 1;
+    }
+    assert_eq!(uses, 30);
+    clock.advance(step);
+    assert_eq!(
+        silent_assertion(&mut c, id, &token).unwrap_err(),
+        ctap_err(Status::PinAuthInvalid)
+    );
+    // A token not yet expired is spent by a use with presence.
+    let token = c
+        .pin_token(Protocol::Two, "1234", Some((PERM_GA, RP)))
+        .unwrap();
+    c.get_assertion(RP, &CDH, Some(id), Some((Protocol::Two, &token)))
+        .unwrap();
+    assert_eq!(
+        silent_assertion(&mut c, id, &token).unwrap_err(),
+        ctap_err(Status::PinAuthInvalid)
+    );
+}

@@ -10,6 +10,7 @@
 //! | [`nfc`] | APDU framing: SELECT, NFCCTAP_MSG, chaining, `61xx`, GETRESPONSE keep-alive |
 //! | [`authenticator`] | the CTAP2 commands, no I/O |
 //! | [`cbor`] | strict CBOR decoding, CTAP2 canonical encoding |
+//! | [`clock`] | the injectable clock of the token and assertion timers |
 //! | [`credential`] | credential IDs, keys, COSE keys, signatures |
 //! | [`pin`] | PIN/UV auth protocols 1 and 2, the pinUvAuthToken |
 //! | [`state`] | what survives a power cycle, JSON persistence |
@@ -22,6 +23,7 @@
 pub mod authenticator;
 pub mod cbor;
 pub mod client;
+pub mod clock;
 pub mod credential;
 pub mod nfc;
 pub mod pin;

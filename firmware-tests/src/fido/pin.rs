@@ -15,6 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use p256::elliptic_curve::Generate;
 use rand::Rng;
 use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -177,14 +178,31 @@ impl SharedSecret {
     }
 }
 
+/// How long an issued pinUvAuthToken stays usable without being used
+/// (CTAP 2.1 §6.5.2.1, the "initial usage time limit": at most 30 s). Each
+/// use restarts this window (the rolling timer).
+pub const INITIAL_USAGE_TIME_LIMIT: Duration = Duration::from_secs(30);
+
+/// The longest a pinUvAuthToken lives however often it is used (CTAP 2.1's
+/// "max usage time period", 10 minutes): silent (`up = false`) assertions,
+/// which leave the token's permissions, cannot stretch it further.
+pub const MAX_USAGE_TIME_PERIOD: Duration = Duration::from_secs(600);
+
 /// The card's per-power-cycle PIN/UV auth state.
 pub struct PinSession {
     key: p256::SecretKey,
     token: Zeroizing<[u8; 32]>,
     /// Permissions of the current token (0 = no token in use).
     permissions: u8,
+    /// The PIN/UV auth protocol the token was issued under; it is verified
+    /// with that protocol only.
+    protocol: Protocol,
     /// The RP the token is bound to, once it has one.
     rp_id: Option<String>,
+    /// When the token was issued (the max usage time period runs from here).
+    issued_at: Instant,
+    /// When the token was issued or last used (the rolling usage timer).
+    last_used: Instant,
     /// Wrong PINs in a row since power-up (3 = blocked until power cycle).
     pub consecutive_failures: u8,
 }
@@ -213,7 +231,10 @@ impl PinSession {
             key: p256::SecretKey::generate_from_rng(&mut rand::rng()),
             token,
             permissions: 0,
+            protocol: Protocol::Two,
             rp_id: None,
+            issued_at: Instant::now(),
+            last_used: Instant::now(),
             consecutive_failures: 0,
         }
     }
@@ -246,24 +267,37 @@ impl PinSession {
         ))
     }
 
-    /// Issues a new token with `permissions` (bound to `rp_id` if given)
-    /// and returns it; every earlier token is void.
-    pub fn issue_token(&mut self, permissions: u8, rp_id: Option<String>) -> Zeroizing<[u8; 32]> {
+    /// Issues a new token under `protocol` with `permissions` (bound to
+    /// `rp_id` if given) at `now` and returns it; every earlier token is
+    /// void.
+    pub fn issue_token(
+        &mut self,
+        protocol: Protocol,
+        permissions: u8,
+        rp_id: Option<String>,
+        now: Instant,
+    ) -> Zeroizing<[u8; 32]> {
         rand::rng().fill_bytes(self.token.as_mut());
+        self.protocol = protocol;
         self.permissions = permissions;
         self.rp_id = rp_id;
+        self.issued_at = now;
+        self.last_used = now;
         self.token.clone()
     }
 
-    /// Voids the current token (PIN change, reset).
+    /// Voids the current token (PIN change, reset, usage timer expiry).
     pub fn revoke_token(&mut self) {
         rand::rng().fill_bytes(self.token.as_mut());
         self.permissions = 0;
         self.rp_id = None;
     }
 
-    /// Checks `param` over `message` with the current token, the needed
-    /// permission and the RP binding (binding the token on first use).
+    /// Checks `param` over `message` with the current token at `now`: the
+    /// request's protocol must be the token's, the usage timer must not
+    /// have run out, the permission must be there and the RP must match
+    /// (binding the token on first use). A good check restarts the rolling
+    /// usage timer.
     pub fn check_token(
         &mut self,
         protocol: Protocol,
@@ -271,8 +305,20 @@ impl PinSession {
         param: &[u8],
         permission: u8,
         rp_id: &str,
+        now: Instant,
     ) -> Result<(), Status> {
-        if self.permissions == 0 || !protocol.verify(self.token.as_ref(), message, param) {
+        if self.permissions != 0
+            && (now.saturating_duration_since(self.last_used) > INITIAL_USAGE_TIME_LIMIT
+                || now.saturating_duration_since(self.issued_at) > MAX_USAGE_TIME_PERIOD)
+        {
+            // The usage timer ran out: the token is gone for good, as if
+            // stopUsingPinUvAuthToken had run when it expired.
+            self.revoke_token();
+        }
+        if self.permissions == 0
+            || protocol != self.protocol
+            || !self.protocol.verify(self.token.as_ref(), message, param)
+        {
             return Err(Status::PinAuthInvalid);
         }
         if self.permissions & permission == 0 {
@@ -283,11 +329,12 @@ impl PinSession {
             Some(_) => {}
             None => self.rp_id = Some(rp_id.to_string()),
         }
+        self.last_used = now;
         Ok(())
     }
 
-    /// After a makeCredential or getAssertion used the token: as on a CTAP
-    /// 2.1 key, its permissions are spent.
+    /// After a makeCredential or getAssertion used the token with user
+    /// presence: as on a CTAP 2.1 key, its permissions are spent.
     pub fn token_used(&mut self) {
         self.permissions = 0;
     }
@@ -374,21 +421,90 @@ mod tests {
     #[test]
     fn token_permissions_and_rp_binding() {
         let mut s = PinSession::new();
-        let token = s.issue_token(PERM_GA, None);
+        let now = Instant::now();
+        let token = s.issue_token(Protocol::Two, PERM_GA, None, now);
         let mac = Protocol::Two.authenticate(token.as_ref(), b"cdh");
         assert_eq!(
-            s.check_token(Protocol::Two, b"cdh", &mac, PERM_MC, "a.example"),
+            s.check_token(Protocol::Two, b"cdh", &mac, PERM_MC, "a.example", now),
             Err(Status::PinAuthInvalid)
         );
-        s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "a.example")
+        s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "a.example", now)
             .unwrap();
         assert_eq!(
-            s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "b.example"),
+            s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "b.example", now),
             Err(Status::PinAuthInvalid)
         );
         s.token_used();
         assert_eq!(
-            s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "a.example"),
+            s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "a.example", now),
+            Err(Status::PinAuthInvalid)
+        );
+    }
+
+    #[test]
+    fn a_token_is_verified_only_under_the_protocol_it_was_issued_under() {
+        let now = Instant::now();
+        for (issued, other) in [
+            (Protocol::Two, Protocol::One),
+            (Protocol::One, Protocol::Two),
+        ] {
+            let mut s = PinSession::new();
+            let token = s.issue_token(issued, PERM_GA, None, now);
+            // The attack: a protocol-2 token presented with a 16-byte
+            // protocol-1 MAC (or the other way round).
+            let forged = other.authenticate(token.as_ref(), b"cdh");
+            assert_eq!(
+                s.check_token(other, b"cdh", &forged, PERM_GA, "a.example", now),
+                Err(Status::PinAuthInvalid)
+            );
+            // Even a MAC of the right protocol is refused when the request
+            // names another protocol.
+            let right = issued.authenticate(token.as_ref(), b"cdh");
+            assert_eq!(
+                s.check_token(other, b"cdh", &right, PERM_GA, "a.example", now),
+                Err(Status::PinAuthInvalid)
+            );
+            s.check_token(issued, b"cdh", &right, PERM_GA, "a.example", now)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unused_token_expires_after_the_initial_usage_time_limit() {
+        let start = Instant::now();
+        let mut s = PinSession::new();
+        let token = s.issue_token(Protocol::Two, PERM_GA, None, start);
+        let mac = Protocol::Two.authenticate(token.as_ref(), b"cdh");
+        let late = start + INITIAL_USAGE_TIME_LIMIT + Duration::from_secs(1);
+        assert_eq!(
+            s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "a.example", late),
+            Err(Status::PinAuthInvalid)
+        );
+        // Expired means gone: going back in time does not revive it.
+        assert_eq!(
+            s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "a.example", start),
+            Err(Status::PinAuthInvalid)
+        );
+    }
+
+    #[test]
+    fn uses_without_presence_cannot_keep_a_token_alive_past_the_max_period() {
+        let start = Instant::now();
+        let mut s = PinSession::new();
+        let token = s.issue_token(Protocol::Two, PERM_GA, None, start);
+        let mac = Protocol::Two.authenticate(token.as_ref(), b"cdh");
+        // Used every 20 s (as silent up=false assertions would), each use
+        // restarts the rolling timer, but never past the max usage period.
+        let step = Duration::from_secs(20);
+        let mut now = start;
+        while now + step - start <= MAX_USAGE_TIME_PERIOD {
+            now += step;
+            s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "a.example", now)
+                .unwrap();
+        }
+        now += step;
+        assert_eq!(
+            s.check_token(Protocol::Two, b"cdh", &mac, PERM_GA, "a.example", now),
             Err(Status::PinAuthInvalid)
         );
     }
