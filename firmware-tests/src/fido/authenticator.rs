@@ -29,6 +29,11 @@ pub const MAX_MSG_SIZE: usize = 1200;
 /// authenticatorReset is only allowed this soon after power-up.
 pub const RESET_WINDOW: Duration = Duration::from_secs(10);
 
+/// How long the credentials of a getAssertion stay available to
+/// authenticatorGetNextAssertion after the last of those two commands
+/// (CTAP 2.1 §6.3: 30 seconds).
+pub const NEXT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Most wrong PINs in a row before a power cycle is needed.
 pub const MAX_CONSECUTIVE_PIN_FAILURES: u8 = 3;
 
@@ -94,6 +99,8 @@ struct NextAssertions {
     flags: u8,
     uv: bool,
     remaining: VecDeque<Resident>,
+    /// When getAssertion or the last getNextAssertion answered.
+    last_call: Instant,
 }
 
 /// The CTAP2 authenticator of the virtual key.
@@ -639,6 +646,7 @@ impl Authenticator {
                 flags,
                 uv,
                 remaining: found.filter_map(|(_, r)| r).collect(),
+                last_call: self.clock.now(),
             });
         }
         Ok(Some(response))
@@ -648,6 +656,12 @@ impl Authenticator {
         let Some(mut next) = self.next.take() else {
             return Err(Status::NotAllowed.into());
         };
+        let now = self.clock.now();
+        if now.saturating_duration_since(next.last_call) > NEXT_ASSERTION_TIMEOUT {
+            // Too late: the list is dropped (already taken), for good.
+            return Err(Status::NotAllowed.into());
+        }
+        next.last_call = now;
         let Some(resident) = next.remaining.pop_front() else {
             return Err(Status::NotAllowed.into());
         };

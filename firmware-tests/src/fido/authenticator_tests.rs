@@ -841,3 +841,45 @@ fn tokens_are_bound_to_their_protocol_and_their_usage_timer() {
         ctap_err(Status::PinAuthInvalid)
     );
 }
+
+#[test]
+fn get_next_assertion_expires_thirty_seconds_after_the_last_call() {
+    let clock = crate::fido::clock::ManualClock::new();
+    let mut card = card();
+    card.applet
+        .authenticator()
+        .set_clock(Arc::new(clock.clone()));
+    let mut c = card.client();
+    for user in [b"user-a".as_slice(), b"user-b", b"user-c"] {
+        let params = cbor::int_map(vec![
+            (1, cbor::bytes(&CDH)),
+            (2, cbor::text_map(vec![("id", cbor::text(RP))])),
+            (3, cbor::text_map(vec![("id", cbor::bytes(user))])),
+            (
+                4,
+                Value::Array(vec![cbor::text_map(vec![
+                    ("alg", cbor::int(-7)),
+                    ("type", cbor::text("public-key")),
+                ])]),
+            ),
+            (7, cbor::text_map(vec![("rk", Value::Bool(true))])),
+        ]);
+        c.call(0x01, Some(&params)).unwrap();
+    }
+    let first = c.get_assertion(RP, &CDH, None, None).unwrap();
+    assert_eq!(Map::of(&first).unwrap().int(5).unwrap(), Some(3));
+    // Each call restarts the 30 s window ...
+    clock.advance(Duration::from_secs(25));
+    c.call(0x08, None).unwrap().unwrap();
+    // ... and past it the remaining credential is gone.
+    clock.advance(NEXT_ASSERTION_TIMEOUT + Duration::from_secs(1));
+    assert_eq!(
+        c.call(0x08, None).unwrap_err(),
+        ctap_err(Status::NotAllowed)
+    );
+    assert_eq!(
+        c.call(0x08, None).unwrap_err(),
+        ctap_err(Status::NotAllowed),
+        "an expired list does not come back"
+    );
+}
