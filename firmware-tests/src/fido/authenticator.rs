@@ -186,15 +186,14 @@ impl Authenticator {
     pub fn handle(&mut self, message: &[u8], presence: Presence) -> Outcome {
         let shared = self.state.clone();
         let mut state = lock(&shared);
-        let result = self.dispatch(&mut state, message, presence);
+        let mut result = self.dispatch(&mut state, message, presence);
         if self.dirty {
             self.dirty = false;
-            if let Some(path) = &self.state_path {
-                if let Err(e) = state.save(path) {
-                    // No way to report this over CTAP; the in-memory state
-                    // stays right and the operator sees it.
-                    eprintln!("virtual-yubikey: saving FIDO state failed: {e}");
-                }
+            if self.persist(&state).is_err() {
+                // What the answer depends on (a signature counter, a new
+                // PIN, a credential) did not reach the disk: the command
+                // fails rather than hand out something a restart forgets.
+                result = Err(Status::Other.into());
             }
         }
         match result {
@@ -207,6 +206,18 @@ impl Authenticator {
             Err(Fail::Status(status)) => Outcome::Done(vec![status.to_byte()]),
             Err(Fail::Touch(pending)) => Outcome::NeedsTouch(pending),
         }
+    }
+
+    /// Writes the state file now, if there is one.
+    fn persist(&self, st: &FidoState) -> Result<(), Status> {
+        let Some(path) = &self.state_path else {
+            return Ok(());
+        };
+        st.save(path).map_err(|e| {
+            // CTAP has only a status byte for this; the operator sees why.
+            eprintln!("virtual-yubikey: saving FIDO state failed: {e}");
+            Status::Other
+        })
     }
 
     fn dispatch(&mut self, st: &mut FidoState, message: &[u8], mut presence: Presence) -> Reply {
@@ -846,15 +857,20 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Checks the encrypted PIN hash; the try is counted (and persisted)
-    /// before the comparison, as the spec requires.
+    /// Checks the encrypted PIN hash. The try is counted and written to
+    /// the state file before the comparison, as the spec requires: cutting
+    /// the power after a wrong guess cannot win the try back, and if the
+    /// count cannot be saved the PIN is not compared at all.
     fn check_pin(
         &mut self,
         st: &mut FidoState,
         shared: &super::pin::SharedSecret,
         pin_hash_enc: &[u8],
     ) -> Result<(), Status> {
+        // The lower count stays in memory even if the save fails: a failed
+        // save never gives a try back.
         st.pin_retries = st.pin_retries.saturating_sub(1);
+        self.persist(st)?;
         self.dirty = true;
         let given = shared.decrypt(pin_hash_enc)?;
         let matches = st.pin_hash.as_ref().is_some_and(|stored| {

@@ -883,3 +883,49 @@ fn get_next_assertion_expires_thirty_seconds_after_the_last_call() {
         "an expired list does not come back"
     );
 }
+
+#[test]
+fn a_pin_try_is_saved_before_the_pin_is_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let card_dir = dir.path().join("card");
+    std::fs::create_dir(&card_dir).unwrap();
+    let path = card_dir.join("yk.fido.json");
+    let state = crate::fido::state::FidoState::new(root(), 42).unwrap();
+    let touch = TouchControl::new();
+    let (mut applet, control) = crate::fido::from_state(state, Some(&path), touch);
+    control.set_pin("1234").unwrap();
+    let mut c = CtapClient::new(|apdu: &[u8]| applet.process(apdu));
+    c.select().unwrap();
+
+    // A wrong guess is on disk when the answer comes.
+    assert_eq!(
+        c.pin_token(Protocol::Two, "9999", Some((PERM_GA, RP)))
+            .unwrap_err(),
+        ctap_err(Status::PinInvalid)
+    );
+    let on_disk = crate::fido::state::FidoState::load(&path).unwrap();
+    assert_eq!(on_disk.pin_retries, 7);
+
+    // The attack: keep the counter from being written (a full or failing
+    // disk, or power cut at the write) and guess. The PIN is then not
+    // compared at all, even the right one gets no token, and the try
+    // still counts.
+    std::fs::remove_dir_all(&card_dir).unwrap();
+    assert_eq!(
+        c.pin_token(Protocol::Two, "1234", Some((PERM_GA, RP)))
+            .unwrap_err(),
+        ctap_err(Status::Other)
+    );
+    assert_eq!(control.pin_retries(), 6);
+    // Once the disk works again, so does the PIN (and the count resets).
+    std::fs::create_dir(&card_dir).unwrap();
+    c.pin_token(Protocol::Two, "1234", Some((PERM_GA, RP)))
+        .unwrap();
+    assert_eq!(control.pin_retries(), 8);
+    assert_eq!(
+        crate::fido::state::FidoState::load(&path)
+            .unwrap()
+            .pin_retries,
+        8
+    );
+}

@@ -126,16 +126,42 @@ impl FidoState {
         file.into_state().map_err(invalid)
     }
 
-    /// Writes the state file atomically (temp file + rename).
+    /// Writes the state file atomically and durably: a temp file readable
+    /// by its owner only (mode 0600: it holds the master secret and the
+    /// PIN hash), flushed to disk, renamed over the old file, and the
+    /// directory flushed so the rename survives a power cut.
     pub fn save(&self, path: &Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let file = StateFile::from_state(self);
-        let text = serde_json::to_string_pretty(&file)
-            .map_err(|e| Error::Crypto(format!("serialising FIDO state: {e}")))?;
+        let text = Zeroizing::new(
+            serde_json::to_string_pretty(&file)
+                .map_err(|e| Error::Crypto(format!("serialising FIDO state: {e}")))?,
+        );
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)
-            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        let writing = |e| Error::io(format!("writing {}", tmp.display()), e);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(writing)?;
+        // `mode` only applies to a new file; a stale temp file is narrowed.
+        out.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(writing)?;
+        out.write_all(text.as_bytes()).map_err(writing)?;
+        out.sync_all().map_err(writing)?;
+        drop(out);
         std::fs::rename(&tmp, path)
-            .map_err(|e| Error::io(format!("renaming to {}", path.display()), e))
+            .map_err(|e| Error::io(format!("renaming to {}", path.display()), e))?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(format!("flushing {}", dir.display()), e))
     }
 }
 
@@ -224,6 +250,17 @@ mod tests {
         assert_eq!((back.pin_retries, back.sign_count), (6, 41));
         assert_eq!(back.residents, state.residents);
         assert_eq!(back.attestation_cert, state.attestation_cert);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the master secret is the owner's only");
+        // A stale, wider temp file from an earlier crash is narrowed too.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, "stale").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        state.save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!tmp.exists());
         std::fs::write(&path, "{\"aaguid\": 1}").unwrap();
         assert!(FidoState::load(&path).is_err());
     }
