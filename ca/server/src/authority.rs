@@ -148,6 +148,15 @@ impl<B: SigningBackend> Authority<B> {
             Error::NotInitialised(format!("no root certificate at {}", root_path.display()))
         })?;
         let root = x509::from_pem(&root_text)?;
+        // Nothing is issued under a root the log does not hold: auditors
+        // and relying parties must be able to find every CA certificate.
+        let root_der = der::Encode::to_der(&root).map_err(|e| Error::Certificate(e.to_string()))?;
+        if !store.logs_admin_certificate(&sha2::Sha256::digest(&root_der).into()) {
+            return Err(Error::NotInitialised(format!(
+                "the root certificate {} is not in the log (run `signet-ca init`, which logs it)",
+                root_path.display()
+            )));
+        }
         if &x509::public_key_of(&root)? != x509.public_key() {
             return Err(Error::NotInitialised(format!(
                 "{} does not match the x509-ca key",

@@ -1,3 +1,5 @@
+//! Issuance through the library against SoftHSM2.
+//!
 //! Attack 5: a faulty HSM signature (a fault in an RSA signature can give
 //! the private key away) is never used. Every signature the token makes —
 //! certificates and checkpoints — is verified against the CA's public key
@@ -18,7 +20,10 @@ const CLIENT_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF3pmztnLx/vadXQ0fCYydshpmgxp6t7TQ0xOs4/GHw6 t@signet";
 
 struct Fixture {
-    _hsm: SoftHsm,
+    hsm: SoftHsm,
+    config: Config,
+    key: signet_hsm::KeyRef,
+    root: x509_cert::Certificate,
     token: Token,
     log_token: Token,
     store: Arc<LocalStore>,
@@ -57,6 +62,7 @@ fn fixture(label: &str, algorithm: KeyAlgorithm) -> Fixture {
     let root =
         signet_ca::x509::create_root(&x509, "Test Root", "Signet", Duration::from_secs(86400))
             .unwrap();
+    let (authority_config, ca_key, root_copy) = (config.clone(), key.clone(), root.clone());
     let authority = Authority::from_parts(
         config,
         SshSigner::new(token.clone(), key.clone()).unwrap(),
@@ -66,7 +72,10 @@ fn fixture(label: &str, algorithm: KeyAlgorithm) -> Fixture {
         store.clone(),
     );
     Fixture {
-        _hsm: hsm,
+        hsm,
+        config: authority_config,
+        key: ca_key,
+        root: root_copy,
         token,
         log_token,
         store,
@@ -141,4 +150,61 @@ fn a_faulty_checkpoint_signature_commits_nothing() {
     // Nothing reached the disk: the store reopens with no entry.
     fx.log_token.corrupt_signatures(false);
     assert_eq!(fx.store.reader().unwrap().end().unwrap(), 0);
+}
+
+#[test]
+fn nothing_is_issued_under_a_root_the_log_does_not_hold() {
+    use sha2::Digest;
+    let fx = fixture("unlogged-root", KeyAlgorithm::EcdsaP256);
+    // The root file is there (written by hand, or by an older version that
+    // did not log it) but the log has no entry for it.
+    let root_path = fx.config.root_cert_path();
+    std::fs::create_dir_all(root_path.parent().unwrap()).unwrap();
+    std::fs::write(&root_path, signet_ca::x509::to_pem(&fx.root).unwrap()).unwrap();
+    let with_keys = || {
+        Authority::with_keys(
+            fx.config.clone(),
+            SshSigner::new(fx.token.clone(), fx.key.clone()).unwrap(),
+            SshSigner::new(fx.token.clone(), fx.key.clone()).unwrap(),
+            X509Signer::new(fx.token.clone(), fx.key.clone()),
+            fx.store.clone(),
+        )
+    };
+    let err = with_keys()
+        .err()
+        .expect("an unlogged root was used")
+        .to_string();
+    assert!(err.contains("is not in the log"), "{err}");
+
+    // Logged as the ceremony logs it, the root is used.
+    let der = der::Encode::to_der(&fx.root).unwrap();
+    let tbs = fx.root.tbs_certificate();
+    let serial = signet_ca::x509::log_serial(tbs.serial_number());
+    let reservation = fx
+        .store
+        .reserve_serial(signet_ca::store::SerialKind::X509, &serial)
+        .unwrap()
+        .unwrap();
+    let entry = signet_log::entry::Entry {
+        kind: signet_log::entry::EntryKind::AdminSign,
+        time: 1,
+        actor: actor(),
+        request_hash: None,
+        subject: Some(tbs.subject().to_string()),
+        principals: Vec::new(),
+        roles: Vec::new(),
+        certificate: Some(signet_log::entry::IssuedCertificate {
+            serial,
+            public_key_fingerprint: signet_log::entry::x509_key_fingerprint(&fx.root).unwrap(),
+            not_before: tbs.validity().not_before.to_unix_duration().as_secs(),
+            not_after: tbs.validity().not_after.to_unix_duration().as_secs(),
+            sha256: signet_log::entry::Sha256Hex(sha2::Sha256::digest(&der).into()),
+            bytes: signet_log::entry::Base64Bytes(der),
+        }),
+    };
+    fx.store.append(&entry, Some(reservation)).unwrap();
+    let authority = with_keys().unwrap();
+    let approved = authority.approve(request(CertKind::SshUser)).unwrap();
+    authority.issue(approved, actor()).unwrap();
+    drop(fx.hsm);
 }

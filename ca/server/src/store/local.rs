@@ -72,6 +72,9 @@ pub struct LocalStore {
     shared: Arc<Shared>,
     ledger: Arc<SerialLedger>,
     report: CheckReport,
+    /// Certificates of `admin-sign` entries: those verified at open, and
+    /// those appended since.
+    admin_certificates: Mutex<std::collections::HashSet<[u8; 32]>>,
     requests: Option<crossbeam_channel::Sender<AppendRequest>>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
@@ -303,6 +306,7 @@ impl LocalStore {
             shared,
             ledger: Arc::new(SerialLedger::default()),
             report: verified.report,
+            admin_certificates: Mutex::new(verified.admin_certificates),
             requests: Some(requests),
             writer: Some(handle),
         })
@@ -372,6 +376,12 @@ impl LogStore for LocalStore {
                 )))
             }
         }
+        let admin_certificate: Option<[u8; 32]> = match (&entry.kind, &entry.certificate) {
+            (signet_log::entry::EntryKind::AdminSign, Some(cert)) => {
+                Some(<sha2::Sha256 as sha2::Digest>::digest(&cert.bytes.0).into())
+            }
+            _ => None,
+        };
         let entry = entry.to_canonical_bytes()?;
         let (reply, answer) = oneshot::channel();
         let stopped = || Error::Store("the log writer has stopped".into());
@@ -384,7 +394,11 @@ impl LogStore for LocalStore {
                 reply,
             })
             .map_err(|_| stopped())?;
-        answer.recv().map_err(|_| stopped())?
+        let appended = answer.recv().map_err(|_| stopped())??;
+        if let Some(sha256) = admin_certificate {
+            lock(&self.admin_certificates).insert(sha256);
+        }
+        Ok(appended)
     }
 
     fn latest_checkpoint(&self) -> Arc<SignedCheckpoint> {
@@ -393,6 +407,10 @@ impl LogStore for LocalStore {
 
     fn verified(&self) -> CheckReport {
         self.report
+    }
+
+    fn logs_admin_certificate(&self, sha256: &[u8; 32]) -> bool {
+        lock(&self.admin_certificates).contains(sha256)
     }
 
     fn reader(&self) -> Result<Box<dyn LogRead + '_>> {

@@ -224,6 +224,10 @@ pub trait LogStore: Send + Sync {
     /// What the verification at open covered.
     fn verified(&self) -> CheckReport;
 
+    /// Whether a certificate with this SHA-256 is in an `admin-sign` entry
+    /// of the log: the CA uses a root certificate only once it is logged.
+    fn logs_admin_certificate(&self, sha256: &[u8; 32]) -> bool;
+
     /// A consistent view of the stored log.
     fn reader(&self) -> Result<Box<dyn LogRead + '_>>;
 

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use sha2::Digest;
 use signet_log::entry::Entry;
 use signet_log::merkle::{self, CompactRange};
 use signet_log::note::VerifierKey;
@@ -30,6 +31,9 @@ pub(crate) struct Verified {
     pub(crate) checkpoint: Option<SignedCheckpoint>,
     pub(crate) tree: CompactRange,
     pub(crate) report: CheckReport,
+    /// SHA-256 of every certificate in an `admin-sign` entry (the roots and
+    /// attestations the ceremony logged).
+    pub(crate) admin_certificates: HashSet<[u8; 32]>,
 }
 
 pub(crate) fn broken(index: Option<u64>, problem: impl Into<String>) -> Error {
@@ -125,6 +129,7 @@ pub(crate) fn verify_log(
     }
     let mut tree = CompactRange::new();
     let mut serials: HashSet<String> = HashSet::new();
+    let mut admin_certificates: HashSet<[u8; 32]> = HashSet::new();
     check_prefixes(&tree, checkpoint.as_ref(), mark, mark_place)?;
     for index in 0..end {
         let bytes = reader
@@ -159,6 +164,9 @@ pub(crate) fn verify_log(
             return Err(broken(Some(index), what));
         }
         if let Some(cert) = &entry.certificate {
+            if entry.kind == signet_log::entry::EntryKind::AdminSign {
+                admin_certificates.insert(sha2::Sha256::digest(&cert.bytes.0).into());
+            }
             let kind = SerialKind::of(entry.kind, &cert.bytes.0);
             if !serials.insert(kind.key(&cert.serial)) {
                 return Err(broken(
@@ -183,6 +191,7 @@ pub(crate) fn verify_log(
         },
         checkpoint,
         tree,
+        admin_certificates,
     })
 }
 
