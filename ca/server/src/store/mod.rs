@@ -134,8 +134,8 @@ impl SerialLedger {
 /// used for ever.
 #[derive(Debug)]
 pub struct SerialReservation {
-    kind: SerialKind,
     serial: String,
+    /// The serial's key in the index: its namespace and the serial.
     key: String,
     ledger: Arc<SerialLedger>,
 }
@@ -158,7 +158,6 @@ impl SerialReservation {
         }
         in_flight.insert(key.clone());
         Ok(Some(Self {
-            kind,
             serial: serial.to_owned(),
             key,
             ledger: ledger.clone(),
@@ -168,11 +167,6 @@ impl SerialReservation {
     /// Whether this reservation was made by `ledger`'s store.
     pub(crate) fn belongs_to(&self, ledger: &Arc<SerialLedger>) -> bool {
         Arc::ptr_eq(&self.ledger, ledger)
-    }
-
-    /// The namespace of the serial.
-    pub fn kind(&self) -> SerialKind {
-        self.kind
     }
 
     /// The serial as the certificate carries it.

@@ -101,6 +101,16 @@ impl Fixture {
         }
     }
 
+    /// A log of two entries, and a copy of its store taken after the first.
+    fn backed_up_then_grown() -> (Self, std::path::PathBuf) {
+        let fx = Self::new();
+        let backup = fx.dir.path().join("backup.redb");
+        fx.open().unwrap().append(&entry(0), None).unwrap();
+        std::fs::copy(fx.path(), &backup).unwrap();
+        fx.open().unwrap().append(&entry(1), None).unwrap();
+        (fx, backup)
+    }
+
     /// Opens the store, creating it on first use (as `init` does).
     fn open(&self) -> Result<LocalStore> {
         LocalStore::create(self.options())
@@ -339,17 +349,7 @@ fn a_store_without_its_checkpoint_is_refused_and_nothing_is_signed() {
 
 #[test]
 fn an_old_copy_of_the_store_is_behind_the_mark() {
-    let fx = Fixture::new();
-    let backup = fx.dir.path().join("backup.redb");
-    {
-        let store = fx.open().unwrap();
-        store.append(&entry(0), None).unwrap();
-    }
-    std::fs::copy(fx.path(), &backup).unwrap();
-    {
-        let store = fx.open().unwrap();
-        store.append(&entry(1), None).unwrap();
-    }
+    let (fx, backup) = Fixture::backed_up_then_grown();
     std::fs::copy(&backup, fx.path()).unwrap();
     let message = integrity_message(fx.open());
     assert!(message.contains("behind the high-water mark"), "{message}");
@@ -364,28 +364,15 @@ fn an_old_copy_of_the_store_is_behind_the_mark() {
 
 #[test]
 fn a_fork_of_the_same_size_is_refused() {
-    let fx = Fixture::new();
-    let backup = fx.dir.path().join("backup.redb");
-    {
-        let store = fx.open().unwrap();
-        store.append(&entry(0), None).unwrap();
-    }
-    std::fs::copy(fx.path(), &backup).unwrap();
-    {
-        let store = fx.open().unwrap();
-        store.append(&entry(1), None).unwrap();
-    }
+    let (fx, backup) = Fixture::backed_up_then_grown();
     // The old copy grows another second entry under another mark (adopted
     // for it), then is put back in place of the real store.
     let other_mark = Arc::new(FileMark::new(fx.dir.path().join("other-mark")));
     {
         let forked = LocalStore::adopt_mark(StoreOptions {
             path: backup.clone(),
-            origin: "test/signet-log".into(),
-            signer: fx.signer.clone(),
-            verifier: fx.signer.verifier.clone(),
             mark: other_mark,
-            mode: CommitMode::Group,
+            ..fx.options()
         })
         .unwrap();
         forked.append(&entry(99), None).unwrap();
@@ -406,12 +393,9 @@ fn a_mark_not_signed_by_the_log_key_is_refused() {
     let forger = Fixture::new();
     {
         let store = LocalStore::create(StoreOptions {
-            path: forger.path(),
-            origin: "test/signet-log".into(),
             signer: signer(9),
             verifier: signer(9).verifier.clone(),
-            mark: forger.mark.clone(),
-            mode: CommitMode::Group,
+            ..forger.options()
         })
         .unwrap();
         store.append(&entry(0), None).unwrap();
