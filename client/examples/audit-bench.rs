@@ -114,6 +114,7 @@ fn cert_entry(i: u64) -> Vec<u8> {
             sha256: Sha256Hex(sha2::Sha256::digest(&bytes).into()),
             bytes: Base64Bytes(bytes),
         }),
+        change: None,
     }
     .to_canonical_bytes()
     .unwrap()
@@ -138,6 +139,7 @@ fn entry(i: u64) -> Vec<u8> {
         principals: vec![],
         roles: vec!["prod-sre".into()],
         certificate: None,
+        change: None,
     }
     .to_canonical_bytes()
     .unwrap()

@@ -96,6 +96,7 @@ fn entry(kind: EntryKind, bytes: &[u8], claimed: &Claimed) -> Entry {
                 pin_policy: PinPolicy::Once,
                 touch_policy: TouchPolicy::Always,
             }),
+            webauthn_sign_count: None,
         },
         request_hash: None,
         subject: claimed.subject.clone(),
@@ -109,6 +110,7 @@ fn entry(kind: EntryKind, bytes: &[u8], claimed: &Claimed) -> Entry {
             sha256: Sha256Hex(Sha256::digest(bytes).into()),
             bytes: Base64Bytes(bytes.to_vec()),
         }),
+        change: None,
     }
 }
 

@@ -55,6 +55,7 @@ fn entry(
             sha256: Sha256Hex(Sha256::digest(&bytes).into()),
             bytes: Base64Bytes(bytes),
         }),
+        change: None,
     }
 }
 
@@ -265,6 +266,7 @@ fn x509_entry(file: &str, kind: EntryKind, subject: Option<&str>) -> Entry {
             pin_policy: PinPolicy::Once,
             touch_policy: TouchPolicy::Always,
         }),
+        webauthn_sign_count: None,
     };
     e
 }

@@ -5,7 +5,7 @@ mod common;
 
 use sha2::{Digest, Sha256};
 use signet_log::entry::{
-    Actor, Base64Bytes, Entry, EntryKind, IssuedCertificate, PinPolicy, PivDevice, Sha256Hex,
+    Actor, Base64Bytes, Change, Entry, EntryKind, IssuedCertificate, PinPolicy, PivDevice, Sha256Hex,
     TouchPolicy,
 };
 use signet_log::{EntryError, Error};
@@ -34,12 +34,14 @@ fn ssh_user_entry() -> Entry {
                 pin_policy: PinPolicy::Once,
                 touch_policy: TouchPolicy::Always,
             }),
+            webauthn_sign_count: None,
         },
         request_hash: Some(Sha256Hex([0x11; 32])),
         subject: None,
         principals: vec!["root".into(), "ubuntu".into()],
         roles: vec!["prod-sre".into()],
         certificate: Some(cert("9876543210")),
+        change: None,
     }
 }
 
@@ -55,6 +57,7 @@ fn lock_entry() -> Entry {
         principals: vec![],
         roles: vec![],
         certificate: None,
+        change: None,
     }
 }
 
@@ -208,6 +211,7 @@ fn field_rules() {
         name: String::new(),
         webauthn_credential_id: None,
         piv_device: None,
+        webauthn_sign_count: None,
     };
     assert_eq!(check(e), "actor.name");
 
@@ -312,4 +316,79 @@ fn replay_a_small_log() {
     spaced.push(b' ');
     assert!(bad.push(&spaced).is_err());
     assert_eq!(bad.size(), 0);
+}
+
+/// Admin actions carry their content, and it must belong to the kind: the
+/// CA rebuilds its state from these, so a lock recorded as an enrollment
+/// must not parse.
+#[test]
+fn admin_changes_round_trip_and_belong_to_their_kind() {
+    let changes = [
+        Change::Invite {
+            token_sha256: Sha256Hex([7; 32]),
+            expires: 1_763_859_700,
+        },
+        Change::Credential {
+            id: Base64Bytes(vec![1, 2, 3]),
+            public_key_cose: Base64Bytes(vec![0xa5, 1, 2]),
+            algorithm: -7,
+            aaguid: Base64Bytes(vec![0; 16]),
+            attestation_format: "packed".into(),
+            sign_count: 1,
+            invite_sha256: Sha256Hex([7; 32]),
+        },
+        Change::CredentialRemoved {
+            id: Base64Bytes(vec![1, 2, 3]),
+        },
+        Change::Policy {
+            change: serde_json::json!({"put-user": {"name": "alice", "roles": ["sre"]}}),
+        },
+        Change::Lock {
+            reason: "laptop stolen".into(),
+            until: Some(1_763_900_000),
+        },
+        Change::Unlock {
+            reason: "laptop found".into(),
+        },
+    ];
+    for change in changes {
+        let mut e = lock_entry();
+        e.kind = change.kind();
+        e.change = Some(change.clone());
+        let bytes = e.to_canonical_bytes().unwrap();
+        assert_eq!(Entry::from_bytes(&bytes).unwrap(), e);
+        // The same change under another kind is refused.
+        let mut wrong = e.clone();
+        wrong.kind = if change.kind() == EntryKind::Lock {
+            EntryKind::Unlock
+        } else {
+            EntryKind::Lock
+        };
+        assert!(matches!(
+            wrong.to_canonical_bytes(),
+            Err(Error::Entry(EntryError::BadField(f))) if f.starts_with("change")
+        ));
+    }
+    // An invite without its token hash says nothing an auditor can check.
+    let mut invite = lock_entry();
+    invite.kind = EntryKind::Invite;
+    assert!(invite.to_canonical_bytes().is_err());
+    // A credential with a short AAGUID, a policy change that is not an object.
+    let mut bad = lock_entry();
+    bad.kind = EntryKind::Enrollment;
+    bad.change = Some(Change::Credential {
+        id: Base64Bytes(vec![1]),
+        public_key_cose: Base64Bytes(vec![1]),
+        algorithm: -7,
+        aaguid: Base64Bytes(vec![0; 15]),
+        attestation_format: "packed".into(),
+        sign_count: 0,
+        invite_sha256: Sha256Hex([0; 32]),
+    });
+    assert!(bad.to_canonical_bytes().is_err());
+    bad.kind = EntryKind::RoleChange;
+    bad.change = Some(Change::Policy {
+        change: serde_json::json!(["not", "an", "object"]),
+    });
+    assert!(bad.to_canonical_bytes().is_err());
 }

@@ -58,6 +58,7 @@ fn entry(i: u64) -> Entry {
         principals: Vec::new(),
         roles: Vec::new(),
         certificate: None,
+        change: None,
     }
 }
 

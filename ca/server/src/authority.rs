@@ -261,6 +261,7 @@ impl<B: SigningBackend> Authority<B> {
                 sha256: Sha256Hex(sha2::Sha256::digest(&bytes).into()),
                 bytes: Base64Bytes(bytes),
             }),
+            change: None,
         };
         // The entry must describe exactly the certificate it carries: this
         // is what auditors check, so a disagreement is a CA bug and nothing

@@ -770,6 +770,7 @@ fn ceremony_entry(
         principals: Vec::new(),
         roles: Vec::new(),
         certificate,
+        change: None,
     }
 }
 

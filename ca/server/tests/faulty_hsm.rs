@@ -201,6 +201,7 @@ fn nothing_is_issued_under_a_root_the_log_does_not_hold() {
             sha256: signet_log::entry::Sha256Hex(sha2::Sha256::digest(&der).into()),
             bytes: signet_log::entry::Base64Bytes(der),
         }),
+        change: None,
     };
     fx.store.append(&entry, Some(reservation)).unwrap();
     let authority = with_keys().unwrap();

@@ -20,6 +20,7 @@ pub const KINDS: &[(&str, EntryKind)] = &[
     ("lock", EntryKind::Lock),
     ("unlock", EntryKind::Unlock),
     ("key-rotation", EntryKind::KeyRotation),
+    ("invite", EntryKind::Invite),
 ];
 
 /// Parses a kind name (`ssh-user-cert`, `lock`, …).

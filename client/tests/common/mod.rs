@@ -221,6 +221,7 @@ fn user(name: &str) -> Actor {
             pin_policy: PinPolicy::Once,
             touch_policy: TouchPolicy::Always,
         }),
+        webauthn_sign_count: None,
     }
 }
 
@@ -255,6 +256,7 @@ pub fn ssh_entry(time: u64, name: &str, principals: &[&str], serial: u64, cert: 
             (parsed.valid_after(), parsed.valid_before()),
             cert,
         )),
+        change: None,
     }
 }
 
@@ -283,6 +285,7 @@ pub fn x509_entry(time: u64, name: &str, serial_hex: &str, der: Vec<u8>) -> Entr
             (secs(&validity.not_before), secs(&validity.not_after)),
             der,
         )),
+        change: None,
     }
 }
 
@@ -299,6 +302,7 @@ pub fn admin_entry(time: u64, kind: EntryKind, subject: &str) -> Entry {
         principals: vec![],
         roles: vec![],
         certificate: None,
+        change: None,
     }
 }
 

@@ -55,6 +55,8 @@ pub enum EntryKind {
     Unlock,
     /// A CA key was rotated.
     KeyRotation,
+    /// A user was invited to enroll a security key.
+    Invite,
 }
 
 impl EntryKind {
@@ -120,6 +122,11 @@ pub enum Actor {
         /// The attested PIV device holding the certified key.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         piv_device: Option<PivDevice>,
+        /// The security key's signature counter in that assertion: the CA
+        /// refuses a later assertion whose counter does not move forward
+        /// (a cloned key), and an auditor can check the same.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webauthn_sign_count: Option<u64>,
     },
     /// An administrator on the CA host, identified by unix socket peer credentials.
     LocalAdmin {
@@ -173,6 +180,83 @@ pub struct Entry {
     /// The issued certificate, for the kinds that issue one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<IssuedCertificate>,
+    /// What an admin action changed, in full: the CA rebuilds its users,
+    /// credentials, roles, invites and locks from these alone, so the state
+    /// it acts on is exactly what the log shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+}
+
+/// The content of an admin action. Each variant belongs to one entry kind
+/// (see [`Change::kind`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Change {
+    /// An invite to enroll (kind `invite`). Only the token's hash is
+    /// logged; the token itself is in the link the admin hands over.
+    Invite {
+        /// SHA-256 of the invite token.
+        token_sha256: Sha256Hex,
+        /// When the invite expires, unix seconds.
+        expires: u64,
+    },
+    /// A registered security key (kind `enrollment`).
+    Credential {
+        /// The WebAuthn credential id.
+        id: Base64Bytes,
+        /// The credential's public key, COSE encoded.
+        public_key_cose: Base64Bytes,
+        /// Its COSE algorithm (-7 ES256, -8 EdDSA, …).
+        algorithm: i64,
+        /// The authenticator model's AAGUID (16 bytes).
+        aaguid: Base64Bytes,
+        /// The attestation statement format that was verified.
+        attestation_format: String,
+        /// The signature counter at registration.
+        sign_count: u64,
+        /// SHA-256 of the invite token that was spent.
+        invite_sha256: Sha256Hex,
+    },
+    /// A security key removed (kind `key-removal`).
+    CredentialRemoved {
+        /// The WebAuthn credential id.
+        id: Base64Bytes,
+    },
+    /// A change of roles or users (kind `role-change`), as the policy
+    /// crate writes it: one role or user put or removed.
+    Policy {
+        /// The change.
+        change: Value,
+    },
+    /// A user locked (kind `lock`).
+    Lock {
+        /// Why, for the user and the auditor.
+        reason: String,
+        /// When the lock ends by itself, unix seconds; absent: until unlocked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+    },
+    /// A user unlocked (kind `unlock`): an admin lock and any lock from
+    /// failed assertions end.
+    Unlock {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Change {
+    /// The entry kind this change is recorded under.
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            Self::Invite { .. } => EntryKind::Invite,
+            Self::Credential { .. } => EntryKind::Enrollment,
+            Self::CredentialRemoved { .. } => EntryKind::KeyRemoval,
+            Self::Policy { .. } => EntryKind::RoleChange,
+            Self::Lock { .. } => EntryKind::Lock,
+            Self::Unlock { .. } => EntryKind::Unlock,
+        }
+    }
 }
 
 impl Entry {
@@ -249,6 +333,34 @@ impl Entry {
         }
         if !self.roles.iter().all(|r| plain(r)) {
             return Err(field("roles"));
+        }
+        if let Some(change) = &self.change {
+            if change.kind() != self.kind {
+                return Err(field("change (does not belong to the entry's kind)"));
+            }
+            let text_ok = match change {
+                Change::Credential {
+                    id,
+                    public_key_cose,
+                    aaguid,
+                    attestation_format,
+                    ..
+                } => {
+                    !id.0.is_empty()
+                        && !public_key_cose.0.is_empty()
+                        && aaguid.0.len() == 16
+                        && plain(attestation_format)
+                }
+                Change::CredentialRemoved { id } => !id.0.is_empty(),
+                Change::Lock { reason, .. } | Change::Unlock { reason } => plain(reason),
+                Change::Policy { change } => change.is_object(),
+                Change::Invite { .. } => true,
+            };
+            if !text_ok {
+                return Err(field("change"));
+            }
+        } else if self.kind == EntryKind::Invite {
+            return Err(field("change (an invite records its token hash)"));
         }
         match (&self.certificate, self.kind.issues_certificate()) {
             (None, true) => return Err(field("certificate")),

@@ -129,6 +129,7 @@ fn entry(n: u64) -> Entry {
         principals: Vec::new(),
         roles: Vec::new(),
         certificate: None,
+        change: None,
     }
 }
 
