@@ -8,7 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::Digest;
 use signet_hsm::{Pkcs11Key, SigningBackend, SshSigner, Token, X509Signer};
-use signet_log::entry::{Actor, Base64Bytes, Entry, EntryKind, IssuedCertificate, Sha256Hex};
+use signet_hsm::PublicKey;
+use signet_log::entry::{
+    Actor, Base64Bytes, Entry, EntryKind, IssuedCertificate, PivDevice, Sha256Hex,
+};
 use ssh_key::certificate::Builder;
 use x509_cert::Certificate;
 
@@ -28,6 +31,8 @@ pub enum CertKind {
     SshHost,
     /// X.509 client certificate.
     X509Client,
+    /// X.509 TLS server certificate (the daemon's own, logged as `admin-sign`).
+    X509Server,
 }
 
 /// A request as it arrives: strings and bytes, nothing checked yet.
@@ -54,6 +59,31 @@ pub struct ApprovedRequest {
     not_before: u64,
     not_after: u64,
     public_key: SubjectKey,
+    roles: Vec<String>,
+    device: Option<PivDevice>,
+    request_hash: Option<[u8; 32]>,
+}
+
+/// A request that WebAuthn, the PIV attestation and the roles already
+/// allowed (the touch flow): every value is typed and checked by the caller.
+#[derive(Debug, Clone)]
+pub struct TouchRequest {
+    /// `SshUser` or `X509Client`.
+    pub kind: CertKind,
+    /// The user.
+    pub user: String,
+    /// Logins (SSH only; X.509 certificates carry none).
+    pub principals: Vec<String>,
+    /// Validity.
+    pub ttl: Duration,
+    /// The attested key.
+    pub public_key: SubjectKey,
+    /// The roles that allowed it.
+    pub roles: Vec<String>,
+    /// The attested device and key policy.
+    pub device: PivDevice,
+    /// SHA-256 of the request the WebAuthn challenge committed to.
+    pub request_hash: [u8; 32],
 }
 
 /// The certificate itself.
@@ -218,7 +248,103 @@ impl<B: SigningBackend> Authority<B> {
             not_before: unix(now.checked_sub(CLOCK_SKEW_BACKDATE).unwrap_or(UNIX_EPOCH)),
             not_after: unix(not_after),
             public_key,
+            roles: Vec::new(),
+            device: None,
+            request_hash: None,
         })
+    }
+
+    /// Turns a request the touch flow already allowed into an approved one:
+    /// the names are checked once more, the TTL against the CA's own
+    /// maximum for the kind, and an X.509 certificate never outlives the root.
+    pub fn approve_touch(&self, request: TouchRequest) -> Result<ApprovedRequest> {
+        let user = checked_name(&request.user, "user")?;
+        let (principals, max) = match request.kind {
+            CertKind::SshUser => (
+                checked_principals(&request.principals, "principals")?,
+                self.config.issuance.ssh_user_max_ttl,
+            ),
+            CertKind::X509Client => {
+                request.public_key.x509("public_key")?;
+                (Vec::new(), self.config.issuance.x509_client_max_ttl)
+            }
+            _ => return Err(Error::bad("kind", "the touch flow issues user certificates only")),
+        };
+        if request.ttl.is_zero() || request.ttl > max {
+            return Err(Error::bad(
+                "ttl_seconds",
+                format!("must be between 1 s and the CA's maximum of {}", humantime::format_duration(max)),
+            ));
+        }
+        let now = SystemTime::now();
+        let mut not_after = now
+            .checked_add(request.ttl)
+            .ok_or_else(|| Error::bad("ttl_seconds", "is beyond the clock's range"))?;
+        if request.kind == CertKind::X509Client {
+            let root_end: SystemTime = self.root.tbs_certificate().validity().not_after.into();
+            not_after = not_after.min(root_end);
+        }
+        Ok(ApprovedRequest {
+            kind: request.kind,
+            subject: user,
+            principals,
+            not_before: unix(now.checked_sub(CLOCK_SKEW_BACKDATE).unwrap_or(UNIX_EPOCH)),
+            not_after: unix(not_after),
+            public_key: request.public_key,
+            roles: request.roles,
+            device: Some(request.device),
+            request_hash: Some(request.request_hash),
+        })
+    }
+
+    /// Issues the daemon's TLS server certificate for a key it generated in
+    /// memory, logged as an `admin-sign` entry like any other certificate.
+    pub fn issue_server(
+        &self,
+        names: &[x509::ServerName],
+        public_key: PublicKey,
+        lifetime: Duration,
+        actor: Actor,
+    ) -> Result<Issued> {
+        let first = names
+            .first()
+            .ok_or_else(|| Error::bad("serve.names", "needs at least one name"))?;
+        let now = SystemTime::now();
+        let root_end: SystemTime = self.root.tbs_certificate().validity().not_after.into();
+        let not_after = now.checked_add(lifetime).unwrap_or(root_end).min(root_end);
+        let request = ApprovedRequest {
+            kind: CertKind::X509Server,
+            subject: first.to_string(),
+            principals: names.iter().map(ToString::to_string).collect(),
+            not_before: unix(now.checked_sub(CLOCK_SKEW_BACKDATE).unwrap_or(UNIX_EPOCH)),
+            not_after: unix(not_after),
+            public_key: SubjectKey::from_public_key(public_key, "serve")?,
+            roles: Vec::new(),
+            device: None,
+            request_hash: None,
+        };
+        let (serial, reservation) =
+            self.reserve(SerialKind::X509, || x509::random_serial().map(Some))?;
+        let der_bytes = x509::issue_server(
+            &self.x509,
+            &self.root,
+            names,
+            request.public_key.x509("serve")?,
+            UNIX_EPOCH + Duration::from_secs(request.not_before),
+            UNIX_EPOCH + Duration::from_secs(request.not_after),
+            serial,
+        )?;
+        let signed = Signed {
+            certificate: IssuedCert::X509(der_bytes.clone()),
+            serial: reservation,
+            bytes: der_bytes,
+        };
+        self.log(&request, signed, actor)
+    }
+
+    /// The X.509 root, for TLS chains.
+    pub fn root(&self) -> &Certificate {
+        &self.root
     }
 
     /// Signs an approved request, appends its entry durably, and only then
@@ -228,6 +354,9 @@ impl<B: SigningBackend> Authority<B> {
             CertKind::SshUser => self.sign_ssh(&request, &SSH_USER, &self.ssh_user)?,
             CertKind::SshHost => self.sign_ssh(&request, &SSH_HOST, &self.ssh_host)?,
             CertKind::X509Client => self.sign_x509(&request)?,
+            CertKind::X509Server => {
+                return Err(Error::bad("kind", "server certificates come from issue_server"))
+            }
         };
         self.log(&request, signed, actor)
     }
@@ -239,6 +368,7 @@ impl<B: SigningBackend> Authority<B> {
             CertKind::SshUser => EntryKind::SshUserCert,
             CertKind::SshHost => EntryKind::SshHostCert,
             CertKind::X509Client => EntryKind::X509Cert,
+            CertKind::X509Server => EntryKind::AdminSign,
         };
         let Signed {
             certificate,
@@ -249,10 +379,10 @@ impl<B: SigningBackend> Authority<B> {
             kind,
             time: unix(SystemTime::now()),
             actor,
-            request_hash: None,
+            request_hash: request.request_hash.map(Sha256Hex),
             subject: Some(request.subject.clone()),
             principals: request.principals.clone(),
-            roles: Vec::new(),
+            roles: request.roles.clone(),
             certificate: Some(IssuedCertificate {
                 serial: serial.serial().to_owned(),
                 public_key_fingerprint: request.public_key.fingerprint(),
@@ -336,6 +466,14 @@ impl<B: SigningBackend> Authority<B> {
         for extension in profile.extensions {
             builder.extension(*extension, "").map_err(cert_err)?;
         }
+        if let Some(device) = &request.device {
+            builder
+                .extension(
+                    crate::profile::SSH_DEVICE_EXTENSION,
+                    crate::profile::ssh_device_value(device),
+                )
+                .map_err(cert_err)?;
+        }
         let signer = KeepHsmError::new(signer);
         let cert = builder
             .sign(&signer)
@@ -358,6 +496,8 @@ impl<B: SigningBackend> Authority<B> {
             not_before: UNIX_EPOCH + Duration::from_secs(request.not_before),
             not_after: UNIX_EPOCH + Duration::from_secs(request.not_after),
             trust_domain: &self.config.x509.trust_domain,
+            roles: &request.roles,
+            device: request.device.as_ref(),
         };
         let der_bytes = x509::issue_client(&self.x509, &self.root, &spec, serial)?;
         Ok(Signed {
@@ -451,6 +591,9 @@ fn check_request(config: &Config, raw: &RawRequest) -> Result<Checked> {
         CertKind::X509Client => {
             let user = checked_name(raw.user.as_deref().unwrap_or_default(), "--user")?;
             (user, Vec::new(), limits.x509_client_max_ttl)
+        }
+        CertKind::X509Server => {
+            return Err(Error::bad("kind", "server certificates are the daemon's own"))
         }
     };
     let ttl = checked_ttl(&raw.ttl, max, "--ttl")?;

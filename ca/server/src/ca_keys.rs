@@ -71,6 +71,36 @@ impl CaAuthority {
         }
     }
 
+    /// See [`Authority::approve_touch`].
+    pub fn approve_touch(&self, request: crate::authority::TouchRequest) -> Result<ApprovedRequest> {
+        match self {
+            Self::Pkcs11(ca) => ca.approve_touch(request),
+            Self::Piv(ca) => ca.approve_touch(request),
+        }
+    }
+
+    /// See [`Authority::issue_server`].
+    pub fn issue_server(
+        &self,
+        names: &[crate::x509::ServerName],
+        public_key: signet_hsm::PublicKey,
+        lifetime: std::time::Duration,
+        actor: signet_log::entry::Actor,
+    ) -> Result<Issued> {
+        match self {
+            Self::Pkcs11(ca) => ca.issue_server(names, public_key, lifetime, actor),
+            Self::Piv(ca) => ca.issue_server(names, public_key, lifetime, actor),
+        }
+    }
+
+    /// The X.509 root.
+    pub fn root(&self) -> &x509_cert::Certificate {
+        match self {
+            Self::Pkcs11(ca) => ca.root(),
+            Self::Piv(ca) => ca.root(),
+        }
+    }
+
     /// See [`Authority::issue`].
     pub fn issue(
         &self,

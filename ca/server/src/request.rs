@@ -76,7 +76,8 @@ impl SubjectKey {
         }
     }
 
-    fn from_public_key(key: PublicKey, field: &'static str) -> Result<Self> {
+    /// A key already parsed (an attested PIV key's SubjectPublicKeyInfo).
+    pub fn from_public_key(key: PublicKey, field: &'static str) -> Result<Self> {
         if let PublicKey::Rsa(rsa_key) = &key {
             use rsa::traits::PublicKeyParts;
             let bits = rsa_key.size() * 8;

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use const_oid::db::rfc5280::ID_KP_CLIENT_AUTH;
+use const_oid::db::rfc5280::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
 use der::asn1::Ia5String;
 use der::{Decode, Encode, EncodePem};
 use signet_hsm::{PublicKey, SigningBackend, X509Signature, X509Signer};
@@ -226,6 +226,11 @@ pub struct ClientCertSpec<'a> {
     pub not_after: SystemTime,
     /// Authority of the SAN URI.
     pub trust_domain: &'a str,
+    /// Roles that allowed the issuance (a SAN URI each).
+    pub roles: &'a [String],
+    /// The attested YubiKey holding the key (SAN URIs for the device and
+    /// the key's PIN and touch policy).
+    pub device: Option<&'a signet_log::entry::PivDevice>,
 }
 
 /// Issues a client certificate under `root` and returns its DER.
@@ -238,13 +243,135 @@ pub fn issue_client<B: SigningBackend>(
     let profile = ClientProfile {
         issuer: root.tbs_certificate().subject().clone(),
         subject: name(spec.user, None)?,
-        san_uris: vec![profile::x509_client::user_uri(spec.trust_domain, spec.user)],
+        san_uris: client_uris(spec),
     };
     let cert = build(
         profile,
         serial,
         validity(spec.not_before, spec.not_after)?,
         spec.public_key,
+        signer,
+    )?;
+    cert.to_der().map_err(cert_err)
+}
+
+fn client_uris(spec: &ClientCertSpec<'_>) -> Vec<String> {
+    use profile::x509_client as uris;
+    let mut names = vec![uris::user_uri(spec.trust_domain, spec.user)];
+    for role in spec.roles {
+        names.push(uris::role_uri(spec.trust_domain, role));
+    }
+    if let Some(device) = spec.device {
+        names.push(uris::device_uri(spec.trust_domain, device.serial));
+        names.push(uris::key_policy_uri(spec.trust_domain, device));
+    }
+    names
+}
+
+/// Profile of the CA daemon's TLS server certificate: CA:FALSE,
+/// digitalSignature, EKU serverAuth, SAN DNS names and IP addresses.
+struct ServerProfile {
+    issuer: Name,
+    subject: Name,
+    names: Vec<GeneralName>,
+}
+
+impl BuilderProfile for ServerProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    // Each extension is built seeing the ones before it, so `vec![]` cannot be used.
+    #[allow(clippy::vec_init_then_push)]
+    fn build_extensions(
+        &self,
+        spk: spki::SubjectPublicKeyInfoRef<'_>,
+        issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
+        tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let mut exts: Vec<Extension> = Vec::new();
+        exts.push(
+            BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            }
+            .to_extension(tbs.subject(), &exts)?,
+        );
+        exts.push(KeyUsage(KeyUsages::DigitalSignature.into()).to_extension(tbs.subject(), &exts)?);
+        exts.push(ExtendedKeyUsage(vec![ID_KP_SERVER_AUTH]).to_extension(tbs.subject(), &exts)?);
+        exts.push(SubjectAltName(self.names.clone()).to_extension(tbs.subject(), &exts)?);
+        exts.push(SubjectKeyIdentifier::try_from(spk)?.to_extension(tbs.subject(), &exts)?);
+        let issuer_ski = SubjectKeyIdentifier::try_from(issuer_spk)?;
+        exts.push(
+            AuthorityKeyIdentifier {
+                key_identifier: Some(issuer_ski.0),
+                ..Default::default()
+            }
+            .to_extension(tbs.subject(), &exts)?,
+        );
+        Ok(exts)
+    }
+}
+
+/// A TLS server name: a DNS name or an IP address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerName {
+    /// A DNS name.
+    Dns(String),
+    /// An IP address.
+    Ip(std::net::IpAddr),
+}
+
+impl std::fmt::Display for ServerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns(name) => f.write_str(name),
+            Self::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// Issues the CA daemon's TLS server certificate (CN = the first name) and
+/// returns its DER.
+pub fn issue_server<B: SigningBackend>(
+    signer: &X509Signer<B>,
+    root: &Certificate,
+    names: &[ServerName],
+    public_key: &PublicKey,
+    not_before: SystemTime,
+    not_after: SystemTime,
+    serial: SerialNumber,
+) -> Result<Vec<u8>> {
+    let first = names
+        .first()
+        .ok_or_else(|| Error::bad("serve.names", "needs at least one name"))?;
+    let mut general = Vec::with_capacity(names.len());
+    for name in names {
+        general.push(match name {
+            ServerName::Dns(dns) => GeneralName::DnsName(Ia5String::new(dns).map_err(cert_err)?),
+            ServerName::Ip(ip) => {
+                let bytes = match ip {
+                    std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                    std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+                };
+                GeneralName::IpAddress(der::asn1::OctetString::new(bytes).map_err(cert_err)?)
+            }
+        });
+    }
+    let profile = ServerProfile {
+        issuer: root.tbs_certificate().subject().clone(),
+        subject: name(&first.to_string(), None)?,
+        names: general,
+    };
+    let cert = build(
+        profile,
+        serial,
+        validity(not_before, not_after)?,
+        public_key,
         signer,
     )?;
     cert.to_der().map_err(cert_err)

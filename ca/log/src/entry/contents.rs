@@ -113,7 +113,63 @@ fn check_ssh(
     if parsed.key_id() != format!("{label}={subject} serial={}", parsed.serial()) {
         return Err(mismatch("subject (certificate key id)"));
     }
+    // The attested device is in the certificate exactly when the entry
+    // records one, so a relying party sees the same provenance as the auditor.
+    let extension = parsed
+        .extensions()
+        .iter()
+        .find(|(name, _)| name.as_str() == SSH_DEVICE_EXTENSION)
+        .map(|(_, value)| value.as_str());
+    let expected = piv_device(entry).map(|d| {
+        format!(
+            "serial={} pin-policy={} touch-policy={}",
+            d.serial,
+            pin_word(d.pin_policy),
+            touch_word(d.touch_policy)
+        )
+    });
+    if extension != expected.as_deref() {
+        return Err(mismatch("actor.piv_device (certificate extension piv-device@signet)"));
+    }
     Ok(())
+}
+
+/// The OpenSSH extension naming the attested device (docs/ssh-profile.md).
+pub const SSH_DEVICE_EXTENSION: &str = "piv-device@signet";
+
+fn pin_word(p: super::PinPolicy) -> &'static str {
+    match p {
+        super::PinPolicy::Never => "never",
+        super::PinPolicy::Once => "once",
+        super::PinPolicy::Always => "always",
+    }
+}
+
+fn touch_word(t: super::TouchPolicy) -> &'static str {
+    match t {
+        super::TouchPolicy::Never => "never",
+        super::TouchPolicy::Always => "always",
+        super::TouchPolicy::Cached => "cached",
+    }
+}
+
+/// `pin-<policy>.touch-<policy>`: the name in a `key-policy` SAN URI.
+fn key_policy_name(d: &super::PivDevice) -> String {
+    format!(
+        "pin-{}.touch-{}",
+        pin_word(d.pin_policy),
+        touch_word(d.touch_policy)
+    )
+}
+
+fn piv_device(entry: &Entry) -> Option<&super::PivDevice> {
+    match &entry.actor {
+        Actor::User {
+            piv_device: Some(d),
+            ..
+        } => Some(d),
+        _ => None,
+    }
 }
 
 fn check_x509(entry: &Entry, subject: &str, cert: &IssuedCertificate) -> Result<()> {
@@ -136,9 +192,6 @@ fn check_x509(entry: &Entry, subject: &str, cert: &IssuedCertificate) -> Result<
     if x509_key_fingerprint(&parsed)? != cert.public_key_fingerprint {
         return Err(mismatch("certificate.public_key_fingerprint"));
     }
-    if !entry.principals.is_empty() {
-        return Err(mismatch("principals (an X.509 certificate grants none)"));
-    }
     let is_ca = tbs
         .get_extension::<BasicConstraints>()
         .map_err(|_| mismatch("certificate (basicConstraints malformed or repeated)"))?
@@ -148,6 +201,30 @@ fn check_x509(entry: &Entry, subject: &str, cert: &IssuedCertificate) -> Result<
         .map_err(|_| mismatch("subjectAltName (malformed or repeated)"))?;
     if entry.kind == EntryKind::X509Cert && is_ca {
         return Err(mismatch("kind (an x509-cert entry's certificate is a CA)"));
+    }
+    let is_server = san.as_ref().is_some_and(|(_, SubjectAltName(names))| {
+        !names.is_empty()
+            && names
+                .iter()
+                .all(|n| matches!(n, GeneralName::DnsName(_) | GeneralName::IpAddress(_)))
+    });
+    if is_server {
+        // A TLS server certificate (the CA daemon's own): only an admin
+        // action issues one, and the entry's principals are its names.
+        if entry.kind != EntryKind::AdminSign || is_ca {
+            return Err(mismatch("kind (a server certificate outside an admin-sign entry)"));
+        }
+        let Some((_, SubjectAltName(names))) = san else {
+            return Err(mismatch("subjectAltName"));
+        };
+        let texts: Vec<String> = names.iter().filter_map(server_name_text).collect();
+        if texts.len() != names.len() || texts != entry.principals {
+            return Err(mismatch("principals (certificate server names)"));
+        }
+        return check_cn_only(tbs.subject(), subject);
+    }
+    if !entry.principals.is_empty() {
+        return Err(mismatch("principals (an X.509 certificate grants none)"));
     }
     match san {
         Some((_, SubjectAltName(names))) => {
@@ -161,6 +238,23 @@ fn check_x509(entry: &Entry, subject: &str, cert: &IssuedCertificate) -> Result<
             Err(mismatch("subject (certificate subject DN)"))
         }
         None => Ok(()),
+    }
+}
+
+/// A server name as text: the DNS name, or the IP address as Rust prints it.
+fn server_name_text(name: &GeneralName) -> Option<String> {
+    match name {
+        GeneralName::DnsName(dns) => Some(dns.as_str().to_owned()),
+        GeneralName::IpAddress(ip) => match ip.as_bytes().len() {
+            4 => <[u8; 4]>::try_from(ip.as_bytes())
+                .ok()
+                .map(|b| std::net::Ipv4Addr::from(b).to_string()),
+            16 => <[u8; 16]>::try_from(ip.as_bytes())
+                .ok()
+                .map(|b| std::net::Ipv6Addr::from(b).to_string()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -216,6 +310,8 @@ impl<'a> SignetUri<'a> {
 fn check_signet_names(entry: &Entry, subject: &str, names: &[GeneralName]) -> Result<()> {
     let mut domain = None;
     let mut users = 0usize;
+    let mut devices = 0usize;
+    let mut policies = 0usize;
     for name in names {
         let GeneralName::UniformResourceIdentifier(uri) = name else {
             return Err(mismatch(
@@ -232,10 +328,20 @@ fn check_signet_names(entry: &Entry, subject: &str, names: &[GeneralName]) -> Re
             "user" => return Err(mismatch("subject (certificate SAN URI)")),
             "role" if entry.roles.iter().any(|r| r == uri.name) => {}
             "role" => return Err(mismatch("roles (certificate SAN URI)")),
-            "device" if device_serial(entry).is_some_and(|d| d.to_string() == uri.name) => {}
+            "device" if device_serial(entry).is_some_and(|d| d.to_string() == uri.name) => {
+                devices += 1
+            }
             "device" => return Err(mismatch("actor.piv_device (certificate SAN URI)")),
+            "key-policy" if piv_device(entry).is_some_and(|d| key_policy_name(d) == uri.name) => {
+                policies += 1
+            }
+            "key-policy" => return Err(mismatch("actor.piv_device (certificate key-policy URI)")),
             _ => return Err(mismatch("subjectAltName (an unknown signet:// URI)")),
         }
+    }
+    // At most one of each: two devices would leave a relying party to guess.
+    if devices > 1 || policies > 1 {
+        return Err(mismatch("actor.piv_device (certificate device and key-policy URIs)"));
     }
     match users {
         1 => Ok(()),
