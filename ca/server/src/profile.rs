@@ -88,7 +88,7 @@ pub fn key_policy_name(device: &PivDevice) -> String {
 
 /// The OpenSSH extension carrying the attested device and key policy:
 /// `serial=<n> pin-policy=<p> touch-policy=<t>` (docs/ssh-profile.md).
-pub const SSH_DEVICE_EXTENSION: &str = "piv-device@signet";
+pub const SSH_DEVICE_EXTENSION: &str = signet_log::entry::SSH_DEVICE_EXTENSION;
 
 /// The value of [`SSH_DEVICE_EXTENSION`].
 pub fn ssh_device_value(device: &PivDevice) -> String {
