@@ -114,6 +114,16 @@ pub enum AttestError {
         /// Its OID.
         oid: &'static str,
     },
+    /// A policy value Signet does not accept.
+    #[error("the slot attestation certificate states {what} {value} ({meaning}), which Signet does not accept")]
+    UnsupportedPolicy {
+        /// Which policy.
+        what: &'static str,
+        /// The byte the device wrote.
+        value: u8,
+        /// What the value means.
+        meaning: &'static str,
+    },
     /// A root list could not be read.
     #[error("device roots: {0}")]
     InvalidRoots(String),

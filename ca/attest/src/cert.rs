@@ -1,0 +1,119 @@
+//! One certificate of a chain: its DER, the exact bytes its signature
+//! covers, and the parsed fields the checks read.
+
+use der::{Decode, Encode, Reader, SliceReader};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
+use x509_cert::ext::Extension;
+use x509_cert::Certificate;
+
+/// Largest certificate accepted. YubiKey attestation certificates are under
+/// 1.5 KiB even for RSA-4096 keys; Yubico's CA certificates under 1 KiB.
+pub(crate) const MAX_CERT_LEN: usize = 8 * 1024;
+
+/// A parsed certificate.
+#[derive(Debug, Clone)]
+pub(crate) struct Cert {
+    pub(crate) der: Vec<u8>,
+    /// The `tbsCertificate` exactly as it was encoded: what the signature
+    /// covers (re-encoding could differ from the signed bytes).
+    pub(crate) tbs: Vec<u8>,
+    pub(crate) cert: Certificate,
+}
+
+/// Why a certificate could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CertError {
+    TooLarge,
+    Malformed,
+    DuplicateExtension,
+}
+
+impl Cert {
+    pub(crate) fn parse(der: &[u8]) -> Result<Self, CertError> {
+        if der.len() > MAX_CERT_LEN {
+            return Err(CertError::TooLarge);
+        }
+        let cert = Certificate::from_der(der).map_err(|_| CertError::Malformed)?;
+        let tbs = raw_tbs(der).map_err(|_| CertError::Malformed)?;
+        // The signature algorithm inside the signed part must be the one the
+        // signature claims (RFC 5280 4.1.1.2): otherwise an attacker could
+        // choose which one the verifier uses.
+        if cert.tbs_certificate().signature() != cert.signature_algorithm() {
+            return Err(CertError::Malformed);
+        }
+        let parsed = Self {
+            der: der.to_vec(),
+            tbs: tbs.to_vec(),
+            cert,
+        };
+        let mut seen = Vec::new();
+        for ext in parsed.extensions() {
+            if seen.contains(&ext.extn_id) {
+                return Err(CertError::DuplicateExtension);
+            }
+            seen.push(ext.extn_id);
+        }
+        Ok(parsed)
+    }
+
+    pub(crate) fn extensions(&self) -> &[Extension] {
+        self.cert
+            .tbs_certificate()
+            .extensions()
+            .map(|e| e.as_slice())
+            .unwrap_or(&[])
+    }
+
+    pub(crate) fn extension(&self, oid: const_oid::ObjectIdentifier) -> Option<&Extension> {
+        self.extensions().iter().find(|e| e.extn_id == oid)
+    }
+
+    /// basicConstraints: `None` when absent, `Err` when unreadable.
+    pub(crate) fn basic_constraints(&self) -> Result<Option<BasicConstraints>, ()> {
+        decode_ext(self, const_oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS)
+    }
+
+    /// keyUsage: `None` when absent, `Err` when unreadable.
+    pub(crate) fn key_usage(&self) -> Result<Option<KeyUsage>, ()> {
+        decode_ext(self, const_oid::db::rfc5280::ID_CE_KEY_USAGE)
+    }
+
+    /// Same subject and the same public key: the same CA, whichever
+    /// certificate of it was sent.
+    pub(crate) fn same_entity(&self, other: &Cert) -> bool {
+        let a = self.cert.tbs_certificate();
+        let b = other.cert.tbs_certificate();
+        a.subject() == b.subject()
+            && a.subject_public_key_info().to_der().ok() == b.subject_public_key_info().to_der().ok()
+    }
+
+    pub(crate) fn is_self_issued(&self) -> bool {
+        let t = self.cert.tbs_certificate();
+        t.subject() == t.issuer()
+    }
+}
+
+fn decode_ext<T: for<'a> Decode<'a>>(
+    cert: &Cert,
+    oid: const_oid::ObjectIdentifier,
+) -> Result<Option<T>, ()> {
+    match cert.extension(oid) {
+        None => Ok(None),
+        Some(ext) => T::from_der(ext.extn_value.as_bytes())
+            .map(Some)
+            .map_err(|_| ()),
+    }
+}
+
+/// The raw `tbsCertificate` TLV of a DER certificate.
+fn raw_tbs(der: &[u8]) -> der::Result<&[u8]> {
+    let mut reader = SliceReader::new(der)?;
+    let tbs = reader.sequence(|r| {
+        let tbs = r.tlv_bytes()?;
+        let rest = r.remaining_len();
+        r.drain(rest)?;
+        Ok::<_, der::Error>(tbs)
+    })?;
+    reader.finish()?;
+    Ok(tbs)
+}
