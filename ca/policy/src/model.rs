@@ -126,8 +126,8 @@ impl FromStr for HardwareKey {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown value {:?}, expected one of none, attested, touch, touch_and_pin",
-                    s.escape_debug().to_string()
+                    "unknown value {}, expected one of none, attested, touch, touch_and_pin",
+                    rules::shown(s)
                 )
             })
     }
@@ -235,7 +235,7 @@ fn sorted_unique(
         if !seen.insert(item.as_str()) {
             return Err(RuleError::new(
                 format!("{field}[{i}]"),
-                format!("{item:?} is listed twice"),
+                format!("{} is listed twice", rules::shown(item)),
             ));
         }
     }

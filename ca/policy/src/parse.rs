@@ -65,8 +65,8 @@ impl Source<'_> {
                     key.mark,
                     &join(field, name),
                     format!(
-                        "unknown field {:?}, expected one of {}",
-                        name.escape_debug().to_string(),
+                        "unknown field {}, expected one of {}",
+                        rules::shown(name),
                         allowed.join(", ")
                     ),
                 ));
@@ -97,7 +97,10 @@ impl Source<'_> {
                         return Err(self.error(
                             node.mark,
                             field,
-                            format!("expected text, found {kind}; quote it if you mean the text {text:?}"),
+                            format!(
+                                "expected text, found {kind}; quote it if you mean the text {}",
+                                rules::shown(text)
+                            ),
                         ));
                     }
                 }
@@ -146,7 +149,11 @@ impl Source<'_> {
             let value = self.text(item, &path)?;
             check(value).map_err(|m| self.error(item.mark, &path, m))?;
             if !seen.insert(value) {
-                return Err(self.error(item.mark, &path, format!("{value:?} is listed twice")));
+                return Err(self.error(
+                    item.mark,
+                    &path,
+                    format!("{} is listed twice", rules::shown(value)),
+                ));
             }
             out.push(value.to_owned());
             locations.push(self.location(item.mark));
@@ -202,13 +209,7 @@ fn join(parent: &str, name: &str) -> String {
 fn describe(node: &Node) -> String {
     match &node.value {
         Value::Scalar { text, plain: true } if yaml::is_null(text) => "nothing".into(),
-        Value::Scalar { text, .. } => {
-            let mut shown: String = text.chars().take(40).collect();
-            if shown.len() < text.len() {
-                shown.push('…');
-            }
-            format!("{:?}", shown.escape_debug().to_string())
-        }
+        Value::Scalar { text, .. } => rules::shown(text),
         Value::Seq(_) => "a list".into(),
         Value::Map(_) => "a map".into(),
     }
@@ -264,8 +265,8 @@ impl Builder {
                 kind_node.mark,
                 "kind",
                 format!(
-                    "unknown kind {:?}, expected one of role, user",
-                    other.escape_debug().to_string()
+                    "unknown kind {}, expected one of role, user",
+                    rules::shown(other)
                 ),
             )),
         }

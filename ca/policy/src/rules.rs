@@ -22,6 +22,15 @@ pub const MAX_LIST_LEN: usize = 256;
 /// node; as a label value it allows any value of that key.
 pub const WILDCARD: &str = "*";
 
+/// A value as shown in an error: quoted, escaped, at most 40 characters.
+pub(crate) fn shown(value: &str) -> String {
+    let mut out: String = value.chars().take(40).collect();
+    if out.len() < value.len() {
+        out.push('…');
+    }
+    format!("{out:?}")
+}
+
 /// A role or user name: 1–64 characters from `A–Z a–z 0–9 . _ - @`,
 /// starting with a letter or digit (the CA's rule for user names, so a name
 /// accepted here is accepted in a certificate request).
@@ -31,7 +40,8 @@ pub fn check_name(value: &str) -> Result<(), String> {
     }
     if value.chars().count() > MAX_NAME_LEN {
         return Err(format!(
-            "{value:?} is longer than {MAX_NAME_LEN} characters"
+            "{} is longer than {MAX_NAME_LEN} characters",
+            shown(value)
         ));
     }
     let first_ok = value.starts_with(|c: char| c.is_ascii_alphanumeric());
@@ -40,8 +50,8 @@ pub fn check_name(value: &str) -> Result<(), String> {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if !first_ok || !all_ok {
         return Err(format!(
-            "{:?} is not allowed: use letters, digits, '.', '_', '-', '@', starting with a letter or digit",
-            value.escape_debug().to_string()
+            "{} is not allowed: use letters, digits, '.', '_', '-', '@', starting with a letter or digit",
+            shown(value)
         ));
     }
     Ok(())
@@ -61,8 +71,8 @@ pub fn check_login(value: &str) -> Result<(), String> {
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'));
     if len > 32 || !first_ok || !all_ok {
         return Err(format!(
-            "{:?} is not a unix login: 1-32 characters from a-z 0-9 _ . -, starting with a-z or _",
-            value.escape_debug().to_string()
+            "{} is not a unix login: 1-32 characters from a-z 0-9 _ . -, starting with a-z or _",
+            shown(value)
         ));
     }
     Ok(())
@@ -81,8 +91,8 @@ pub fn check_label_key(value: &str) -> Result<(), String> {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':'));
     if value.chars().count() > MAX_LABEL_KEY_LEN || !all_ok {
         return Err(format!(
-            "label key {:?} is not allowed: 1-{MAX_LABEL_KEY_LEN} characters from letters, digits, '.', '_', '-', '/', ':'",
-            value.escape_debug().to_string()
+            "label key {} is not allowed: 1-{MAX_LABEL_KEY_LEN} characters from letters, digits, '.', '_', '-', '/', ':'",
+            shown(value)
         ));
     }
     Ok(())
@@ -101,13 +111,14 @@ pub fn check_label_value(value: &str) -> Result<(), String> {
     }
     if value.chars().any(char::is_control) {
         return Err(format!(
-            "label value {:?} holds a control character",
-            value.escape_debug().to_string()
+            "label value {} holds a control character",
+            shown(value)
         ));
     }
     if value.trim() != value {
         return Err(format!(
-            "label value {value:?} starts or ends with white space"
+            "label value {} starts or ends with white space",
+            shown(value)
         ));
     }
     Ok(())
@@ -139,7 +150,10 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
         return Err("a duration is at most 64 characters".into());
     }
     let value = humantime::parse_duration(text).map_err(|e| {
-        format!("{text:?} is not a duration ({e}); write it like 8h, 30m or 1h 30m")
+        format!(
+            "{} is not a duration ({e}); write it like 8h, 30m or 1h 30m",
+            shown(text)
+        )
     })?;
     check_ttl(value)?;
     Ok(value)

@@ -232,8 +232,11 @@ pub(crate) fn documents(text: &str) -> Result<Vec<Node>, YamlError> {
                         });
                     }
                     if let Some((first, _)) = entries.iter().find(|(k, _)| k.key_text() == text) {
-                        let message =
-                            format!("duplicate key {text:?} (first at line {})", first.mark.line);
+                        let message = format!(
+                            "duplicate key {} (first at line {})",
+                            crate::rules::shown(text),
+                            first.mark.line
+                        );
                         return Err(YamlError {
                             mark: node.mark,
                             field: path(&stack),
