@@ -112,23 +112,24 @@ fn parse(position: usize, der: &[u8]) -> Result<Cert, AttestError> {
     })
 }
 
-/// Finds the certificate in `pool` that issued and signed `child`. `Err`
-/// with the link error of a candidate whose name matched but whose
-/// signature failed, so that a forged certificate bearing a trusted name is
-/// reported as such rather than as an unknown root.
+/// Finds the certificate in `pool` that issued and signed `child`. A
+/// candidate whose name matches but whose key did not make the signature is
+/// not the issuer (another CA may bear the same name, as every virtual
+/// YubiKey root does): the chain then leads to no trusted root. Only an
+/// algorithm this crate cannot check is reported as such.
 fn find_issuer<'a>(child: &Cert, pool: &'a [Cert]) -> Result<Option<&'a Cert>, LinkError> {
-    let mut failure = None;
+    let mut unsupported = false;
     for candidate in pool {
         match link(child, candidate) {
             Ok(()) => return Ok(Some(candidate)),
-            Err(LinkError::Name) => {}
-            Err(e) => failure = Some(e),
+            Err(LinkError::Signature(SigError::Unsupported)) => unsupported = true,
+            Err(_) => {}
         }
     }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(None),
+    if unsupported {
+        return Err(LinkError::Signature(SigError::Unsupported));
     }
+    Ok(None)
 }
 
 pub(crate) fn verify(
