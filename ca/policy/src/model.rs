@@ -169,7 +169,7 @@ impl Role {
             ));
         }
         for (key, values) in &mut self.allow.node_labels {
-            let field = format!("allow.node_labels.{key}");
+            let field = format!("allow.node_labels.{}", rules::key_segment(key));
             rules::check_label_key(key).map_err(|m| RuleError::new(&field, m))?;
             sorted_unique(values, &field, rules::check_label_value)?;
             if values.is_empty() {

@@ -198,8 +198,9 @@ impl<'n> Fields<'n> {
 }
 
 fn join(parent: &str, name: &str) -> String {
+    let name = rules::key_segment(name);
     if parent.is_empty() {
-        name.to_owned()
+        name
     } else {
         format!("{parent}.{name}")
     }
@@ -294,7 +295,7 @@ impl Builder {
             }
             for (key_node, values_node) in labels {
                 let key = key_node.key_text();
-                let field = format!("allow.node_labels.{key}");
+                let field = join("allow.node_labels", key);
                 rules::check_label_key(key).map_err(|m| src.error(key_node.mark, &field, m))?;
                 let (values, _) = src.texts(values_node, &field, rules::check_label_value)?;
                 if values.is_empty() {

@@ -31,6 +31,15 @@ pub(crate) fn shown(value: &str) -> String {
     format!("{out:?}")
 }
 
+/// A map key as a segment of a field path: as written, cut at 40 characters.
+pub(crate) fn key_segment(key: &str) -> String {
+    let mut out: String = key.chars().take(40).collect();
+    if out.len() < key.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// A role or user name: 1–64 characters from `A–Z a–z 0–9 . _ - @`,
 /// starting with a letter or digit (the CA's rule for user names, so a name
 /// accepted here is accepted in a certificate request).

@@ -99,7 +99,7 @@ fn path(stack: &[Frame]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(key.key_text());
+                out.push_str(&crate::rules::key_segment(key.key_text()));
             }
             Frame::Map { key: None, .. } => {}
         }
