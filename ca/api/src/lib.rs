@@ -1,2 +1,28 @@
-//! The CA's wire types: requests, responses and errors shared by the CA, the proxy and the client.
+//! The CA's wire types: what the CA, the access proxy and the client say to
+//! each other under `/v1/`. Types only — no I/O — so every party parses the
+//! same thing the same way. (The admin socket's protocol is the CA's own
+//! business and lives in signet-ca.)
+//!
+//! Every request type refuses unknown fields: a client that sends something
+//! the CA would ignore gets an error instead of a surprise. Binary values are
+//! standard padded base64 ([`B64`]), except inside WebAuthn structures, which
+//! keep the base64url of the WebAuthn JSON encoding. Errors are an
+//! [`ApiError`]: a stable machine-readable [`ErrorCode`] and a message for
+//! people. `docs/api.md` shows an example of every call.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod bytes;
+pub mod certs;
+pub mod enroll;
+mod error;
+pub mod health;
+pub mod log;
+
+pub use bytes::B64;
+pub use error::{ApiError, ErrorCode};
+/// The WebAuthn structures inside requests and responses.
+pub use signet_webauthn::wire as webauthn;
+
+/// The prefix of every versioned route.
+pub const API_PREFIX: &str = "/v1";

@@ -37,10 +37,22 @@ pub struct Config {
     /// The signing log.
     #[serde(default)]
     pub log: LogSection,
-    /// The daemon's listener.
+    /// The daemon: HTTPS listener, TLS names, admin socket, metrics.
     #[serde(default)]
     pub serve: ServeSection,
+    /// The WebAuthn relying party and the trust for security keys'
+    /// attestation (needed by `serve`).
+    #[serde(default)]
+    pub webauthn: Option<WebauthnSection>,
+    /// Which roots a YubiKey's PIV attestation must chain to.
+    #[serde(default)]
+    pub attestation: AttestationSection,
+    /// Rate limits and lockouts on the touch flow.
+    #[serde(default)]
+    pub limits: LimitsSection,
 }
+
+pub use crate::daemon_config::{AttestationSection, LimitsSection, LogFormat, ServeSection, WebauthnSection};
 
 /// `[log]`: the verifiable log.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,27 +91,6 @@ impl<'de> Deserialize<'de> for HighWaterSetting {
             path => Ok(Self::File(PathBuf::from(path))),
         }
     }
-}
-
-/// `[serve]`: where `signet-ca serve` listens.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServeSection {
-    /// Address and port; loopback by default (the proxy fronts it).
-    #[serde(default = "default_listen")]
-    pub listen: std::net::SocketAddr,
-}
-
-impl Default for ServeSection {
-    fn default() -> Self {
-        Self {
-            listen: default_listen(),
-        }
-    }
-}
-
-fn default_listen() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], 8441))
 }
 
 /// Where the CA keys live.
@@ -390,12 +381,12 @@ fn default_trust_domain() -> String {
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
 
 /// Durations as humantime strings ("8h", "30d", "90m").
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         let duration = humantime::parse_duration(&text)
             .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?}: {e}")))?;
@@ -461,6 +452,13 @@ impl Config {
         if let HighWaterSetting::File(file) = &mut config.log.high_water {
             anchor(file);
         }
+        if let Some(socket) = config.serve.admin_socket.as_mut() {
+            anchor(socket);
+        }
+        if let Some(webauthn) = config.webauthn.as_mut() {
+            webauthn.attestation_roots.iter_mut().for_each(&anchor);
+        }
+        config.attestation.roots.iter_mut().for_each(&anchor);
         config.check(path)?;
         Ok(config)
     }
@@ -472,6 +470,11 @@ impl Config {
                 reason: reason.to_owned(),
             })
         };
+        self.serve.check().or_else(|reason| fail(&reason))?;
+        if let Some(webauthn) = &self.webauthn {
+            webauthn.check().or_else(|reason| fail(&reason))?;
+        }
+        self.limits.check().or_else(|reason| fail(&reason))?;
         match self.hsm.backend {
             Backend::Pkcs11 => self.check_pkcs11().or_else(|reason| fail(&reason))?,
             Backend::Piv => self.check_piv().or_else(|reason| fail(&reason))?,

@@ -9,6 +9,8 @@ pub mod authority;
 pub mod bench;
 pub mod ca_keys;
 pub mod config;
+pub mod daemon_config;
+pub mod directory;
 mod error;
 pub mod keys;
 pub mod log_signer;
@@ -16,6 +18,7 @@ pub mod profile;
 pub mod request;
 pub mod serve;
 pub mod store;
+pub mod touch;
 pub mod x509;
 
 pub use error::{Error, ExitClass, Result};

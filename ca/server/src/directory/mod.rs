@@ -1,0 +1,314 @@
+//! The CA's users, security keys, roles, invites and locks, rebuilt from the
+//! log.
+//!
+//! Every admin action is a log entry whose `change` records it in full, and
+//! every touch issuance records the credential and its signature counter.
+//! So this state is a function of the log: [`Directory::replay`] reads it
+//! from the verified store at start, and the daemon applies each new entry
+//! with the same [`Directory::apply`] only after the store said it is
+//! durable. Nothing here is written anywhere else, so nothing can disagree
+//! with what the auditor sees.
+
+use std::collections::{BTreeMap, HashMap};
+
+use signet_log::entry::{Actor, Change, Entry, EntryKind};
+use signet_policy::Policy;
+use signet_webauthn::{CredentialId, StoredCredential};
+
+use crate::store::LogStore;
+use crate::{Error, Result};
+
+/// A registered security key.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// What verifies its assertions, with the last accepted counter.
+    pub stored: StoredCredential,
+    /// When it was enrolled, unix seconds.
+    pub enrolled_at: u64,
+    /// The enrollment's log index.
+    pub enrolled_index: u64,
+    /// When it last authorized an issuance, unix seconds.
+    pub last_used: Option<u64>,
+}
+
+/// An admin lock on a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    /// Why.
+    pub reason: String,
+    /// Since when, unix seconds.
+    pub since: u64,
+    /// Until when (unix seconds), or until unlocked.
+    pub until: Option<u64>,
+}
+
+impl Lock {
+    /// Whether the lock holds at `now`.
+    pub fn holds(&self, now: u64) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// What the CA knows about one user beyond the policy.
+#[derive(Debug, Clone, Default)]
+pub struct Account {
+    /// Registered security keys, oldest first.
+    pub credentials: Vec<Credential>,
+    /// The current lock, if any.
+    pub lock: Option<Lock>,
+}
+
+/// A pending or spent invite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// Whom it is for.
+    pub user: String,
+    /// When it expires, unix seconds.
+    pub expires: u64,
+    /// Whether an enrollment spent it.
+    pub spent: bool,
+}
+
+/// The state, as of the last entry applied.
+#[derive(Debug, Default)]
+pub struct Directory {
+    policy: Policy,
+    accounts: BTreeMap<String, Account>,
+    invites: HashMap<[u8; 32], Invite>,
+    applied: u64,
+}
+
+fn inconsistent(index: u64, what: impl std::fmt::Display) -> Error {
+    Error::Store(format!(
+        "log entry {index} cannot be applied to the CA's state: {what}"
+    ))
+}
+
+impl Directory {
+    /// Reads the whole verified log and applies every entry in order.
+    pub fn replay(store: &dyn LogStore) -> Result<Self> {
+        let size = store.latest_checkpoint().size;
+        let reader = store.reader()?;
+        let mut directory = Self::default();
+        for index in 0..size {
+            let bytes = reader
+                .entry(index)?
+                .ok_or_else(|| inconsistent(index, "missing"))?;
+            let entry = Entry::from_bytes(&bytes)?;
+            directory.apply(index, &entry)?;
+        }
+        Ok(directory)
+    }
+
+    /// How many entries have been applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Applies one durable entry. Fails, changing nothing, on an entry that
+    /// contradicts the state (an enrollment with an unknown invite, a
+    /// credential registered twice): the daemon then refuses to serve
+    /// rather than act on a state the log does not explain.
+    pub fn apply(&mut self, index: u64, entry: &Entry) -> Result<()> {
+        match (&entry.kind, &entry.change) {
+            (EntryKind::Invite, Some(Change::Invite { token_sha256, expires })) => {
+                let user = subject(index, entry)?;
+                if self.invites.contains_key(&token_sha256.0) {
+                    return Err(inconsistent(index, "an invite token used twice"));
+                }
+                self.invites.insert(
+                    token_sha256.0,
+                    Invite {
+                        user: user.to_owned(),
+                        expires: *expires,
+                        spent: false,
+                    },
+                );
+            }
+            (
+                EntryKind::Enrollment,
+                Some(Change::Credential {
+                    id,
+                    public_key_cose,
+                    algorithm,
+                    aaguid,
+                    attestation_format,
+                    sign_count,
+                    invite_sha256,
+                }),
+            ) => {
+                let user = subject(index, entry)?;
+                let invite = self
+                    .invites
+                    .get(&invite_sha256.0)
+                    .filter(|i| !i.spent && i.user == user)
+                    .ok_or_else(|| inconsistent(index, "an enrollment without its invite"))?;
+                let _ = invite;
+                let id = CredentialId(id.0.clone());
+                if self.owner_of(&id).is_some() {
+                    return Err(inconsistent(index, "a credential registered twice"));
+                }
+                let aaguid: [u8; 16] = aaguid
+                    .0
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| inconsistent(index, "an AAGUID that is not 16 bytes"))?;
+                let credential = Credential {
+                    stored: StoredCredential {
+                        id,
+                        public_key_cose: public_key_cose.0.clone(),
+                        algorithm: *algorithm,
+                        sign_count: u32::try_from(*sign_count)
+                            .map_err(|_| inconsistent(index, "a counter beyond 32 bits"))?,
+                        aaguid,
+                        attestation_format: attestation_format.clone(),
+                        user_verified_at_registration: false,
+                    },
+                    enrolled_at: entry.time,
+                    enrolled_index: index,
+                    last_used: None,
+                };
+                if let Some(invite) = self.invites.get_mut(&invite_sha256.0) {
+                    invite.spent = true;
+                }
+                self.accounts
+                    .entry(user.to_owned())
+                    .or_default()
+                    .credentials
+                    .push(credential);
+            }
+            (EntryKind::KeyRemoval, Some(Change::CredentialRemoved { id })) => {
+                let user = subject(index, entry)?;
+                let account = self
+                    .accounts
+                    .get_mut(user)
+                    .ok_or_else(|| inconsistent(index, "a key removed from a user without keys"))?;
+                let before = account.credentials.len();
+                account.credentials.retain(|c| c.stored.id.0 != id.0);
+                if account.credentials.len() == before {
+                    return Err(inconsistent(index, "a key removed that was not enrolled"));
+                }
+            }
+            (EntryKind::RoleChange, Some(Change::Policy { change })) => {
+                let change: signet_policy::Change = serde_json::from_value(change.clone())
+                    .map_err(|e| inconsistent(index, format!("a policy change that does not parse: {e}")))?;
+                self.policy.apply(&change);
+            }
+            (EntryKind::Lock, Some(Change::Lock { reason, until })) => {
+                let user = subject(index, entry)?;
+                self.accounts.entry(user.to_owned()).or_default().lock = Some(Lock {
+                    reason: reason.clone(),
+                    since: entry.time,
+                    until: *until,
+                });
+            }
+            (EntryKind::Unlock, Some(Change::Unlock { .. })) => {
+                let user = subject(index, entry)?;
+                if let Some(account) = self.accounts.get_mut(user) {
+                    account.lock = None;
+                }
+            }
+            (
+                EntryKind::Enrollment
+                | EntryKind::KeyRemoval
+                | EntryKind::RoleChange
+                | EntryKind::Lock
+                | EntryKind::Unlock,
+                _,
+            ) => {
+                return Err(inconsistent(
+                    index,
+                    "an admin action that does not record what it changed",
+                ))
+            }
+            (EntryKind::SshUserCert | EntryKind::X509Cert, None) => {
+                if let Actor::User {
+                    name,
+                    webauthn_credential_id: Some(id),
+                    webauthn_sign_count: Some(count),
+                    ..
+                } = &entry.actor
+                {
+                    let count = u32::try_from(*count)
+                        .map_err(|_| inconsistent(index, "a counter beyond 32 bits"))?;
+                    if !self.note_use(name, &CredentialId(id.0.clone()), count, entry.time) {
+                        return Err(inconsistent(
+                            index,
+                            "an issuance by a credential that is not enrolled",
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.applied = index + 1;
+        Ok(())
+    }
+
+    /// Records that a credential authorized an issuance with signature
+    /// counter `count` (the counter never goes back here, whatever the
+    /// order two issuances are applied in). False if it is not enrolled.
+    pub fn note_use(&mut self, user: &str, id: &CredentialId, count: u32, time: u64) -> bool {
+        let Some(credential) = self
+            .accounts
+            .get_mut(user)
+            .and_then(|a| a.credentials.iter_mut().find(|c| c.stored.id == *id))
+        else {
+            return false;
+        };
+        credential.stored.sign_count = credential.stored.sign_count.max(count);
+        credential.last_used = Some(credential.last_used.map_or(time, |t| t.max(time)));
+        true
+    }
+
+    /// The roles and users in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// A user's keys and lock (`None`: nothing beyond the policy).
+    pub fn account(&self, user: &str) -> Option<&Account> {
+        self.accounts.get(user)
+    }
+
+    /// Every user the CA knows: in the policy, or with keys or a lock.
+    pub fn user_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.policy.users().map(|u| u.name.clone()).collect();
+        names.extend(self.accounts.keys().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The user a credential belongs to.
+    pub fn owner_of(&self, id: &CredentialId) -> Option<&str> {
+        self.accounts.iter().find_map(|(name, account)| {
+            account
+                .credentials
+                .iter()
+                .any(|c| c.stored.id == *id)
+                .then_some(name.as_str())
+        })
+    }
+
+    /// An invite by the SHA-256 of its token.
+    pub fn invite(&self, token_sha256: &[u8; 32]) -> Option<&Invite> {
+        self.invites.get(token_sha256)
+    }
+
+    /// The lock holding on `user` at `now`, if any.
+    pub fn lock_of(&self, user: &str, now: u64) -> Option<&Lock> {
+        self.accounts
+            .get(user)
+            .and_then(|a| a.lock.as_ref())
+            .filter(|l| l.holds(now))
+    }
+}
+
+fn subject(index: u64, entry: &Entry) -> Result<&str> {
+    entry
+        .subject
+        .as_deref()
+        .ok_or_else(|| inconsistent(index, "an admin action without a subject"))
+}
+
