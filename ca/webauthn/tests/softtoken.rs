@@ -90,7 +90,12 @@ fn register_then_authenticate() {
     assert_eq!(cred.algorithm, signet_webauthn::ES256);
 
     for round in 2..5u8 {
-        let (assertion, json) = authenticate(&mut token, &rp, &challenge(round), &[cred.id.clone()]);
+        let (assertion, json) = authenticate(
+            &mut token,
+            &rp,
+            &challenge(round),
+            std::slice::from_ref(&cred.id),
+        );
         if round == 2 {
             eprintln!("assertion JSON: {json:#}");
         }
@@ -118,7 +123,12 @@ fn user_verification_required() {
     let (reg, _) = register(&mut token, &rp, &challenge(1));
     let cred = verify_registration(&rp, &trust, &challenge(1), &reg).unwrap();
     assert!(cred.user_verified_at_registration);
-    let (assertion, _) = authenticate(&mut token, &rp, &challenge(2), &[cred.id.clone()]);
+    let (assertion, _) = authenticate(
+        &mut token,
+        &rp,
+        &challenge(2),
+        std::slice::from_ref(&cred.id),
+    );
     let verified = verify_assertion(&rp, &challenge(2), &cred, &assertion, true).unwrap();
     assert!(verified.user_verified);
 }
@@ -135,7 +145,12 @@ fn a_token_without_user_verification_is_refused_when_it_is_required() {
         verify_registration(&rp(UserVerification::Required), &trust, &challenge(1), &reg),
         Err(WebauthnError::UserNotVerified)
     );
-    let (assertion, _) = authenticate(&mut token, &preferred, &challenge(2), &[cred.id.clone()]);
+    let (assertion, _) = authenticate(
+        &mut token,
+        &preferred,
+        &challenge(2),
+        std::slice::from_ref(&cred.id),
+    );
     assert_eq!(
         verify_assertion(&preferred, &challenge(2), &cred, &assertion, true),
         Err(WebauthnError::UserNotVerified)
