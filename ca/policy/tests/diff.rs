@@ -1,6 +1,8 @@
 //! Diffs between two role directories, replaying them, and the JSON the CA
 //! writes into its log.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+
 use std::fs;
 use std::path::Path;
 

@@ -2,6 +2,8 @@
 //! (No timing assertions: each test would take minutes or gigabytes if the
 //! bound it checks were missing, and each asserts which bound refused it.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+
 use signet_policy::{Invalid, Policy, PolicyError, MAX_FILE_BYTES};
 
 fn invalid(text: &str) -> Invalid {

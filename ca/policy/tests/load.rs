@@ -1,6 +1,8 @@
 //! Loading roles from files and directories: the example directory, sorting,
 //! hidden entries, and the paths that must be refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -136,7 +138,7 @@ fn missing_paths_fifos_and_large_files_are_refused() {
         .status()
         .unwrap();
     assert!(status.success());
-    let e = Policy::load(&[fifo.clone()]).unwrap_err();
+    let e = Policy::load(std::slice::from_ref(&fifo)).unwrap_err();
     assert!(
         e.to_string().ends_with("not a regular file or a directory"),
         "{e}"
@@ -151,7 +153,7 @@ fn missing_paths_fifos_and_large_files_are_refused() {
         text.push_str("# padding padding padding padding padding padding padding\n");
     }
     fs::write(&big, &text).unwrap();
-    let e = Policy::load(&[big.clone()]).unwrap_err();
+    let e = Policy::load(std::slice::from_ref(&big)).unwrap_err();
     assert!(e.to_string().contains("larger than 1048576 bytes"), "{e}");
     // The same text given to parse is refused too.
     let e = Policy::parse("big.yaml", &text).unwrap_err();
@@ -175,7 +177,7 @@ fn text_that_is_not_utf8_is_refused_with_its_line() {
     bytes.push(0xe9);
     bytes.extend_from_slice(b"\n");
     fs::write(&f, bytes).unwrap();
-    let e = Policy::load(&[f.clone()]).unwrap_err();
+    let e = Policy::load(std::slice::from_ref(&f)).unwrap_err();
     assert_eq!(
         e.to_string(),
         format!("{}:2:10: not UTF-8 text", f.display())
