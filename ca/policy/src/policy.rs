@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::authorize::{AccessRequest, Grant, Refusal};
 use crate::diff::{Change, PolicyDiff};
 use crate::error::Result;
@@ -12,7 +14,10 @@ use crate::model::{HardwareKey, Role, User};
 /// Every role and user, by name. Built by [`Policy::load`] or
 /// [`Policy::parse`] from YAML (checked throughout: every user's roles
 /// exist), or by replaying [`Change`]s with [`Policy::apply`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Serializes (for `--json` listings) as `{"roles":{name:role},"users":{name:user}}`,
+/// each role and user in the form of its [`Change`] record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Policy {
     pub(crate) roles: BTreeMap<String, Role>,
     pub(crate) users: BTreeMap<String, User>,

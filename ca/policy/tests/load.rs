@@ -44,6 +44,17 @@ fn the_example_directory_loads() {
     let alice: Vec<&str> = p.roles_of("alice").map(|r| r.name.as_str()).collect();
     assert_eq!(alice, ["developer", "prod-sre"]);
 
+    // The JSON listing, by name.
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        json["roles"]["prod-sre"]["options"]["max_session_ttl"],
+        28800
+    );
+    assert_eq!(
+        json["users"]["carol"],
+        serde_json::json!({"name": "carol", "roles": ["auditor"]})
+    );
+
     // The same files named one by one give the same policy.
     let files = [
         example_dir().join("users.yaml"),
