@@ -39,10 +39,23 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<AttestationObject> {
     }
     let value = cbor::from_slice_exact(bytes).ok_or_else(bad)?;
     let map = cbor::text_map(&value).ok_or_else(bad)?;
-    if map
-        .keys()
-        .any(|k| !matches!(*k, "fmt" | "attStmt" | "authData"))
-    {
+    // CTAP2 clients that pass the authenticator's response through also
+    // carry its unsigned members (webauthn-authenticator-rs writes
+    // "eppAtt" and "largeBlobKey"); they are ignored. Anything else is not
+    // an attestation object.
+    let known = |k: &str| {
+        matches!(
+            k,
+            "fmt"
+                | "attStmt"
+                | "authData"
+                | "epAtt"
+                | "eppAtt"
+                | "largeBlobKey"
+                | "unsignedExtensionOutputs"
+        )
+    };
+    if !map.keys().all(|k| known(k)) {
         return Err(bad());
     }
     let fmt = map.get("fmt").and_then(|v| v.as_text()).ok_or_else(bad)?;

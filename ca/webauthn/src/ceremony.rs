@@ -74,13 +74,28 @@ fn check_auth_data(rp: &RelyingParty, data: &AuthData<'_>, require_uv: bool) -> 
 
 /// Checks a registration (WebAuthn §7.1) against the challenge the CA
 /// issued and the attestation trust store, and returns what to store.
+///
+/// The credential id is the one in the signed authenticator data; `id`
+/// and `rawId` must repeat it. One client quirk is tolerated because the
+/// signed data makes it harmless: webauthn-authenticator-rs' CTAP2
+/// clients (and Firefox's CTAP2 path in 2023) send `id` and `rawId`
+/// empty, and the former writes the attestation format into `type`.
 pub fn verify_registration(
     rp: &RelyingParty,
     trust: &AttestationTrust,
     challenge: &[u8; 32],
     response: &RegistrationResponse,
 ) -> Result<StoredCredential> {
-    let id = credential_id(&response.id, &response.raw_id, &response.type_)?;
+    let ids_omitted = response.id.is_empty() && response.raw_id.is_empty();
+    let id = if ids_omitted {
+        None
+    } else {
+        Some(credential_id(
+            &response.id,
+            &response.raw_id,
+            &response.type_,
+        )?)
+    };
     let client_data_json = decode(
         &response.response.client_data_json,
         "clientDataJSON",
@@ -105,8 +120,15 @@ pub fn verify_registration(
         .attested
         .as_ref()
         .ok_or(WebauthnError::AttestedCredentialDataMissing)?;
-    if credential.credential_id != id.as_slice() {
-        return Err(WebauthnError::CredentialIdMismatch);
+    match &id {
+        Some(id) if credential.credential_id != id.as_slice() => {
+            return Err(WebauthnError::CredentialIdMismatch);
+        }
+        Some(_) => {}
+        None if response.type_ != PUBLIC_KEY && response.type_ != object.fmt => {
+            return Err(WebauthnError::WrongCredentialType);
+        }
+        None => {}
     }
     if !cose::OFFERED.contains(&credential.public_key.alg) {
         return Err(WebauthnError::AlgorithmNotAllowed(
@@ -122,7 +144,7 @@ pub fn verify_registration(
     )?;
 
     Ok(StoredCredential {
-        id: crate::CredentialId(id),
+        id: crate::CredentialId(credential.credential_id.to_vec()),
         public_key_cose: credential.public_key_cose.to_vec(),
         algorithm: credential.public_key.alg,
         sign_count: data.sign_count,

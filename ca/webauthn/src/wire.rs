@@ -15,6 +15,13 @@
 //!   optional fields browsers and webauthn-rs add are accepted and
 //!   ignored (client extension results, authenticator attachment,
 //!   transports, the registration's convenience copies of the public key).
+//! - webauthn-authenticator-rs' CTAP2 clients (the `signet` CLI's path to
+//!   a USB or NFC key) send a registration with `id` and `rawId` empty and
+//!   the attestation format in `type`, and leave the authenticator's
+//!   unsigned `eppAtt` / `largeBlobKey` members in the attestation object.
+//!   [`crate::verify_registration`] accepts exactly that (the credential id
+//!   is read from the signed authenticator data), so their JSON is sent
+//!   as is.
 
 use serde::{Deserialize, Serialize};
 

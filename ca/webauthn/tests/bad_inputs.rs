@@ -1099,3 +1099,51 @@ fn browser_json_is_read_and_unknown_fields_are_not() {
     let parsed: RegistrationResponse = serde_json::from_value(json).unwrap();
     verify_registration(&preferred(), &vendor.trust(), &CHAL, &parsed).unwrap();
 }
+
+#[test]
+fn ctap_client_quirks_are_tolerated_narrowly() {
+    // webauthn-authenticator-rs' CTAP2 path: empty id and rawId, the
+    // format in `type`, and the authenticator's unsigned members in the
+    // attestation object. The credential id comes from the signed data.
+    let vendor = Vendor::new();
+    let trust = vendor.trust();
+    let reg = Registration::packed(&vendor, &CHAL);
+    let mut r = reg.response();
+    r.id.clear();
+    r.raw_id.clear();
+    r.type_ = "packed".into();
+    let cred = verify_registration(&preferred(), &trust, &CHAL, &r).unwrap();
+    assert_eq!(cred.id, CredentialId(reg.cred_id.clone()));
+    r.type_ = "public-key".into();
+    verify_registration(&preferred(), &trust, &CHAL, &r).unwrap();
+    r.type_ = "password".into();
+    assert_eq!(
+        verify_registration(&preferred(), &trust, &CHAL, &r),
+        Err(WebauthnError::WrongCredentialType)
+    );
+    // Only both empty: one empty is a mismatch.
+    let mut r = reg.response();
+    r.id.clear();
+    assert_eq!(
+        verify_registration(&preferred(), &trust, &CHAL, &r),
+        Err(WebauthnError::CredentialIdMismatch)
+    );
+    // Assertions are never read without their credential id.
+    let (cred, key) = enrolled();
+    let mut a = Assertion::new(&cred.id.0, &CHAL, 2).signed_by(&key);
+    a.id.clear();
+    a.raw_id.clear();
+    assert!(assert_with(&cred, &a, false).is_err());
+
+    let object = cbor(&Value::Map(vec![
+        ("fmt".into(), "none".into()),
+        ("attStmt".into(), Value::Map(vec![])),
+        ("authData".into(), Value::Bytes(reg.auth_data())),
+        ("eppAtt".into(), Value::Null),
+        ("largeBlobKey".into(), Value::Null),
+    ]));
+    let mut allow = AttestationTrust::default();
+    allow.set_allow_none(true);
+    let r = registration(&reg.cred_id, &reg.client_data, &object);
+    verify_registration(&preferred(), &allow, &CHAL, &r).unwrap();
+}
