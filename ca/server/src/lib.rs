@@ -5,6 +5,7 @@
 //! the command line (and later the HTTP API) on top.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod authority;
 pub mod bench;
 pub mod ca_keys;

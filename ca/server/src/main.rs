@@ -13,6 +13,7 @@ use signet_ca::config::{Backend, Config};
 use signet_ca::keys::{self, KeyRole};
 use signet_ca::log_signer::LogSigner;
 use signet_ca::store::{CommitMode, LocalStore, LogStore, StoreOptions};
+use signet_ca::admin::AdminRequest;
 use signet_ca::{bench, serve, x509, Error};
 use signet_hsm::Pin;
 
@@ -84,13 +85,105 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
-    /// Run the daemon: check the log, then serve it over HTTP (C2SP tiles
-    /// under /log/, proofs under /v1/log/proof/) on serve.listen.
+    /// Run the CA daemon: verify the log, replay it into the users, keys
+    /// and roles, then serve HTTPS on serve.listen — the touch flow
+    /// (/v1/certs/, /v1/enroll/, the /enroll/ page), /v1/health, and the
+    /// log (C2SP tiles under /log/, proofs under /v1/log/proof/) — plus the
+    /// admin socket and metrics. Stops cleanly on SIGTERM.
     Serve,
+    /// Users: invite them to enroll a security key, list and show them,
+    /// remove a key, lock and unlock. Talks to the running daemon over its
+    /// admin socket, or opens the store itself when no daemon runs.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Roles and users from YAML files kept in git.
+    Roles {
+        #[command(subcommand)]
+        command: RolesCommand,
+    },
     /// Token administration.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Print a single-use enrollment link for NAME (a user in the applied
+    /// roles) on stdout. The link is a secret: hand it to NAME only.
+    Invite {
+        /// The user.
+        name: String,
+        /// How long the link is valid (at most 7d).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// Print JSON (link, expiry, log index).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every user: roles, number of security keys, lock.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user: roles, lock, and every security key (credential id,
+    /// model, counter, when enrolled and last used).
+    Show {
+        /// The user.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a security key from a user (its credential id, from `show`).
+    RemoveKey {
+        /// The user.
+        name: String,
+        /// The credential id (base64url).
+        credential_id: String,
+    },
+    /// Lock a user: the CA issues nothing to them until the lock ends.
+    Lock {
+        /// The user.
+        name: String,
+        /// Why (logged, shown to the user).
+        #[arg(long)]
+        reason: String,
+        /// For how long (default: until unlocked).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
+    /// Unlock a user (an admin's lock, or one after failed assertions).
+    Unlock {
+        /// The user.
+        name: String,
+        /// Why (logged).
+        #[arg(long, default_value = "unlocked by an administrator")]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RolesCommand {
+    /// Show what the files change against the roles in force, then apply
+    /// it: one log entry per role or user changed, each durable before it
+    /// takes effect. Files and directories (*.yaml, *.yml); errors name the
+    /// file, line and field.
+    #[command(after_help = "Example:\n  signet-ca roles apply --config /etc/signet/ca.toml --dry-run roles/\n  signet-ca roles apply --config /etc/signet/ca.toml roles/")]
+    Apply {
+        /// Only print the diff.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the diff as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Files or directories.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
     },
 }
 
@@ -195,8 +288,89 @@ struct X509ClientArgs {
     public_key: PathBuf,
 }
 
+fn users(config: &Config, command: UsersCommand) -> Result<(), Error> {
+    let (request, json) = match command {
+        UsersCommand::Invite { name, ttl, json } => (
+            AdminRequest::Invite {
+                user: name,
+                ttl_seconds: ttl.as_secs(),
+            },
+            json,
+        ),
+        UsersCommand::List { json } => (AdminRequest::ListUsers, json),
+        UsersCommand::Show { name, json } => (AdminRequest::ShowUser { user: name }, json),
+        UsersCommand::RemoveKey {
+            name,
+            credential_id,
+        } => (
+            AdminRequest::RemoveKey {
+                user: name,
+                credential_id,
+            },
+            false,
+        ),
+        UsersCommand::Lock { name, reason, ttl } => (
+            AdminRequest::Lock {
+                user: name,
+                reason,
+                ttl_seconds: ttl.map(|t| t.as_secs()),
+            },
+            false,
+        ),
+        UsersCommand::Unlock { name, reason } => {
+            (AdminRequest::Unlock { user: name, reason }, false)
+        }
+    };
+    admin_request(config, request, json)
+}
+
+/// Runs an admin request (through the daemon if it runs) and prints the
+/// answer: the result on stdout (text, or JSON with --json), context on
+/// stderr; an error ends the process with the exit code it carries.
+fn admin_request(config: &Config, request: AdminRequest, json: bool) -> Result<(), Error> {
+    let (response, _via_daemon) = signet_ca::admin::run(config, request)?;
+    if response.exit != 0 {
+        eprintln!("signet-ca: {}", response.text.trim_end());
+        std::process::exit(i32::from(response.exit));
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&response.json)
+            .map_err(|e| Error::Store(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", response.text);
+    }
+    if !response.note.is_empty() {
+        eprintln!("{}", response.note);
+    }
+    std::io::stdout()
+        .flush()
+        .map_err(|e| Error::Store(e.to_string()))
+}
+
+/// Log lines to stderr: readable text, or JSON objects with
+/// `serve.log_format = "json"`; RUST_LOG filters (default: info for the
+/// daemon, warnings for commands). Library `log` lines join the same stream.
+fn init_logging(config_path: Option<&Path>, daemon: bool) {
+    let format = config_path
+        .and_then(|p| Config::load(p).ok())
+        .map(|c| c.serve.log_format)
+        .unwrap_or_default();
+    let default = if daemon { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        signet_ca::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        signet_ca::config::LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.config.as_deref(), matches!(cli.command, Command::Serve));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -304,7 +478,23 @@ fn run(cli: Cli) -> Result<(), Error> {
             eprintln!("signet-ca: verifying the log before serving…");
             let (store, _) = open_store(&config, &keys)?;
             eprintln!("signet-ca: log OK ({} entries)", store.verified().entries);
-            serve::run(store, config.serve.listen)
+            serve::run(config, keys, store)
+        }
+        Command::Users { command } => users(&config, command),
+        Command::Roles {
+            command:
+                RolesCommand::Apply {
+                    dry_run,
+                    json,
+                    paths,
+                },
+        } => {
+            let policy = signet_policy::Policy::load(&paths).map_err(|e| Error::BadRequest {
+                field: "PATH",
+                reason: e.to_string(),
+            })?;
+            let changes = signet_policy::Policy::new().diff(&policy).changes;
+            admin_request(&config, AdminRequest::ApplyPolicy { changes, dry_run }, json)
         }
         Command::Token {
             command: TokenCommand::Init { so_pin_file },

@@ -1,9 +1,8 @@
-//! `signet-ca serve`: the log over HTTP, laid out per C2SP tlog-tiles under
-//! `/log/` (so standard tile clients and mirrors can follow it), plus
-//! inclusion and consistency proofs under `/v1/log/proof/`.
+//! The log over HTTPS, laid out per C2SP tlog-tiles under `/log/` (so
+//! standard tile clients and mirrors can follow it), plus inclusion and
+//! consistency proofs under `/v1/log/proof/`.
 //!
-//! The log is public data; the listener is loopback by default and the
-//! access proxy fronts it. Store reads are short and run on the blocking
+//! The log is public data. Store reads are short and run on the blocking
 //! pool, never on the async workers.
 
 use std::sync::Arc;
@@ -20,8 +19,8 @@ use signet_log::tiles::TilePath;
 use crate::store::LogStore;
 use crate::Error;
 
-/// The router, separate from the socket so tests can call it directly.
-pub fn app(store: Arc<dyn LogStore>) -> Router {
+/// The log's routes.
+pub fn routes(store: Arc<dyn LogStore>) -> Router {
     Router::new()
         .route("/log/checkpoint", get(checkpoint))
         .route("/log/{*path}", get(tile))
@@ -35,7 +34,12 @@ struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        let code = match self.0 {
+            StatusCode::NOT_FOUND => signet_api::ErrorCode::NotFound,
+            StatusCode::BAD_REQUEST => signet_api::ErrorCode::InvalidRequest,
+            _ => signet_api::ErrorCode::Internal,
+        };
+        (self.0, Json(signet_api::ApiError::new(code, self.1))).into_response()
     }
 }
 
@@ -162,40 +166,4 @@ async fn consistency(
         "consistency_proof": encode_proof(&proof),
     }))
     .into_response())
-}
-
-/// Serves until SIGINT or SIGTERM.
-pub fn run(store: Arc<dyn LogStore>, listen: std::net::SocketAddr) -> Result<(), Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Store(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(async move {
-        let listener =
-            tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| Error::BadRequest {
-                    field: "serve.listen",
-                    reason: format!("cannot listen on {listen}: {e}"),
-                })?;
-        eprintln!("signet-ca: serving the log on http://{listen}/log/");
-        axum::serve(listener, app(store))
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| Error::Store(format!("server: {e}")))
-    })
-}
-
-async fn shutdown() {
-    let terminate = async {
-        if let Ok(mut signal) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            signal.recv().await;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminate => {},
-    }
 }

@@ -82,6 +82,8 @@ pub struct LocalStore {
 /// State the writer publishes and callers read.
 struct Shared {
     latest: Mutex<Arc<SignedCheckpoint>>,
+    /// Why the store stopped accepting entries, for the health check.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 struct AppendRequest {
@@ -102,6 +104,8 @@ struct Writer {
     /// Set when a commit failed: whether it reached the disk is unknown, so
     /// the writer refuses everything until a restart verifies the store.
     failed: Option<String>,
+    /// The same reason, where the health check reads it.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 /// Owns the high-water mark and publishes checkpoints. Runs on a thread of
@@ -264,6 +268,7 @@ impl LocalStore {
             verifier,
             mode,
             failed: None,
+            failure: Arc::new(Mutex::new(None)),
         };
         let mut marker = Marker {
             mark,
@@ -284,6 +289,7 @@ impl LocalStore {
         marker.advance(&latest)?;
         let shared = Arc::new(Shared {
             latest: Mutex::new(latest),
+            failure: writer.failure.clone(),
         });
         marker.shared = Some(shared.clone());
         let (requests, rx) = crossbeam_channel::unbounded();
@@ -403,6 +409,13 @@ impl LogStore for LocalStore {
 
     fn latest_checkpoint(&self) -> Arc<SignedCheckpoint> {
         lock(&self.shared.latest).clone()
+    }
+
+    fn failure(&self) -> Option<String> {
+        if self.requests.is_none() {
+            return Some("the store is closed".into());
+        }
+        lock(&self.shared.failure).clone()
     }
 
     fn verified(&self) -> CheckReport {
@@ -663,6 +676,7 @@ impl Writer {
             );
             log::error!("{reason}");
             self.failed = Some(reason.clone());
+            *lock(&self.failure) = Some(reason.clone());
             return Err(Error::Store(reason));
         }
         Ok(Arc::new(signed))
@@ -702,6 +716,9 @@ impl Marker {
                          past it, so nothing is handed out until signet-ca restarts: {err}"
                     );
                     self.failed.get_or_insert_with(|| text.clone());
+                    if let Some(shared) = &self.shared {
+                        lock(&shared.failure).get_or_insert_with(|| text.clone());
+                    }
                     for (reply, _, _) in done.into_iter().flat_map(|c| c.replies) {
                         let _ = reply.send(Err(Error::Store(text.clone())));
                     }

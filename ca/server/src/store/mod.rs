@@ -215,6 +215,12 @@ pub trait LogStore: Send + Sync {
     /// The latest signed checkpoint (a verified store always has one).
     fn latest_checkpoint(&self) -> Arc<SignedCheckpoint>;
 
+    /// Why the store no longer accepts entries (a failed commit or mark),
+    /// or `None` while it does: the daemon's health check reports it.
+    fn failure(&self) -> Option<String> {
+        None
+    }
+
     /// What the verification at open covered.
     fn verified(&self) -> CheckReport;
 

@@ -262,15 +262,11 @@ impl Service {
     /// applied and the log index of each change.
     pub fn apply_policy(&self, new: &Policy, actor: Actor) -> Result<(PolicyDiff, Vec<u64>)> {
         let diff = self.policy_diff(new);
-        let mut changes = diff.changes.clone();
-        changes.sort_by_key(|c| match c {
-            signet_policy::Change::PutRole(_) => 0,
-            signet_policy::Change::PutUser(_) => 1,
-            signet_policy::Change::RemoveUser(_) => 2,
-            signet_policy::Change::RemoveRole(_) => 3,
-        });
+        // The diff lists its changes in a safe order already: roles put
+        // before the users naming them, users removed before their roles.
+        let changes = &diff.changes;
         let mut indices = Vec::with_capacity(changes.len());
-        for change in &changes {
+        for change in changes {
             let value = serde_json::to_value(change).map_err(|e| Error::Store(e.to_string()))?;
             let mut entry = Self::admin_entry(
                 EntryKind::RoleChange,

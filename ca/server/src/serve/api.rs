@@ -1,0 +1,212 @@
+//! The CA's HTTPS routes under `/v1/` and the enrollment page.
+//!
+//! Every error is an [`ApiError`] JSON body with a stable code; a body that
+//! does not parse names the field; every route has a body limit and a
+//! deadline. The work itself runs on the blocking pool (HSM signatures and
+//! durable log appends block), never on the async workers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use signet_api::health::{Component, Health, LogStatus};
+use signet_api::{ApiError, ErrorCode};
+
+use crate::touch::{Refusal, Service};
+
+/// Checks that the HSM answers; `Err` says why not.
+pub type HsmProbe = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The touch flow.
+    pub service: Arc<Service>,
+    /// The HSM check behind `/v1/health`.
+    pub hsm_probe: HsmProbe,
+}
+
+/// An error response.
+pub struct ErrorResponse(pub ApiError);
+
+impl IntoResponse for ErrorResponse {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(self.0)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+impl From<Refusal> for ErrorResponse {
+    fn from(refusal: Refusal) -> Self {
+        Self(refusal.to_api())
+    }
+}
+
+fn error(code: ErrorCode, message: impl Into<String>) -> ErrorResponse {
+    ErrorResponse(ApiError::new(code, message))
+}
+
+/// A JSON body parsed into `T`, or an error naming what is wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ErrorResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                error(ErrorCode::BodyTooLarge, "the request body is too large")
+            } else {
+                error(ErrorCode::MalformedRequest, format!("cannot read the body: {}", e.body_text()))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| error(ErrorCode::MalformedRequest, format!("the JSON body does not parse: {e}")))
+    }
+}
+
+/// The client's address, when the listener knows it.
+pub struct Source(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+        ))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+) -> Result<Json<T>, ErrorResponse>
+where
+    T: Serialize,
+{
+    match tokio::task::spawn_blocking(job).await {
+        Ok(Ok(value)) => Ok(Json(value)),
+        Ok(Err(refusal)) => Err(refusal.into()),
+        Err(_) => Err(Refusal::internal("a request task failed").into()),
+    }
+}
+
+/// The `/v1/` routes and the enrollment page, with limits.
+pub fn routes(state: AppState, max_body: usize, timeout: Duration) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/certs/begin", post(certs_begin))
+        .route("/v1/certs/finish", post(certs_finish))
+        .route("/v1/enroll/begin", post(enroll_begin))
+        .route("/v1/enroll/finish", post(enroll_finish))
+        .route("/enroll/{token}", get(super::page::page))
+        .route("/enroll/assets/enroll.js", get(super::page::script))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+            deadline(req, next, timeout)
+        }))
+}
+
+/// Cuts a request that takes longer than the deadline.
+async fn deadline(req: Request, next: Next, timeout: Duration) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error(ErrorCode::Unavailable, "the request took too long; try again").into_response(),
+    }
+}
+
+/// 404 for everything else, as JSON.
+pub async fn not_found() -> ErrorResponse {
+    error(ErrorCode::NotFound, "no such route")
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let probe = state.hsm_probe.clone();
+    let service = state.service.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let hsm = probe();
+        let store = service.store().failure();
+        let checkpoint = service.store().latest_checkpoint();
+        (hsm, store, checkpoint)
+    })
+    .await;
+    let Ok((hsm, store, checkpoint)) = result else {
+        return error(ErrorCode::Internal, "the health check failed").into_response();
+    };
+    let component = |failure: Option<String>| Component {
+        ok: failure.is_none(),
+        reason: failure,
+    };
+    let health = Health {
+        ok: hsm.is_ok() && store.is_none(),
+        hsm: component(hsm.err()),
+        store: component(store),
+        log: LogStatus {
+            size: checkpoint.size,
+            root_hash: base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                checkpoint.root,
+            ),
+            origin: state.service.config().log_origin(),
+        },
+    };
+    let status = if health.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(health)).into_response()
+}
+
+async fn certs_begin(
+    State(state): State<AppState>,
+    Source(source): Source,
+    ApiJson(request): ApiJson<signet_api::certs::BeginRequest>,
+) -> Result<Json<signet_api::certs::BeginResponse>, ErrorResponse> {
+    blocking(move || state.service.begin_cert(&request, source)).await
+}
+
+async fn certs_finish(
+    State(state): State<AppState>,
+    Source(source): Source,
+    ApiJson(request): ApiJson<signet_api::certs::FinishRequest>,
+) -> Result<Json<signet_api::certs::FinishResponse>, ErrorResponse> {
+    blocking(move || state.service.finish_cert(&request, source)).await
+}
+
+async fn enroll_begin(
+    State(state): State<AppState>,
+    Source(source): Source,
+    ApiJson(request): ApiJson<signet_api::enroll::EnrollBeginRequest>,
+) -> Result<Json<signet_api::enroll::EnrollBeginResponse>, ErrorResponse> {
+    blocking(move || state.service.enroll_begin(&request, source)).await
+}
+
+async fn enroll_finish(
+    State(state): State<AppState>,
+    Source(source): Source,
+    ApiJson(request): ApiJson<signet_api::enroll::EnrollFinishRequest>,
+) -> Result<Json<signet_api::enroll::EnrollFinishResponse>, ErrorResponse> {
+    blocking(move || state.service.enroll_finish(&request, source)).await
+}

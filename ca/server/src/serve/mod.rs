@@ -1,0 +1,164 @@
+//! `signet-ca serve`: the CA daemon.
+//!
+//! HTTPS only (rustls, TLS 1.3), on `serve.listen`: the touch flow under
+//! `/v1/certs/` and `/v1/enroll/`, the enrollment page, `/v1/health`, and
+//! the log under `/log/` and `/v1/log/proof/`. Its TLS certificate is
+//! issued at start by the CA's own X.509 key and logged. Beside it: the
+//! admin socket, Prometheus metrics on a loopback listener, and a renewal
+//! task for the TLS certificate. SIGTERM (or SIGINT) stops accepting,
+//! lets requests in flight finish (10 s at most), removes the socket.
+
+pub mod api;
+mod log_routes;
+pub mod metrics;
+mod page;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use axum_server::tls_rustls::RustlsConfig;
+
+pub use log_routes::routes as log_routes;
+
+use crate::ca_keys::CaKeys;
+use crate::config::Config;
+use crate::store::LogStore;
+use crate::touch::Service;
+use crate::{admin, Error, Result};
+
+/// How long requests in flight may take to finish after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The daemon's whole router (without a socket, so tests can drive it).
+pub fn app(service: Arc<Service>, hsm_probe: api::HsmProbe) -> Router {
+    let config = service.config().clone();
+    Router::new()
+        .merge(log_routes(service.store().clone()))
+        .merge(api::routes(
+            api::AppState {
+                service,
+                hsm_probe,
+            },
+            config.serve.max_body_bytes,
+            config.serve.request_timeout,
+        ))
+        .fallback(api::not_found)
+}
+
+/// The HSM check behind `/v1/health`: a lookup on the token (a real round
+/// trip to the device, logged in); a YubiKey CA is checked by its last
+/// signature only.
+pub fn hsm_probe(keys: &CaKeys) -> api::HsmProbe {
+    match keys.token() {
+        Some(token) => {
+            let token = token.clone();
+            Arc::new(move || {
+                token
+                    .read_data_objects("signet-health-probe")
+                    .map(|_| ())
+                    .map_err(|e| format!("the HSM does not answer: {e}"))
+            })
+        }
+        None => Arc::new(|| Ok(())),
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()> {
+    let authority = keys.authority(config.clone(), store.clone())?;
+    let metrics = metrics::Metrics::new();
+    let service = Arc::new(
+        Service::new(config.clone(), authority, store)?.with_observer(Box::new(metrics.clone())),
+    );
+    let probe = hsm_probe(&keys);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Store(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let (tls, resolver) = tls::server_config(&service)?;
+        let socket = config
+            .serve
+            .admin_socket
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("admin.sock"));
+        let (admin_listener, _socket_file) =
+            admin::bind(&socket, config.serve.admin_group.as_deref())?;
+        let admin_task = tokio::spawn(admin::serve(
+            admin_listener,
+            service.clone(),
+            config.serve.admin_group.clone(),
+        ));
+        let renew_task = tokio::spawn(tls::renew(service.clone(), resolver));
+        let metrics_task = match config.serve.metrics_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    Error::bad("serve.metrics_listen", format!("cannot listen on {addr}: {e}"))
+                })?;
+                let service = service.clone();
+                let router = Router::new().route(
+                    "/metrics",
+                    get(move || {
+                        let service = service.clone();
+                        let metrics = metrics.clone();
+                        async move {
+                            (
+                                [(
+                                    axum::http::header::CONTENT_TYPE,
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )],
+                                metrics.render(&service),
+                            )
+                        }
+                    }),
+                );
+                Some(tokio::spawn(async move { axum::serve(listener, router).await }))
+            }
+            None => None,
+        };
+        let handle = axum_server::Handle::new();
+        let listen = config.serve.listen;
+        let server = axum_server::bind_rustls(listen, RustlsConfig::from_config(tls))
+            .handle(handle.clone())
+            .serve(app(service.clone(), probe).into_make_service_with_connect_info::<SocketAddr>());
+        let watcher = handle.clone();
+        tokio::spawn(async move {
+            if let Some(addr) = watcher.listening().await {
+                tracing::info!(event = "listening", %addr, "serving HTTPS");
+                eprintln!(
+                    "signet-ca: serving https://{addr}/ (log: {} entries); admin socket {}",
+                    service.store().latest_checkpoint().size,
+                    socket.display()
+                );
+            }
+            shutdown().await;
+            tracing::info!(event = "stopping", "signal received: draining requests");
+            watcher.graceful_shutdown(Some(DRAIN));
+        });
+        let served = server.await;
+        admin_task.abort();
+        renew_task.abort();
+        if let Some(task) = metrics_task {
+            task.abort();
+        }
+        served.map_err(|e| Error::bad("serve.listen", format!("cannot serve on {listen}: {e}")))
+    })
+}
+
+async fn shutdown() {
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+}
