@@ -84,7 +84,8 @@ impl Cert {
         let a = self.cert.tbs_certificate();
         let b = other.cert.tbs_certificate();
         a.subject() == b.subject()
-            && a.subject_public_key_info().to_der().ok() == b.subject_public_key_info().to_der().ok()
+            && a.subject_public_key_info().to_der().ok()
+                == b.subject_public_key_info().to_der().ok()
     }
 
     pub(crate) fn is_self_issued(&self) -> bool {

@@ -61,7 +61,9 @@ pub use chain::MAX_CHAIN_LEN;
 pub use error::AttestError;
 pub use roots::DeviceRoots;
 pub use signet_log::entry::{PinPolicy, TouchPolicy};
-pub use yubico::{FormFactor, FormFactorKind, OID_FIRMWARE, OID_FORM_FACTOR, OID_POLICY, OID_SERIAL};
+pub use yubico::{
+    FormFactor, FormFactorKind, OID_FIRMWARE, OID_FORM_FACTOR, OID_POLICY, OID_SERIAL,
+};
 
 use std::time::SystemTime;
 

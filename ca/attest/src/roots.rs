@@ -70,9 +70,8 @@ fn parse_pem(pem: &str) -> Result<Vec<Cert>, AttestError> {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let der = der::Encode::to_der(c).map_err(|e| {
-                AttestError::InvalidRoots(format!("certificate {}: {e}", i + 1))
-            })?;
+            let der = der::Encode::to_der(c)
+                .map_err(|e| AttestError::InvalidRoots(format!("certificate {}: {e}", i + 1)))?;
             Cert::parse(&der).map_err(|e| {
                 let why = match e {
                     CertError::TooLarge => "it is too large",

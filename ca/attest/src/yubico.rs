@@ -21,8 +21,7 @@ pub const OID_SERIAL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4
 /// PIN and touch policy extension.
 pub const OID_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.41482.3.8");
 /// Form factor extension.
-pub const OID_FORM_FACTOR: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.41482.3.9");
+pub const OID_FORM_FACTOR: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.41482.3.9");
 
 /// The Yubico extensions this crate reads (and so understands even if a
 /// certificate marks them critical).
@@ -102,7 +101,11 @@ pub(crate) struct Facts {
     pub(crate) form_factor: Option<FormFactor>,
 }
 
-fn value<'a>(cert: &'a Cert, oid: ObjectIdentifier, what: (&'static str, &'static str)) -> Result<&'a [u8], AttestError> {
+fn value<'a>(
+    cert: &'a Cert,
+    oid: ObjectIdentifier,
+    what: (&'static str, &'static str),
+) -> Result<&'a [u8], AttestError> {
     cert.extension(oid)
         .map(|e| e.extn_value.as_bytes())
         .ok_or(AttestError::MissingExtension {
@@ -147,8 +150,7 @@ pub(crate) fn facts(cert: &Cert) -> Result<Facts, AttestError> {
         [a, b, c] => (*a, *b, *c),
         _ => return Err(malformed(FIRMWARE)),
     };
-    let serial =
-        u32::from_der(value(cert, OID_SERIAL, SERIAL)?).map_err(|_| malformed(SERIAL))?;
+    let serial = u32::from_der(value(cert, OID_SERIAL, SERIAL)?).map_err(|_| malformed(SERIAL))?;
     let (pin, touch) = match value(cert, OID_POLICY, POLICY)? {
         [p, t] => (pin_policy(*p)?, touch_policy(*t)?),
         _ => return Err(malformed(POLICY)),

@@ -237,14 +237,18 @@ fn the_test_pki_builds_good_chains() {
     // So that the refusals below fail for the reason they name.
     let root = Ca::test_root();
     let f9 = device(&root);
-    let key = verify_piv_attestation(&[slot(&f9, 77), f9.der.clone()], &root.roots(), now())
-        .unwrap();
+    let key =
+        verify_piv_attestation(&[slot(&f9, 77), f9.der.clone()], &root.roots(), now()).unwrap();
     assert_eq!(key.serial, 77);
     assert_eq!(key.root_subject, "CN=Test PIV Root,O=Signet Tests");
     // With an intermediate between f9 and the root.
     let inter = root.child(
         Key::p256(),
-        Spec::new("CN=Test PIV Intermediate", Key::p256().spki(), ca_extensions(Some(1))),
+        Spec::new(
+            "CN=Test PIV Intermediate",
+            Key::p256().spki(),
+            ca_extensions(Some(1)),
+        ),
     );
     let f9 = device(&inter);
     let chain = vec![slot(&f9, 78), f9.der.clone(), inter.der.clone()];
@@ -300,7 +304,11 @@ fn an_expired_f9_certificate_is_refused() {
 #[test]
 fn an_expired_intermediate_is_refused() {
     let root = Ca::test_root();
-    let mut spec = Spec::new("CN=Test PIV Intermediate", Key::p256().spki(), ca_extensions(None));
+    let mut spec = Spec::new(
+        "CN=Test PIV Intermediate",
+        Key::p256().spki(),
+        ca_extensions(None),
+    );
     spec.validity = validity_around(now(), 30 * DAY, DAY);
     let inter = root.child(Key::p256(), spec);
     let f9 = device(&inter);
@@ -399,7 +407,12 @@ fn a_non_ca_root_is_refused() {
 #[test]
 fn path_length_constraints_are_enforced() {
     // The root allows no intermediate below it, and f9 is one.
-    let root = Ca::root("CN=Tight Root", Key::p256(), ca_extensions(Some(0)), long_validity());
+    let root = Ca::root(
+        "CN=Tight Root",
+        Key::p256(),
+        ca_extensions(Some(0)),
+        long_validity(),
+    );
     let f9 = device(&root);
     let chain = vec![slot(&f9, 1), f9.der.clone()];
     assert_eq!(
@@ -410,7 +423,11 @@ fn path_length_constraints_are_enforced() {
     let root = Ca::test_root();
     let inter = root.child(
         Key::p256(),
-        Spec::new("CN=Test PIV Intermediate", Key::p256().spki(), ca_extensions(Some(0))),
+        Spec::new(
+            "CN=Test PIV Intermediate",
+            Key::p256().spki(),
+            ca_extensions(Some(0)),
+        ),
     );
     let f9 = device(&inter);
     let chain = vec![slot(&f9, 1), f9.der.clone(), inter.der.clone()];
@@ -434,8 +451,12 @@ fn a_slot_certificate_that_is_a_ca_is_refused() {
     // CA false is fine.
     let mut exts = yubico_extensions(1, 2, 2, Some(1));
     exts.push(basic_constraints(false, None));
-    verify_piv_attestation(&[slot_with(&f9, exts), f9.der.clone()], &root.roots(), now())
-        .unwrap();
+    verify_piv_attestation(
+        &[slot_with(&f9, exts), f9.der.clone()],
+        &root.roots(),
+        now(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -443,7 +464,11 @@ fn missing_or_malformed_yubico_extensions_are_refused() {
     let root = Ca::test_root();
     let f9 = device(&root);
     let check = |exts: Vec<x509_cert::ext::Extension>| {
-        verify_piv_attestation(&[slot_with(&f9, exts), f9.der.clone()], &root.roots(), now())
+        verify_piv_attestation(
+            &[slot_with(&f9, exts), f9.der.clone()],
+            &root.roots(),
+            now(),
+        )
     };
     let without = |oid| {
         yubico_extensions(1, 2, 2, Some(1))
@@ -469,12 +494,23 @@ fn missing_or_malformed_yubico_extensions_are_refused() {
 
     assert_eq!(check(without(OID_POLICY)), Err(missing("PIN/touch policy")));
     assert_eq!(check(without(OID_SERIAL)), Err(missing("serial number")));
-    assert_eq!(check(without(OID_FIRMWARE)), Err(missing("firmware version")));
+    assert_eq!(
+        check(without(OID_FIRMWARE)),
+        Err(missing("firmware version"))
+    );
     // The form factor is optional (older firmware does not write it).
     let key = check(without(OID_FORM_FACTOR)).unwrap();
     assert_eq!(key.form_factor, None);
 
-    for bad in [vec![], vec![2], vec![2, 2, 0], vec![0, 2], vec![2, 0], vec![9, 2], vec![2, 4]] {
+    for bad in [
+        vec![],
+        vec![2],
+        vec![2, 2, 0],
+        vec![0, 2],
+        vec![2, 0],
+        vec![9, 2],
+        vec![2, 4],
+    ] {
         assert_eq!(
             check(replaced(OID_POLICY, bad.clone())),
             Err(malformed("PIN/touch policy", POLICY)),
@@ -490,12 +526,12 @@ fn missing_or_malformed_yubico_extensions_are_refused() {
     // The serial is a DER INTEGER that fits in 32 bits.
     for bad in [
         vec![],
-        vec![0x04, 0x01, 0x07],                   // OCTET STRING
-        vec![0x02, 0x05, 0x01, 0, 0, 0, 0],       // 2^32
-        vec![0x02, 0x01, 0xff],                   // -1
-        vec![0x02, 0x02, 0x00, 0x07],             // not minimal
-        vec![0x02, 0x01, 0x07, 0x00],             // trailing byte
-        vec![0x00, 0xbc, 0x61, 0x4e],             // raw bytes
+        vec![0x04, 0x01, 0x07],             // OCTET STRING
+        vec![0x02, 0x05, 0x01, 0, 0, 0, 0], // 2^32
+        vec![0x02, 0x01, 0xff],             // -1
+        vec![0x02, 0x02, 0x00, 0x07],       // not minimal
+        vec![0x02, 0x01, 0x07, 0x00],       // trailing byte
+        vec![0x00, 0xbc, 0x61, 0x4e],       // raw bytes
     ] {
         assert_eq!(
             check(replaced(OID_SERIAL, bad.clone())),
@@ -534,14 +570,22 @@ fn an_unknown_critical_extension_is_refused() {
     let mut exts = yubico_extensions(1, 2, 2, Some(1));
     exts.push(ext(unknown, true, vec![0x05, 0x00]));
     assert_eq!(
-        verify_piv_attestation(&[slot_with(&f9, exts), f9.der.clone()], &root.roots(), now()),
+        verify_piv_attestation(
+            &[slot_with(&f9, exts), f9.der.clone()],
+            &root.roots(),
+            now()
+        ),
         Err(AttestError::UnknownCriticalExtension { position: 0 })
     );
     // Non-critical, it is ignored.
     let mut exts = yubico_extensions(1, 2, 2, Some(1));
     exts.push(ext(unknown, false, vec![0x05, 0x00]));
-    verify_piv_attestation(&[slot_with(&f9, exts), f9.der.clone()], &root.roots(), now())
-        .unwrap();
+    verify_piv_attestation(
+        &[slot_with(&f9, exts), f9.der.clone()],
+        &root.roots(),
+        now(),
+    )
+    .unwrap();
     // Yubico's own extensions may be critical on the slot certificate.
     let exts = yubico_extensions(1, 2, 2, Some(1))
         .into_iter()
@@ -550,8 +594,12 @@ fn an_unknown_critical_extension_is_refused() {
             e
         })
         .collect();
-    verify_piv_attestation(&[slot_with(&f9, exts), f9.der.clone()], &root.roots(), now())
-        .unwrap();
+    verify_piv_attestation(
+        &[slot_with(&f9, exts), f9.der.clone()],
+        &root.roots(),
+        now(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -576,7 +624,11 @@ fn configured_intermediates_complete_a_chain_but_do_not_anchor_it() {
     let root = Ca::test_root();
     let inter = root.child(
         Key::p256(),
-        Spec::new("CN=Test PIV Intermediate", Key::p256().spki(), ca_extensions(Some(1))),
+        Spec::new(
+            "CN=Test PIV Intermediate",
+            Key::p256().spki(),
+            ca_extensions(Some(1)),
+        ),
     );
     let f9 = device(&inter);
     let chain = vec![slot(&f9, 1), f9.der.clone()];
@@ -666,7 +718,11 @@ fn empty_short_long_and_garbage_chains_are_refused() {
 
 #[test]
 fn roots_lists_are_read_with_clear_errors() {
-    for bad in ["", "hello", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"] {
+    for bad in [
+        "",
+        "hello",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    ] {
         assert!(matches!(
             DeviceRoots::from_pem(bad),
             Err(AttestError::InvalidRoots(_))
@@ -693,7 +749,9 @@ fn error_messages_tell_the_operator_what_is_wrong() {
         AttestError::Expired { position: 2 }.to_string(),
         "certificate 2 of the attestation chain has expired"
     );
-    assert!(AttestError::UnknownRoot.to_string().contains("trusted device root"));
+    assert!(AttestError::UnknownRoot
+        .to_string()
+        .contains("trusted device root"));
     assert!(AttestError::MissingExtension {
         name: "PIN/touch policy",
         oid: "1.3.6.1.4.1.41482.3.8"

@@ -55,9 +55,18 @@ fn attestations_from_the_virtual_yubikey_verify_and_imported_keys_are_not_attest
         (yubikey::PinPolicy::Always, signet_attest::PinPolicy::Always),
     ];
     let touches = [
-        (yubikey::TouchPolicy::Never, signet_attest::TouchPolicy::Never),
-        (yubikey::TouchPolicy::Always, signet_attest::TouchPolicy::Always),
-        (yubikey::TouchPolicy::Cached, signet_attest::TouchPolicy::Cached),
+        (
+            yubikey::TouchPolicy::Never,
+            signet_attest::TouchPolicy::Never,
+        ),
+        (
+            yubikey::TouchPolicy::Always,
+            signet_attest::TouchPolicy::Always,
+        ),
+        (
+            yubikey::TouchPolicy::Cached,
+            signet_attest::TouchPolicy::Cached,
+        ),
     ];
     for (pin, want_pin) in policies {
         for (touch, want_touch) in touches {
@@ -121,7 +130,12 @@ fn attestations_from_the_virtual_yubikey_verify_and_imported_keys_are_not_attest
     assert!(piv::attest(&mut yk, SlotId::Authentication).is_err());
     let imported_spki = {
         use p256::pkcs8::EncodePublicKey;
-        secret.public_key().to_public_key_der().unwrap().as_bytes().to_vec()
+        secret
+            .public_key()
+            .to_public_key_der()
+            .unwrap()
+            .as_bytes()
+            .to_vec()
     };
     let stale = verify_piv_attestation(&before, &roots, SystemTime::now()).unwrap();
     assert_ne!(stale.public_key_spki_der, imported_spki);

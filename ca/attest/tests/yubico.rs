@@ -17,12 +17,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use x509_cert::Certificate;
 
 fn der_of(pem: &str) -> Vec<u8> {
-    Certificate::from_pem(pem.as_bytes()).unwrap().to_der().unwrap()
+    Certificate::from_pem(pem.as_bytes())
+        .unwrap()
+        .to_der()
+        .unwrap()
 }
 
 fn real_chain() -> Vec<Vec<u8>> {
     vec![
-        der_of(include_str!("data/yubikey-25515003/slot-9c-attestation.pem")),
+        der_of(include_str!(
+            "data/yubikey-25515003/slot-9c-attestation.pem"
+        )),
         der_of(include_str!("data/yubikey-25515003/f9-device.pem")),
     ]
 }

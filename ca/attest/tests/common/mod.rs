@@ -242,7 +242,11 @@ pub fn slot_with(f9: &Ca, extensions: Vec<Extension>) -> Vec<u8> {
     issue(
         &f9.key,
         &f9.name,
-        Spec::new("CN=YubiKey PIV Attestation 9a", Key::p256().spki(), extensions),
+        Spec::new(
+            "CN=YubiKey PIV Attestation 9a",
+            Key::p256().spki(),
+            extensions,
+        ),
     )
 }
 
