@@ -118,3 +118,50 @@ fn raw_tbs(der: &[u8]) -> der::Result<&[u8]> {
     reader.finish()?;
     Ok(tbs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REAL_F9: &str = include_str!("../tests/data/yubikey-25515003/f9-device.pem");
+
+    fn real_f9_der() -> Vec<u8> {
+        use der::DecodePem;
+        Certificate::from_pem(REAL_F9.as_bytes())
+            .unwrap()
+            .to_der()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_signed_bytes_are_the_tbs_as_encoded() {
+        let der = real_f9_der();
+        let cert = Cert::parse(&der).unwrap();
+        assert_eq!(
+            cert.tbs,
+            cert.cert.tbs_certificate().to_der().unwrap(),
+            "a canonical certificate re-encodes to the same TBS"
+        );
+        assert!(der.windows(cert.tbs.len()).any(|w| w == cert.tbs));
+        assert!(cert.basic_constraints().unwrap().unwrap().ca);
+        assert!(cert.key_usage().unwrap().is_none());
+    }
+
+    #[test]
+    fn trailing_truncated_and_oversized_input_is_refused() {
+        let der = real_f9_der();
+        let mut trailing = der.clone();
+        trailing.push(0);
+        assert_eq!(Cert::parse(&trailing).unwrap_err(), CertError::Malformed);
+        assert_eq!(
+            Cert::parse(&der[..der.len() - 1]).unwrap_err(),
+            CertError::Malformed
+        );
+        assert_eq!(
+            Cert::parse(&vec![0u8; MAX_CERT_LEN + 1]).unwrap_err(),
+            CertError::TooLarge
+        );
+        assert!(raw_tbs(&[0x30, 0x00]).is_err());
+        assert!(raw_tbs(&[]).is_err());
+    }
+}

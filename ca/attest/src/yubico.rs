@@ -170,3 +170,50 @@ pub(crate) fn facts(cert: &Cert) -> Result<Facts, AttestError> {
         form_factor,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_bytes_map_to_the_log_types() {
+        assert_eq!(pin_policy(1), Ok(PinPolicy::Never));
+        assert_eq!(pin_policy(2), Ok(PinPolicy::Once));
+        assert_eq!(pin_policy(3), Ok(PinPolicy::Always));
+        assert!(matches!(
+            pin_policy(4),
+            Err(AttestError::UnsupportedPolicy { value: 4, .. })
+        ));
+        assert!(matches!(
+            pin_policy(5),
+            Err(AttestError::UnsupportedPolicy { value: 5, .. })
+        ));
+        assert_eq!(touch_policy(1), Ok(TouchPolicy::Never));
+        assert_eq!(touch_policy(2), Ok(TouchPolicy::Always));
+        assert_eq!(touch_policy(3), Ok(TouchPolicy::Cached));
+        for byte in [0u8, 6, 0x20, 0xff] {
+            assert!(matches!(
+                pin_policy(byte),
+                Err(AttestError::MalformedExtension { .. })
+            ));
+        }
+        for byte in [0u8, 4, 0x20, 0xff] {
+            assert!(matches!(
+                touch_policy(byte),
+                Err(AttestError::MalformedExtension { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn form_factor_flags_and_kinds() {
+        let ff = FormFactor { raw: 0xc7 };
+        assert_eq!(ff.kind(), FormFactorKind::UsbCBio);
+        assert!(ff.fips());
+        assert!(ff.security_key());
+        let ff = FormFactor { raw: 0x02 };
+        assert_eq!(ff.kind(), FormFactorKind::UsbANano);
+        assert!(!ff.fips() && !ff.security_key());
+        assert_eq!(FormFactor { raw: 0x09 }.kind(), FormFactorKind::Other(9));
+    }
+}

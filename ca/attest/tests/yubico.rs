@@ -179,3 +179,37 @@ fn chain_to_the_virtual_root_is_refused_by_the_yubico_roots_alone() {
         "CN=Signet Test PIV Attestation Root,O=Signet,C=US"
     );
 }
+
+#[test]
+fn the_fuzz_seeds_are_the_real_chain() {
+    // fuzz/fuzz_targets/piv_attestation.rs: 2-byte big-endian lengths.
+    let split = |data: &[u8]| {
+        let mut certs = Vec::new();
+        let mut rest = data;
+        while rest.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            certs.push(rest[2..2 + len].to_vec());
+            rest = &rest[2 + len..];
+        }
+        certs
+    };
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/piv_attestation");
+    let roots = DeviceRoots::yubico().unwrap();
+    for (seed, ok) in [
+        ("real-yubikey-5-fips", true),
+        ("real-yubikey-5-fips-with-root", true),
+        ("slot-only", false),
+    ] {
+        let chain = split(&std::fs::read(dir.join(seed)).unwrap());
+        assert_eq!(
+            chain[..2.min(chain.len())],
+            real_chain()[..2.min(chain.len())]
+        );
+        assert_eq!(
+            verify_piv_attestation(&chain, &roots, when()).is_ok(),
+            ok,
+            "{seed}"
+        );
+    }
+}
