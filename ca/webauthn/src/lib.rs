@@ -79,6 +79,8 @@ mod client_data;
 mod cose;
 mod credential;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod options;
 mod rp;
 mod trust;
