@@ -17,6 +17,9 @@ pub(crate) struct Cert {
     /// The `tbsCertificate` exactly as it was encoded: what the signature
     /// covers (re-encoding could differ from the signed bytes).
     pub(crate) tbs: Vec<u8>,
+    /// The subject public key info, DER (compared to match roots, returned
+    /// for the slot certificate).
+    pub(crate) spki: Vec<u8>,
     pub(crate) cert: Certificate,
 }
 
@@ -41,9 +44,15 @@ impl Cert {
         if cert.tbs_certificate().signature() != cert.signature_algorithm() {
             return Err(CertError::Malformed);
         }
+        let spki = cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|_| CertError::Malformed)?;
         let parsed = Self {
             der: der.to_vec(),
             tbs: tbs.to_vec(),
+            spki,
             cert,
         };
         let mut seen = Vec::new();
@@ -81,11 +90,8 @@ impl Cert {
     /// Same subject and the same public key: the same CA, whichever
     /// certificate of it was sent.
     pub(crate) fn same_entity(&self, other: &Cert) -> bool {
-        let a = self.cert.tbs_certificate();
-        let b = other.cert.tbs_certificate();
-        a.subject() == b.subject()
-            && a.subject_public_key_info().to_der().ok()
-                == b.subject_public_key_info().to_der().ok()
+        self.spki == other.spki
+            && self.cert.tbs_certificate().subject() == other.cert.tbs_certificate().subject()
     }
 
     pub(crate) fn is_self_issued(&self) -> bool {

@@ -6,7 +6,6 @@ use crate::roots::DeviceRoots;
 use crate::signature::{self, SigError};
 use crate::yubico;
 use crate::AttestedKey;
-use der::Encode;
 use std::time::SystemTime;
 
 /// Most certificates a client may send: slot, f9 and up to three above it
@@ -216,19 +215,13 @@ pub(crate) fn verify(
     check_ca(&anchor, path.len(), path.len() - 1)?;
 
     let facts = yubico::facts(&path[0])?;
-    let public_key_spki_der = path[0]
-        .cert
-        .tbs_certificate()
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|_| AttestError::Malformed { position: 0 })?;
     Ok(AttestedKey {
         serial: facts.serial,
         pin_policy: facts.pin_policy,
         touch_policy: facts.touch_policy,
         firmware: facts.firmware,
         form_factor: facts.form_factor,
-        public_key_spki_der,
+        public_key_spki_der: path[0].spki.clone(),
         root_subject: anchor.cert.tbs_certificate().subject().to_string(),
     })
 }
