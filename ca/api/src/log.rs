@@ -12,6 +12,9 @@ use crate::B64;
 pub struct LogProof {
     /// Index of the entry in the log.
     pub index: u64,
+    /// The entry itself (its canonical bytes): the client checks that it
+    /// records the certificate it received, and hashes it for the proof.
+    pub entry: B64,
     /// The signed checkpoint (C2SP signed note text) the proof is against.
     pub checkpoint: String,
     /// RFC 9162 inclusion proof, hashes from the leaf upwards.

@@ -118,6 +118,8 @@ pub struct Issued {
     pub serial: String,
     /// Index of its entry in the log.
     pub log_index: u64,
+    /// The entry's canonical bytes (what the inclusion proof is for).
+    pub entry: Vec<u8>,
     /// A signed checkpoint covering the entry.
     pub checkpoint: Arc<SignedCheckpoint>,
     /// The entry's inclusion proof in that checkpoint's tree.
@@ -398,11 +400,13 @@ impl<B: SigningBackend> Authority<B> {
         // is issued.
         signet_log::entry::check_certificate_contents(&entry)?;
         let serial_text = serial.serial().to_owned();
+        let entry_bytes = entry.to_canonical_bytes()?;
         let appended = self.store.append(&entry, Some(serial))?;
         Ok(Issued {
             certificate,
             serial: serial_text,
             log_index: appended.index,
+            entry: entry_bytes,
             checkpoint: appended.checkpoint,
             inclusion_proof: appended.inclusion_proof,
             _sealed: Sealed,

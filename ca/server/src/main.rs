@@ -356,7 +356,13 @@ fn init_logging(config_path: Option<&Path>, daemon: bool) {
         .and_then(|p| Config::load(p).ok())
         .map(|c| c.serve.log_format)
         .unwrap_or_default();
-    let default = if daemon { "info" } else { "warn" };
+    // cryptoki reports every mechanism it has no name for as an error;
+    // they are not errors of ours.
+    let default = if daemon {
+        "info,cryptoki=off"
+    } else {
+        "warn,cryptoki=off"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

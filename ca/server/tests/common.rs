@@ -30,6 +30,25 @@ pub fn example_config(hsm: &SoftHsm, keys: [&str; 4]) -> String {
         .replace(
             "pin_file = \"/etc/signet/hsm-pin\"",
             &format!("pin_file = \"{}\"", hsm.pin_file().display()),
+        )
+        .replace("rp_id = \"ca.example.com\"", "rp_id = \"localhost\"")
+        .replace(
+            "origin = \"https://ca.example.com\"",
+            &format!("origin = \"{TEST_ORIGIN}\""),
+        )
+        .replace(
+            "attestation_roots = [\"/etc/signet/fido-attestation-roots.pem\"]",
+            &format!(
+                "attestation_roots = [\"{}\"]",
+                hsm.dir().join(FIDO_ROOTS).display()
+            ),
+        )
+        .replace(
+            "yubico = true",
+            &format!(
+                "yubico = false\nroots = [\"{}\"]",
+                hsm.dir().join(PIV_ROOTS).display()
+            ),
         );
     for (name, value) in ["ssh_user_ca", "ssh_host_ca", "x509_ca", "log_key"]
         .iter()
@@ -48,12 +67,25 @@ pub fn example_config(hsm: &SoftHsm, keys: [&str; 4]) -> String {
     text
 }
 
+/// The WebAuthn origin of test configurations (rp id `localhost`).
+pub const TEST_ORIGIN: &str = "https://localhost:8441";
+/// The files (in the CA's directory) holding the roots security keys' and
+/// YubiKeys' attestations must chain to. Until a test writes its own, each
+/// holds a fresh root nothing chains to.
+pub const FIDO_ROOTS: &str = "fido-roots.pem";
+/// See [`FIDO_ROOTS`].
+pub const PIV_ROOTS: &str = "piv-roots.pem";
+
 impl Ca {
     /// A fresh token and configuration; `init` not yet run.
     pub fn new(label: &str, keys: [&str; 4]) -> Self {
         let hsm = SoftHsm::create(label);
         let config = hsm.dir().join("signet-ca.toml");
         std::fs::write(&config, example_config(&hsm, keys)).unwrap();
+        for file in [FIDO_ROOTS, PIV_ROOTS] {
+            let root = signet_firmware_tests::attest::AttestationRoot::create().unwrap();
+            std::fs::write(hsm.dir().join(file), root.cert_pem().unwrap()).unwrap();
+        }
         Self { hsm, config }
     }
 

@@ -454,6 +454,7 @@ impl Service {
 fn proof(issued: &Issued) -> LogProof {
     LogProof {
         index: issued.log_index,
+        entry: B64(issued.entry.clone()),
         checkpoint: issued.checkpoint.note.clone(),
         inclusion_proof: issued.inclusion_proof.iter().map(|h| B64(h.to_vec())).collect(),
     }
