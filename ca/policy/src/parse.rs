@@ -240,7 +240,7 @@ impl Builder {
     }
 
     fn document(&mut self, src: &Source<'_>, doc: &Node) -> Result<()> {
-        let Value::Map(_) = &doc.value else {
+        let Value::Map(entries) = &doc.value else {
             return Err(src.error(
                 doc.mark,
                 "",
@@ -251,8 +251,7 @@ impl Builder {
             ));
         };
         // Find `kind` first: it decides which fields are known.
-        let kind_node = src
-            .entries(doc, "")?
+        let kind_node = entries
             .iter()
             .find(|(k, _)| k.key_text() == "kind")
             .map(|(_, v)| v);

@@ -7,12 +7,14 @@
 //! non-scalar or duplicate keys, nesting deeper than [`MAX_DEPTH`], more than
 //! [`MAX_NODES`] nodes.
 
+use std::collections::HashMap;
+
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 /// Deepest nesting of maps and lists; a role needs 4.
 pub const MAX_DEPTH: usize = 8;
 /// Most maps, lists and scalars in one file.
-pub const MAX_NODES: usize = 100_000;
+pub const MAX_NODES: usize = 250_000;
 
 /// A position: line and column counted from 1 (column in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +88,9 @@ enum Frame {
         mark: Mark,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        /// Each key's text and line, for finding duplicates without a
+        /// quadratic search (a map may have a hundred thousand keys).
+        seen: HashMap<String, usize>,
     },
 }
 
@@ -186,6 +191,7 @@ pub(crate) fn documents(text: &str) -> Result<Vec<Node>, YamlError> {
                         mark,
                         entries: Vec::new(),
                         key: None,
+                        seen: HashMap::new(),
                     }
                 });
                 nodes += 1;
@@ -217,7 +223,9 @@ pub(crate) fn documents(text: &str) -> Result<Vec<Node>, YamlError> {
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                entries, key, seen, ..
+            }) => match key.take() {
                 Some(k) => entries.push((k, node)),
                 None => {
                     let Value::Scalar { text, plain } = &node.value else {
@@ -231,11 +239,10 @@ pub(crate) fn documents(text: &str) -> Result<Vec<Node>, YamlError> {
                             message: "merge keys (<<) are not allowed in role files".into(),
                         });
                     }
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.key_text() == text) {
+                    if let Some(first_line) = seen.get(text.as_str()) {
                         let message = format!(
-                            "duplicate key {} (first at line {})",
+                            "duplicate key {} (first at line {first_line})",
                             crate::rules::shown(text),
-                            first.mark.line
                         );
                         return Err(YamlError {
                             mark: node.mark,
@@ -243,6 +250,7 @@ pub(crate) fn documents(text: &str) -> Result<Vec<Node>, YamlError> {
                             message,
                         });
                     }
+                    seen.insert(text.clone(), node.mark.line);
                     *key = Some(node);
                 }
             },

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
 
-use signet_policy::{Invalid, Policy, PolicyError, MAX_FILE_BYTES};
+use signet_policy::{Invalid, Policy, PolicyError, MAX_FILE_BYTES, MAX_NODES};
 
 fn invalid(text: &str) -> Invalid {
     match Policy::parse("hostile.yaml", text) {
@@ -67,7 +67,11 @@ fn too_many_nodes_are_refused() {
     }
     text.push_str("a]\n");
     let e = invalid(&text);
-    assert!(e.message.contains("more than 100000 YAML nodes"), "{e}");
+    assert!(
+        e.message
+            .contains(&format!("more than {MAX_NODES} YAML nodes")),
+        "{e}"
+    );
     assert!(e.field.starts_with("allow.logins["), "{e}");
 }
 
@@ -101,7 +105,11 @@ fn empty_documents_are_skipped_but_counted() {
     assert_eq!(Policy::parse("hostile.yaml", &text).unwrap(), Policy::new());
     let text = "---\n".repeat(MAX_FILE_BYTES / 4 - 1);
     let e = invalid(&text);
-    assert!(e.message.contains("more than 100000 YAML nodes"), "{e}");
+    assert!(
+        e.message
+            .contains(&format!("more than {MAX_NODES} YAML nodes")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -139,4 +147,48 @@ fn control_characters_and_odd_bytes_never_panic() {
     // The byte order mark and CRLF line ends are ordinary.
     Policy::parse("bom.yaml", "\u{feff}kind: user\nname: a\nroles: []\n").unwrap();
     Policy::parse("crlf.yaml", "kind: user\r\nname: a\r\nroles: []\r\n").unwrap();
+}
+
+#[test]
+fn a_map_with_many_keys_is_read_through_once() {
+    // 100 000 distinct keys: duplicate detection must not compare each key
+    // with every earlier one (that took 17 s in a release build). The
+    // document is refused only after every key is read, so the unknown
+    // field reported is the first.
+    let mut text = String::from("kind: role\n");
+    let mut i = 0;
+    while text.len() < MAX_FILE_BYTES - 20 {
+        text.push_str(&format!("k{i}: 1\n"));
+        i += 1;
+    }
+    assert!(i > 90_000);
+    let e = invalid(&text);
+    assert_eq!(
+        e.to_string(),
+        "hostile.yaml:2:1: k0: unknown field \"k0\", expected one of kind, name, allow, options"
+    );
+    // A duplicate at the very end is still found.
+    text.push_str("k7: 2\n");
+    let e = invalid(&text);
+    assert_eq!(e.field, "");
+    assert!(
+        e.message.contains("duplicate key \"k7\" (first at line 9)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_full_size_honest_file_loads() {
+    let mut text = String::new();
+    let mut n = 0;
+    while text.len() < MAX_FILE_BYTES - 400 {
+        text.push_str(&format!(
+            "---\nkind: role\nname: r{n}\nallow:\n  logins: [root, ubuntu]\n  node_labels: {{ env: [prod], team: [sre] }}\noptions: {{ max_session_ttl: 8h, hardware_key: touch, session_mfa: true }}\n---\nkind: user\nname: u{n}\nroles: [r{n}]\n"
+        ));
+        n += 1;
+    }
+    let p = Policy::parse("big.yaml", &text).unwrap();
+    assert_eq!(p.roles().count(), n);
+    assert_eq!(p.users().count(), n);
+    assert!(n > 4000);
 }
