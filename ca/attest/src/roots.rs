@@ -3,10 +3,8 @@
 
 use crate::cert::{Cert, CertError};
 use crate::error::AttestError;
-use der::EncodePem;
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use x509_cert::certificate::{CertificateInner, Raw};
 
 /// Largest roots file [`DeviceRoots::from_pem_file`] reads.
 const MAX_ROOTS_FILE: u64 = 1024 * 1024;
@@ -58,30 +56,48 @@ pub struct DeviceRoots {
     pub(crate) intermediates: Vec<Cert>,
 }
 
+const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+const END: &str = "-----END CERTIFICATE-----";
+
+/// The certificates of the `CERTIFICATE` blocks in `pem`, in order. Text
+/// outside the blocks (comments, `openssl x509 -text` output) is ignored,
+/// as RFC 7468 allows; each block is decoded by `der`'s PEM decoder.
 fn parse_pem(pem: &str) -> Result<Vec<Cert>, AttestError> {
-    let certs = CertificateInner::<Raw>::load_pem_chain(pem.trim().as_bytes())
-        .map_err(|e| AttestError::InvalidRoots(format!("not a list of PEM certificates ({e})")))?;
+    let mut certs = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(BEGIN) {
+        let block = &rest[start..];
+        let end = block.find(END).ok_or_else(|| {
+            AttestError::InvalidRoots(format!(
+                "certificate {}: no END CERTIFICATE line",
+                certs.len() + 1
+            ))
+        })? + END.len();
+        let n = certs.len() + 1;
+        let (label, der) = der::pem::decode_vec(&block.as_bytes()[..end])
+            .map_err(|e| AttestError::InvalidRoots(format!("certificate {n}: bad PEM ({e})")))?;
+        if label != "CERTIFICATE" {
+            return Err(AttestError::InvalidRoots(format!(
+                "certificate {n}: a {label} block"
+            )));
+        }
+        let cert = Cert::parse(&der).map_err(|e| {
+            let why = match e {
+                CertError::TooLarge => "it is too large",
+                CertError::Malformed => "it is not a valid X.509 certificate",
+                CertError::DuplicateExtension => "it has an extension twice",
+            };
+            AttestError::InvalidRoots(format!("certificate {n}: {why}"))
+        })?;
+        certs.push(cert);
+        rest = &block[end..];
+    }
     if certs.is_empty() {
         return Err(AttestError::InvalidRoots(
             "no CERTIFICATE block found".to_string(),
         ));
     }
-    certs
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let der = der::Encode::to_der(c)
-                .map_err(|e| AttestError::InvalidRoots(format!("certificate {}: {e}", i + 1)))?;
-            Cert::parse(&der).map_err(|e| {
-                let why = match e {
-                    CertError::TooLarge => "it is too large",
-                    CertError::Malformed => "it is not a valid X.509 certificate",
-                    CertError::DuplicateExtension => "it has an extension twice",
-                };
-                AttestError::InvalidRoots(format!("certificate {}: {why}", i + 1))
-            })
-        })
-        .collect()
+    Ok(certs)
 }
 
 impl DeviceRoots {
@@ -175,11 +191,9 @@ impl DeviceRoots {
     pub fn roots_pem(&self) -> Result<String, AttestError> {
         let mut out = String::new();
         for c in &self.anchors {
-            out.push_str(
-                &c.cert
-                    .to_pem(der::pem::LineEnding::LF)
-                    .map_err(|e| AttestError::InvalidRoots(e.to_string()))?,
-            );
+            let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &c.der)
+                .map_err(|e| AttestError::InvalidRoots(e.to_string()))?;
+            out.push_str(&pem);
         }
         Ok(out)
     }
@@ -192,6 +206,48 @@ impl DeviceRoots {
         };
         if !list.iter().any(|c| c.der == cert.der) {
             list.push(cert);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = include_str!("../roots/yubico-piv-root-ca-serial-263751.pem");
+
+    #[test]
+    fn explanatory_text_around_blocks_is_ignored() {
+        let text = format!("# Yubico's legacy root\n{ROOT}\nsubject=CN = ...\n{ROOT}# end\n");
+        let roots = DeviceRoots::from_pem(&text).unwrap();
+        // The same certificate twice is one root.
+        assert_eq!(roots.anchors.len(), 1);
+        assert_eq!(
+            hex::encode(Sha256::digest(&roots.anchors[0].der)),
+            "63ece914e54dd87915f34033c85af4c0696ba1512f8add66ced738331207b546"
+        );
+        // And it round-trips through roots_pem.
+        let again = DeviceRoots::from_pem(&roots.roots_pem().unwrap()).unwrap();
+        assert_eq!(again.anchors[0].der, roots.anchors[0].der);
+    }
+
+    #[test]
+    fn broken_blocks_are_refused_with_their_number() {
+        let unterminated = format!("{ROOT}{}", &ROOT[..200]);
+        let err = DeviceRoots::from_pem(&unterminated).unwrap_err();
+        assert!(err.to_string().contains("certificate 2"), "{err}");
+        let key = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let err = DeviceRoots::from_pem(key).unwrap_err();
+        assert!(err.to_string().contains("certificate 1"), "{err}");
+        assert!(DeviceRoots::from_pem("no pem here").is_err());
+    }
+
+    #[test]
+    fn the_pinned_files_match_their_fingerprints() {
+        for (pem, fingerprint, _) in YUBICO {
+            let certs = parse_pem(pem).unwrap();
+            assert_eq!(certs.len(), 1);
+            assert_eq!(hex::encode(Sha256::digest(&certs[0].der)), fingerprint);
         }
     }
 }
