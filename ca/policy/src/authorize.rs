@@ -86,6 +86,24 @@ pub enum Refusal {
     NoPrincipals,
 }
 
+impl Refusal {
+    /// A stable, machine-readable name for the refusal, for API error codes
+    /// and metrics labels.
+    ///
+    /// `no_such_user` and `no_roles` tell who is enrolled: a service that
+    /// answers people who have not authenticated should not tell them apart.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoSuchUser => "no_such_user",
+            Self::NoRoles => "no_roles",
+            Self::PrincipalNotAllowed(_) => "principal_not_allowed",
+            Self::TtlTooLong { .. } => "ttl_too_long",
+            Self::HardwareKeyTooWeak { .. } => "hardware_key_too_weak",
+            Self::NoPrincipals => "no_principals",
+        }
+    }
+}
+
 fn weak_key_message(required: HardwareKey) -> String {
     let what = match required {
         HardwareKey::None => "any key",

@@ -249,3 +249,31 @@ fn the_example_directory_authorizes_as_documented() {
     ));
     assert!(sre.allows_login("root") && !sre.allows_login("deploy"));
 }
+
+#[test]
+fn refusal_codes_are_stable() {
+    let codes: Vec<&str> = [
+        Refusal::NoSuchUser,
+        Refusal::NoRoles,
+        Refusal::PrincipalNotAllowed("x".into()),
+        Refusal::TtlTooLong { max: HOUR },
+        Refusal::HardwareKeyTooWeak {
+            required: HardwareKey::Touch,
+        },
+        Refusal::NoPrincipals,
+    ]
+    .iter()
+    .map(Refusal::code)
+    .collect();
+    assert_eq!(
+        codes,
+        [
+            "no_such_user",
+            "no_roles",
+            "principal_not_allowed",
+            "ttl_too_long",
+            "hardware_key_too_weak",
+            "no_principals"
+        ]
+    );
+}
