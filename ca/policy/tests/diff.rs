@@ -227,6 +227,9 @@ fn change_json_is_small_and_canonical() {
         serde_json::to_string(&Change::RemoveUser("dave".into())).unwrap(),
         r#"{"remove_user":"dave"}"#
     );
+    // The log keeps a change as a JSON value (keys sorted): it decodes the same.
+    let value = serde_json::to_value(&dev).unwrap();
+    assert_eq!(serde_json::from_value::<Change>(value).unwrap(), dev);
     // Lists out of order in a record are put in order.
     let shuffled: Change =
         serde_json::from_str(r#"{"put_user":{"name":"bob","roles":["ops","dev"]}}"#).unwrap();
