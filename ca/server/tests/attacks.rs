@@ -268,21 +268,15 @@ fn log_restore_over_http_from_a_mirror() {
     let backup = ca.path("log.redb.backup");
     std::fs::copy(store_path(&ca), &backup).unwrap();
     issue(&ca, "b");
-    // A mirror: another copy of the current data, served by `serve`.
-    let mirror_data = ca.path("mirror-data");
-    copy_dir(&ca.path("data"), &mirror_data);
-    let mirror_config = ca.write(
-        "mirror.toml",
-        &std::fs::read_to_string(&ca.config).unwrap().replace(
-            ca.path("data").to_str().unwrap(),
-            mirror_data.to_str().unwrap(),
-        ),
-    );
-    let daemon = ca.serve_with(&mirror_config);
+    // A mirror: the published tiles of the current log, on a plain web
+    // server.
+    let export = ca.path("mirror-export");
+    ca.ok(&["log", "export", export.to_str().unwrap()]);
+    let daemon = common::static_mirror(&export);
 
     std::fs::copy(&backup, store_path(&ca)).unwrap();
     assert_refused(&ca, "behind the high-water mark");
-    let url = format!("http://127.0.0.1:{}/log/", daemon.port);
+    let url = format!("http://127.0.0.1:{}/", daemon.port);
     let out = ca.run(&["log", "restore", "--from", &url]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(ca.ok(&["log", "check"]).starts_with("OK: 7 entries"));

@@ -93,10 +93,13 @@ fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
         );
     }
 
-    // Online, from `signet-ca serve`, with the PEM key from `export log-key` and a pinned origin.
-    let daemon = ca.serve();
+    // Online, from a mirror of the published tiles, with the PEM key from
+    // `export log-key` and a pinned origin.
+    let export = ca.path("mirror-export");
+    ca.ok(&["log", "export", export.to_str().unwrap()]);
+    let daemon = common::static_mirror(&export);
     let port = daemon.port;
-    let url = format!("http://127.0.0.1:{port}/log/");
+    let url = format!("http://127.0.0.1:{port}/");
     let out = audit(
         &ca,
         &[

@@ -304,3 +304,35 @@ pub fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// A static mirror of a log export: plain HTTP from `python3 -m
+/// http.server` on a loopback port, as any web server would serve the
+/// tiles. Killed on drop, and with the test process.
+pub fn static_mirror(dir: &Path) -> Daemon {
+    let port = signet_testkit::free_port();
+    let child = signet_testkit::child::spawn_tied(
+        "python3",
+        &[
+            "-m".as_ref(),
+            "http.server".as_ref(),
+            "--bind".as_ref(),
+            "127.0.0.1".as_ref(),
+            "--directory".as_ref(),
+            dir.as_os_str(),
+            port.to_string().as_ref(),
+        ],
+        |command| {
+            command
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+        },
+    )
+    .unwrap();
+    let daemon = Daemon { child, port };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the mirror did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    daemon
+}

@@ -211,17 +211,28 @@ impl Drop for Daemon {
 }
 
 impl PivCa {
-    /// Starts `signet-ca serve` on a free loopback port and returns the
-    /// whole HTTP answer to `GET /log/checkpoint`.
+    /// Starts `signet-ca serve` on a free loopback port and returns what
+    /// `GET /log/checkpoint` answers over HTTPS (curl, trusting the CA's
+    /// own root, which is on the card).
     fn serve_checkpoint(&self) -> String {
-        use std::io::{Read, Write};
         let port = signet_testkit::free_port();
         let config = self.path("serve.toml");
+        let roots = self.path("roots.pem");
         std::fs::write(
             &config,
-            self.config_text(&format!("[serve]\nlisten = \"127.0.0.1:{port}\"\n")),
+            self.config_text(&format!(
+                "[serve]\nlisten = \"127.0.0.1:{port}\"\n\
+                 [webauthn]\nrp_id = \"localhost\"\norigin = \"https://localhost:{port}\"\n\
+                 attestation_roots = [\"{roots}\"]\n\
+                 [attestation]\nyubico = false\nroots = [\"{roots}\"]\n",
+                roots = roots.display()
+            )),
         )
         .unwrap();
+        let root = self.path("x509-root.pem");
+        let out = self.run(&["export", "x509-ca"]);
+        assert!(out.status.success());
+        std::fs::write(&root, &out.stdout).unwrap();
         let _daemon = Daemon(
             Command::new(env!("CARGO_BIN_EXE_signet-ca"))
                 .envs(self.key.pcscd().envs())
@@ -231,28 +242,24 @@ impl PivCa {
                 .spawn()
                 .unwrap(),
         );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let mut stream = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", port)) {
-                Ok(stream) => break stream,
-                Err(e) => {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "serve did not come up: {e}"
-                    );
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = Command::new("curl")
+                .args(["-sS", "--fail", "--cacert"])
+                .arg(&root)
+                .arg(format!("https://localhost:{port}/log/checkpoint"))
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return String::from_utf8(out.stdout).unwrap();
             }
-        };
-        write!(
-            stream,
-            "GET /log/checkpoint HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        answer
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not come up: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }
 
@@ -441,17 +448,22 @@ fn a_ca_on_a_yubikey_generates_attests_logs_and_issues() {
     );
     assert!(ca.ok(&["log", "check"]).starts_with("OK: 11 entries"));
 
-    // The daemon serves the same log, its checkpoint signed on the card.
-    let checkpoint = std::fs::read_to_string(export.join("checkpoint")).unwrap();
+    // The daemon serves the log, its checkpoint signed on the card; at
+    // start it logged its TLS certificate (signed on the card too).
     let served = ca.serve_checkpoint();
-    assert!(served.contains(&checkpoint), "{served}\n---\n{checkpoint}");
+    assert!(
+        served.starts_with("piv.example.com/signet-log\n12\n"),
+        "{served}"
+    );
 
-    // The store lost: rebuilt from the export, checked against the log key
-    // on the card and the high-water file.
+    // The store lost: rebuilt from a new export, checked against the log
+    // key on the card and the high-water file.
+    let export = ca.path("export-after-serve");
+    ca.ok(&["log", "export", export.to_str().unwrap()]);
     std::fs::remove_file(ca.path("data/log.redb")).unwrap();
     let restored = ca.ok(&["log", "restore", "--from", export.to_str().unwrap()]);
-    assert!(restored.contains("Restored 11 entries"), "{restored}");
-    assert!(ca.ok(&["log", "check"]).starts_with("OK: 11 entries"));
+    assert!(restored.contains("Restored 12 entries"), "{restored}");
+    assert!(ca.ok(&["log", "check"]).starts_with("OK: 12 entries"));
 
     // The benchmark measures PKCS#11 sessions: refused here, with a reason.
     ca.refused(&["bench"], 2, &["hsm.backend", "YubiKey"]);
