@@ -172,6 +172,22 @@ mod tests {
         }
     }
 
+    /// The vector in docs/api.md, computed independently (Python's hashlib
+    /// following the documented encoding): client and CA must agree on it.
+    #[test]
+    fn request_hash_and_challenge_match_the_documented_vector() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let h = request().sha256();
+        assert_eq!(
+            hex(&h),
+            "dc64468174251d0d01f7451fa7b6870700bc899bad2fe7c28d9c15b59c9b8486"
+        );
+        assert_eq!(
+            hex(&challenge(&h, &[0; 32])),
+            "b843805ff28344336440ff66fd2c5c8c6fbf3f6282350b199f4c33ea9f2429b8"
+        );
+    }
+
     #[test]
     fn every_field_changes_the_request_hash() {
         let base = request().sha256();
