@@ -51,11 +51,19 @@ impl BeginRequest {
         };
         field(self.user.as_bytes());
         field(&self.public_key.0);
-        field(&u32::try_from(self.attestation.len()).unwrap_or(u32::MAX).to_be_bytes());
+        field(
+            &u32::try_from(self.attestation.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         for cert in &self.attestation {
             field(&cert.0);
         }
-        field(&u32::try_from(self.principals.len()).unwrap_or(u32::MAX).to_be_bytes());
+        field(
+            &u32::try_from(self.principals.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         for principal in &self.principals {
             field(principal.as_bytes());
         }

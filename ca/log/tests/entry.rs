@@ -5,8 +5,8 @@ mod common;
 
 use sha2::{Digest, Sha256};
 use signet_log::entry::{
-    Actor, Base64Bytes, Change, Entry, EntryKind, IssuedCertificate, PinPolicy, PivDevice, Sha256Hex,
-    TouchPolicy,
+    Actor, Base64Bytes, Change, Entry, EntryKind, IssuedCertificate, PinPolicy, PivDevice,
+    Sha256Hex, TouchPolicy,
 };
 use signet_log::{EntryError, Error};
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::Digest;
-use signet_hsm::{Pkcs11Key, SigningBackend, SshSigner, Token, X509Signer};
 use signet_hsm::PublicKey;
+use signet_hsm::{Pkcs11Key, SigningBackend, SshSigner, Token, X509Signer};
 use signet_log::entry::{
     Actor, Base64Bytes, Entry, EntryKind, IssuedCertificate, PivDevice, Sha256Hex,
 };
@@ -270,12 +270,20 @@ impl<B: SigningBackend> Authority<B> {
                 request.public_key.x509("public_key")?;
                 (Vec::new(), self.config.issuance.x509_client_max_ttl)
             }
-            _ => return Err(Error::bad("kind", "the touch flow issues user certificates only")),
+            _ => {
+                return Err(Error::bad(
+                    "kind",
+                    "the touch flow issues user certificates only",
+                ))
+            }
         };
         if request.ttl.is_zero() || request.ttl > max {
             return Err(Error::bad(
                 "ttl_seconds",
-                format!("must be between 1 s and the CA's maximum of {}", humantime::format_duration(max)),
+                format!(
+                    "must be between 1 s and the CA's maximum of {}",
+                    humantime::format_duration(max)
+                ),
             ));
         }
         let now = SystemTime::now();
@@ -357,7 +365,10 @@ impl<B: SigningBackend> Authority<B> {
             CertKind::SshHost => self.sign_ssh(&request, &SSH_HOST, &self.ssh_host)?,
             CertKind::X509Client => self.sign_x509(&request)?,
             CertKind::X509Server => {
-                return Err(Error::bad("kind", "server certificates come from issue_server"))
+                return Err(Error::bad(
+                    "kind",
+                    "server certificates come from issue_server",
+                ))
             }
         };
         self.log(&request, signed, actor)
@@ -597,7 +608,10 @@ fn check_request(config: &Config, raw: &RawRequest) -> Result<Checked> {
             (user, Vec::new(), limits.x509_client_max_ttl)
         }
         CertKind::X509Server => {
-            return Err(Error::bad("kind", "server certificates are the daemon's own"))
+            return Err(Error::bad(
+                "kind",
+                "server certificates are the daemon's own",
+            ))
         }
     };
     let ttl = checked_ttl(&raw.ttl, max, "--ttl")?;

@@ -72,7 +72,10 @@ impl CaAuthority {
     }
 
     /// See [`Authority::approve_touch`].
-    pub fn approve_touch(&self, request: crate::authority::TouchRequest) -> Result<ApprovedRequest> {
+    pub fn approve_touch(
+        &self,
+        request: crate::authority::TouchRequest,
+    ) -> Result<ApprovedRequest> {
         match self {
             Self::Pkcs11(ca) => ca.approve_touch(request),
             Self::Piv(ca) => ca.approve_touch(request),

@@ -52,7 +52,9 @@ pub struct Config {
     pub limits: LimitsSection,
 }
 
-pub use crate::daemon_config::{AttestationSection, LimitsSection, LogFormat, ServeSection, WebauthnSection};
+pub use crate::daemon_config::{
+    AttestationSection, LimitsSection, LogFormat, ServeSection, WebauthnSection,
+};
 
 /// `[log]`: the verifiable log.
 #[derive(Debug, Clone, Default, Deserialize)]

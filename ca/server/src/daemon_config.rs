@@ -118,9 +118,7 @@ impl ServeSection {
                             && label.len() <= 63
                             && !label.starts_with('-')
                             && !label.ends_with('-')
-                            && label
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                     });
                 if dns_ok {
                     Ok(ServerName::Dns(name.to_ascii_lowercase()))
@@ -138,7 +136,11 @@ impl ServeSection {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => {
-                let host = self.names.first().map(String::as_str).unwrap_or("localhost");
+                let host = self
+                    .names
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("localhost");
                 let host = match host.parse::<IpAddr>() {
                     Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
                     _ => host.to_owned(),
@@ -229,7 +231,7 @@ fn default_rp_name() -> String {
 
 impl WebauthnSection {
     pub(crate) fn check(&self) -> Result<(), String> {
-        if self.rp_id.is_empty() || self.rp_id.contains(|c: char| c == '/' || c == ':') {
+        if self.rp_id.is_empty() || self.rp_id.contains(['/', ':']) {
             return Err("webauthn.rp_id: a host name such as ca.example.com".into());
         }
         for origin in std::iter::once(&self.origin).chain(&self.extra_origins) {

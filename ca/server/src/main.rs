@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use signet_ca::admin::AdminRequest;
 use signet_ca::authority::{local_admin, CertKind, IssuedCert, RawRequest};
 use signet_ca::ca_keys::CaKeys;
 use signet_ca::config::{Backend, Config};
 use signet_ca::keys::{self, KeyRole};
 use signet_ca::log_signer::LogSigner;
 use signet_ca::store::{CommitMode, LocalStore, LogStore, StoreOptions};
-use signet_ca::admin::AdminRequest;
 use signet_ca::{bench, serve, x509, Error};
 use signet_hsm::Pin;
 
@@ -173,7 +173,9 @@ enum RolesCommand {
     /// it: one log entry per role or user changed, each durable before it
     /// takes effect. Files and directories (*.yaml, *.yml); errors name the
     /// file, line and field.
-    #[command(after_help = "Example:\n  signet-ca roles apply --config /etc/signet/ca.toml --dry-run roles/\n  signet-ca roles apply --config /etc/signet/ca.toml roles/")]
+    #[command(
+        after_help = "Example:\n  signet-ca roles apply --config /etc/signet/ca.toml --dry-run roles/\n  signet-ca roles apply --config /etc/signet/ca.toml roles/"
+    )]
     Apply {
         /// Only print the diff.
         #[arg(long)]
@@ -500,7 +502,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 reason: e.to_string(),
             })?;
             let changes = signet_policy::Policy::new().diff(&policy).changes;
-            admin_request(&config, AdminRequest::ApplyPolicy { changes, dry_run }, json)
+            admin_request(
+                &config,
+                AdminRequest::ApplyPolicy { changes, dry_run },
+                json,
+            )
         }
         Command::Token {
             command: TokenCommand::Init { so_pin_file },

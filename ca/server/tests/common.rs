@@ -331,7 +331,10 @@ pub fn static_mirror(dir: &Path) -> Daemon {
     let daemon = Daemon { child, port };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the mirror did not come up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mirror did not come up"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     daemon

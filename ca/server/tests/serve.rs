@@ -13,7 +13,9 @@ fn get(root_pem: &str, port: u16, path: &str) -> (u16, Vec<u8>) {
     let (_, der_bytes) = der::pem::decode_vec(root_pem.as_bytes()).unwrap();
     let root = ureq::tls::Certificate::from_der(&der_bytes).to_owned();
     let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![root])))
+        .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+            root,
+        ])))
         .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .tls_config(tls)
@@ -125,7 +127,7 @@ fn serves_checkpoint_tiles_and_proofs_and_rejects_bad_requests() {
 
     for (path, expected) in [
         ("/log/tile/0/000.p/10", 404), // beyond the tree
-        ("/log/tile/0/x.p/1", 404),   // not a tile path
+        ("/log/tile/0/x.p/1", 404),    // not a tile path
         ("/v1/log/proof/inclusion?index=8&size=8", 400),
         ("/v1/log/proof/inclusion?index=9", 400), // beyond the size
         ("/v1/log/proof/consistency?old=0&new=9", 400),

@@ -29,7 +29,11 @@ fn enroll_then_issue_over_https() {
         .arg(t.url("/v1/health"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(health["ok"], true, "{health}");
     assert_eq!(health["hsm"]["ok"], true);
@@ -54,19 +58,30 @@ fn enroll_then_issue_over_https() {
     // The SSH certificate, as ssh-keygen reads it.
     let ssh_cert = t.path("alice-cert.pub");
     std::fs::write(&ssh_cert, body["ssh"]["certificate"].as_str().unwrap()).unwrap();
-    let out = Command::new("ssh-keygen").arg("-L").arg("-f").arg(&ssh_cert).output().unwrap();
+    let out = Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(&ssh_cert)
+        .output()
+        .unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{listing}");
-    assert!(listing.contains("ubuntu") && listing.contains("root"), "{listing}");
+    assert!(
+        listing.contains("ubuntu") && listing.contains("root"),
+        "{listing}"
+    );
     assert!(
         listing.contains("piv-device@signet serial=12345678 pin-policy=once touch-policy=always")
             || listing.contains("piv-device@signet"),
         "{listing}"
     );
     // Its key is the slot key.
-    let key_line = ssh_key::Certificate::from_openssh(body["ssh"]["certificate"].as_str().unwrap())
+    let key_line =
+        ssh_key::Certificate::from_openssh(body["ssh"]["certificate"].as_str().unwrap()).unwrap();
+    let slot_ssh = signet_hsm::PublicKey::from_spki_der(&slot.spki)
+        .unwrap()
+        .to_ssh()
         .unwrap();
-    let slot_ssh = signet_hsm::PublicKey::from_spki_der(&slot.spki).unwrap().to_ssh().unwrap();
     assert_eq!(key_line.public_key(), &slot_ssh);
 
     // The X.509 certificate, as openssl verifies it against the root.
@@ -78,7 +93,11 @@ fn enroll_then_issue_over_https() {
         .arg(&x509)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = Command::new("openssl")
         .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
         .arg(&x509)
@@ -99,7 +118,8 @@ fn enroll_then_issue_over_https() {
     let log_key = t.ca.ok(&["export", "log-key"]);
     let (_, spki) = der::pem::decode_vec(log_key.as_bytes()).unwrap();
     let public = signet_hsm::PublicKey::from_spki_der(&spki).unwrap();
-    let verifier = signet_ca::log_signer::verifier_for(&public, "ca.example.com/signet-log").unwrap();
+    let verifier =
+        signet_ca::log_signer::verifier_for(&public, "ca.example.com/signet-log").unwrap();
     let verifiers = signet_log::note::VerifierSet::new(vec![verifier]).unwrap();
     let received = [
         ssh_key::Certificate::from_openssh(body["ssh"]["certificate"].as_str().unwrap())
@@ -124,7 +144,13 @@ fn enroll_then_issue_over_https() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| STANDARD.decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+            .map(|h| {
+                STANDARD
+                    .decode(h.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            })
             .collect();
         signet_log::merkle::verify_inclusion(
             &signet_log::merkle::leaf_hash(&entry_bytes),

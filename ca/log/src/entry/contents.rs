@@ -129,7 +129,9 @@ fn check_ssh(
         )
     });
     if extension != expected.as_deref() {
-        return Err(mismatch("actor.piv_device (certificate extension piv-device@signet)"));
+        return Err(mismatch(
+            "actor.piv_device (certificate extension piv-device@signet)",
+        ));
     }
     Ok(())
 }
@@ -212,7 +214,9 @@ fn check_x509(entry: &Entry, subject: &str, cert: &IssuedCertificate) -> Result<
         // A TLS server certificate (the CA daemon's own): only an admin
         // action issues one, and the entry's principals are its names.
         if entry.kind != EntryKind::AdminSign || is_ca {
-            return Err(mismatch("kind (a server certificate outside an admin-sign entry)"));
+            return Err(mismatch(
+                "kind (a server certificate outside an admin-sign entry)",
+            ));
         }
         let Some((_, SubjectAltName(names))) = san else {
             return Err(mismatch("subjectAltName"));
@@ -341,7 +345,9 @@ fn check_signet_names(entry: &Entry, subject: &str, names: &[GeneralName]) -> Re
     }
     // At most one of each: two devices would leave a relying party to guess.
     if devices > 1 || policies > 1 {
-        return Err(mismatch("actor.piv_device (certificate device and key-policy URIs)"));
+        return Err(mismatch(
+            "actor.piv_device (certificate device and key-policy URIs)",
+        ));
     }
     match users {
         1 => Ok(()),

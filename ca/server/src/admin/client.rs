@@ -48,7 +48,9 @@ pub fn send(socket: &Path, request: &AdminRequest) -> Result<Reached> {
     let io = |e: std::io::Error| Error::Store(format!("admin socket {}: {e}", socket.display()));
     // Admin actions wait for the HSM and a durable log entry; a minute is
     // far beyond either.
-    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(io)?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(io)?;
     let mut line = serde_json::to_vec(request).map_err(|e| Error::Store(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(io)?;
@@ -57,8 +59,7 @@ pub fn send(socket: &Path, request: &AdminRequest) -> Result<Reached> {
     BufReader::new(stream.take(MAX_REQUEST as u64))
         .read_until(b'\n', &mut answer)
         .map_err(io)?;
-    let response: AdminResponse = serde_json::from_slice(&answer).map_err(|e| {
-        Error::Store(format!("the daemon's answer does not parse ({e})"))
-    })?;
+    let response: AdminResponse = serde_json::from_slice(&answer)
+        .map_err(|e| Error::Store(format!("the daemon's answer does not parse ({e})")))?;
     Ok(Reached::Answered(response))
 }

@@ -38,5 +38,8 @@ pub fn run(config: &Config, request: AdminRequest) -> Result<(AdminResponse, boo
     })?);
     let authority = keys.authority(config.clone(), store.clone())?;
     let service = Service::new(config.clone(), authority, store)?;
-    Ok((handle(&service, request, crate::authority::local_admin()), false))
+    Ok((
+        handle(&service, request, crate::authority::local_admin()),
+        false,
+    ))
 }

@@ -65,7 +65,12 @@ pub(super) fn user(user: &UserView) -> AdminResponse {
     match &user.locked {
         Some(lock) => {
             let until = lock.until.map(time).unwrap_or_else(|| "unlocked".into());
-            let _ = writeln!(text, "locked: {} (since {}, until {until})", lock.reason, time(lock.since));
+            let _ = writeln!(
+                text,
+                "locked: {} (since {}, until {until})",
+                lock.reason,
+                time(lock.since)
+            );
         }
         None => {
             let _ = writeln!(text, "locked: no");
@@ -76,7 +81,12 @@ pub(super) fn user(user: &UserView) -> AdminResponse {
         let _ = writeln!(text, "  - id:          {}", key.id);
         let _ = writeln!(text, "    aaguid:      {}", key.aaguid);
         let _ = writeln!(text, "    attestation: {}", key.attestation_format);
-        let _ = writeln!(text, "    enrolled:    {} (log entry {})", time(key.enrolled_at), key.enrolled_log_index);
+        let _ = writeln!(
+            text,
+            "    enrolled:    {} (log entry {})",
+            time(key.enrolled_at),
+            key.enrolled_log_index
+        );
         let _ = writeln!(text, "    counter:     {}", key.sign_count);
         if let Some(used) = key.last_used {
             let _ = writeln!(text, "    last used:   {}", time(used));

@@ -48,8 +48,11 @@ fn groups_of(pid: i32) -> Vec<u32> {
         .ok()
         .and_then(|status| {
             status.lines().find_map(|l| {
-                l.strip_prefix("Groups:")
-                    .map(|rest| rest.split_whitespace().filter_map(|g| g.parse().ok()).collect())
+                l.strip_prefix("Groups:").map(|rest| {
+                    rest.split_whitespace()
+                        .filter_map(|g| g.parse().ok())
+                        .collect()
+                })
             })
         })
         .unwrap_or_default()
@@ -62,7 +65,10 @@ pub fn bind(path: &Path, group: Option<&str>) -> Result<(UnixListener, SocketFil
     let bad = |reason: String| Error::bad("serve.admin_socket", reason);
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
-            return Err(bad(format!("{} exists and is not a socket", path.display())));
+            return Err(bad(format!(
+                "{} exists and is not a socket",
+                path.display()
+            )));
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(bad(format!(
@@ -93,7 +99,11 @@ impl Drop for SocketFile {
 }
 
 /// Answers admin requests until the listener closes.
-pub async fn serve(listener: UnixListener, service: Arc<Service>, group: Option<String>) -> Result<()> {
+pub async fn serve(
+    listener: UnixListener,
+    service: Arc<Service>,
+    group: Option<String>,
+) -> Result<()> {
     let own_uid = std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .map_err(|e| Error::Store(format!("cannot read /proc/self: {e}")))?;
@@ -114,7 +124,11 @@ pub async fn serve(listener: UnixListener, service: Arc<Service>, group: Option<
     }
 }
 
-async fn connection(mut stream: UnixStream, service: Arc<Service>, allowed: Allowed) -> std::io::Result<()> {
+async fn connection(
+    mut stream: UnixStream,
+    service: Arc<Service>,
+    allowed: Allowed,
+) -> std::io::Result<()> {
     let cred = stream.peer_cred()?;
     let uid = cred.uid();
     let permitted = uid == 0
@@ -148,7 +162,9 @@ async fn connection(mut stream: UnixStream, service: Arc<Service>, allowed: Allo
             tracing::info!(event = "admin_request", uid, user = ?name, op = request.op(), "admin request");
             match tokio::task::spawn_blocking(move || handle(&service, request, actor)).await {
                 Ok(response) => response,
-                Err(_) => AdminResponse::error(1, "the admin request failed inside the daemon".into()),
+                Err(_) => {
+                    AdminResponse::error(1, "the admin request failed inside the daemon".into())
+                }
             }
         }
     };

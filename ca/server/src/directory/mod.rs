@@ -111,7 +111,13 @@ impl Directory {
     /// rather than act on a state the log does not explain.
     pub fn apply(&mut self, index: u64, entry: &Entry) -> Result<()> {
         match (&entry.kind, &entry.change) {
-            (EntryKind::Invite, Some(Change::Invite { token_sha256, expires })) => {
+            (
+                EntryKind::Invite,
+                Some(Change::Invite {
+                    token_sha256,
+                    expires,
+                }),
+            ) => {
                 let user = subject(index, entry)?;
                 if self.invites.contains_key(&token_sha256.0) {
                     return Err(inconsistent(index, "an invite token used twice"));
@@ -191,7 +197,9 @@ impl Directory {
             }
             (EntryKind::RoleChange, Some(Change::Policy { change })) => {
                 let change: signet_policy::Change = serde_json::from_value(change.clone())
-                    .map_err(|e| inconsistent(index, format!("a policy change that does not parse: {e}")))?;
+                    .map_err(|e| {
+                        inconsistent(index, format!("a policy change that does not parse: {e}"))
+                    })?;
                 self.policy.apply(&change);
             }
             (EntryKind::Lock, Some(Change::Lock { reason, until })) => {
@@ -311,4 +319,3 @@ fn subject(index: u64, entry: &Entry) -> Result<&str> {
         .as_deref()
         .ok_or_else(|| inconsistent(index, "an admin action without a subject"))
 }
-

@@ -69,16 +69,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ErrorResponse;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                error(ErrorCode::BodyTooLarge, "the request body is too large")
-            } else {
-                error(ErrorCode::MalformedRequest, format!("cannot read the body: {}", e.body_text()))
-            }
-        })?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| error(ErrorCode::MalformedRequest, format!("the JSON body does not parse: {e}")))
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    error(ErrorCode::BodyTooLarge, "the request body is too large")
+                } else {
+                    error(
+                        ErrorCode::MalformedRequest,
+                        format!("cannot read the body: {}", e.body_text()),
+                    )
+                }
+            })?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            error(
+                ErrorCode::MalformedRequest,
+                format!("the JSON body does not parse: {e}"),
+            )
+        })
     }
 }
 
@@ -98,12 +106,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Source {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+async fn blocking<T: Serialize + Send + 'static>(
     job: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
-) -> Result<Json<T>, ErrorResponse>
-where
-    T: Serialize,
-{
+) -> Result<Json<T>, ErrorResponse> {
     match tokio::task::spawn_blocking(job).await {
         Ok(Ok(value)) => Ok(Json(value)),
         Ok(Err(refusal)) => Err(refusal.into()),
@@ -123,16 +128,20 @@ pub fn routes(state: AppState, max_body: usize, timeout: Duration) -> Router {
         .route("/enroll/assets/enroll.js", get(super::page::script))
         .with_state(state)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-            deadline(req, next, timeout)
-        }))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| deadline(req, next, timeout),
+        ))
 }
 
 /// Cuts a request that takes longer than the deadline.
 async fn deadline(req: Request, next: Next, timeout: Duration) -> Response {
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => error(ErrorCode::Unavailable, "the request took too long; try again").into_response(),
+        Err(_) => error(
+            ErrorCode::Unavailable,
+            "the request took too long; try again",
+        )
+        .into_response(),
     }
 }
 

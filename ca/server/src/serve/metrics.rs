@@ -65,9 +65,17 @@ impl Metrics {
             sign_seconds.clone(),
         );
         let log_size = Gauge::default();
-        registry.register("log_size", "Entries in the latest signed checkpoint", log_size.clone());
+        registry.register(
+            "log_size",
+            "Entries in the latest signed checkpoint",
+            log_size.clone(),
+        );
         let pending = Gauge::default();
-        registry.register("ceremonies_pending", "WebAuthn ceremonies waiting for finish", pending.clone());
+        registry.register(
+            "ceremonies_pending",
+            "WebAuthn ceremonies waiting for finish",
+            pending.clone(),
+        );
         Self {
             issuances,
             refusals,

@@ -39,10 +39,7 @@ pub fn app(service: Arc<Service>, hsm_probe: api::HsmProbe) -> Router {
     Router::new()
         .merge(log_routes(service.store().clone()))
         .merge(api::routes(
-            api::AppState {
-                service,
-                hsm_probe,
-            },
+            api::AppState { service, hsm_probe },
             config.serve.max_body_bytes,
             config.serve.request_timeout,
         ))
@@ -97,7 +94,10 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
         let metrics_task = match config.serve.metrics_listen {
             Some(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                    Error::bad("serve.metrics_listen", format!("cannot listen on {addr}: {e}"))
+                    Error::bad(
+                        "serve.metrics_listen",
+                        format!("cannot listen on {addr}: {e}"),
+                    )
                 })?;
                 let service = service.clone();
                 let router = Router::new().route(
@@ -116,7 +116,9 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
                         }
                     }),
                 );
-                Some(tokio::spawn(async move { axum::serve(listener, router).await }))
+                Some(tokio::spawn(
+                    async move { axum::serve(listener, router).await },
+                ))
             }
             None => None,
         };

@@ -23,7 +23,12 @@ pub struct CertResolver {
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
     }
 }
 
@@ -41,7 +46,9 @@ fn issue(service: &Service) -> Result<(Arc<CertifiedKey>, u64)> {
         .map_err(|_| Error::Certificate("cannot generate the TLS key".into()))?;
     let pair = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng)
         .map_err(|_| Error::Certificate("cannot read the TLS key".into()))?;
-    let point = ring::signature::KeyPair::public_key(&pair).as_ref().to_vec();
+    let point = ring::signature::KeyPair::public_key(&pair)
+        .as_ref()
+        .to_vec();
     let public = p256::PublicKey::from_sec1_bytes(&point)
         .map_err(|e| Error::Certificate(format!("TLS key: {e}")))?;
     let spki = p256::pkcs8::EncodePublicKey::to_public_key_der(&public)
@@ -65,14 +72,24 @@ fn issue(service: &Service) -> Result<(Arc<CertifiedKey>, u64)> {
         .map_err(|e| Error::Certificate(e.to_string()))?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec()));
     let signing = any_ecdsa_type(&key).map_err(|e| Error::Certificate(format!("TLS key: {e}")))?;
-    let chain = vec![CertificateDer::from(leaf.clone()), CertificateDer::from(root)];
-    Ok((Arc::new(CertifiedKey::new(chain, signing)), issued.log_index))
+    let chain = vec![
+        CertificateDer::from(leaf.clone()),
+        CertificateDer::from(root),
+    ];
+    Ok((
+        Arc::new(CertifiedKey::new(chain, signing)),
+        issued.log_index,
+    ))
 }
 
 /// The TLS configuration: TLS 1.3 only, HTTP/1.1, the current certificate.
 pub fn server_config(service: &Service) -> Result<(Arc<rustls::ServerConfig>, Arc<CertResolver>)> {
     let (key, index) = issue(service)?;
-    tracing::info!(event = "tls_certificate", log_index = index, "TLS certificate issued and logged");
+    tracing::info!(
+        event = "tls_certificate",
+        log_index = index,
+        "TLS certificate issued and logged"
+    );
     let resolver = Arc::new(CertResolver {
         current: RwLock::new(key),
     });
@@ -97,7 +114,11 @@ pub async fn renew(service: Arc<Service>, resolver: Arc<CertResolver>) {
         match tokio::task::spawn_blocking(move || issue(&service)).await {
             Ok(Ok((key, index))) => {
                 resolver.replace(key);
-                tracing::info!(event = "tls_certificate", log_index = index, "TLS certificate renewed");
+                tracing::info!(
+                    event = "tls_certificate",
+                    log_index = index,
+                    "TLS certificate renewed"
+                );
                 wait = half;
             }
             Ok(Err(e)) => {

@@ -129,7 +129,13 @@ impl Service {
             },
         );
         let appended = self.record(&entry)?;
-        tracing::info!(event = "invited", user, expires, log_index = appended.index, "invite created");
+        tracing::info!(
+            event = "invited",
+            user,
+            expires,
+            log_index = appended.index,
+            "invite created"
+        );
         Ok(InviteLink {
             user: user.to_owned(),
             link: format!("{}/enroll/{token}", self.config.serve.public_base()),
@@ -190,7 +196,9 @@ impl Service {
         if !enrolled {
             return Err(Error::bad(
                 "CREDENTIAL_ID",
-                format!("{user:?} has no security key with this id (see `signet-ca users show {user}`)"),
+                format!(
+                    "{user:?} has no security key with this id (see `signet-ca users show {user}`)"
+                ),
             ));
         }
         let entry = Self::admin_entry(
@@ -202,12 +210,24 @@ impl Service {
             },
         );
         let appended = self.record(&entry)?;
-        tracing::info!(event = "key_removed", user, credential, log_index = appended.index, "security key removed");
+        tracing::info!(
+            event = "key_removed",
+            user,
+            credential,
+            log_index = appended.index,
+            "security key removed"
+        );
         Ok(appended.index)
     }
 
     /// Locks a user: no issuance until it ends or an admin unlocks.
-    pub fn lock_user(&self, user: &str, reason: &str, ttl: Option<Duration>, actor: Actor) -> Result<u64> {
+    pub fn lock_user(
+        &self,
+        user: &str,
+        reason: &str,
+        ttl: Option<Duration>,
+        actor: Actor,
+    ) -> Result<u64> {
         if reason.trim().is_empty() || reason.chars().any(char::is_control) || reason.len() > 512 {
             return Err(Error::bad("--reason", "1 to 512 printable characters"));
         }
@@ -217,7 +237,13 @@ impl Service {
         self.lock_entry(user, reason, until, actor)
     }
 
-    pub(super) fn lock_entry(&self, user: &str, reason: &str, until: Option<u64>, actor: Actor) -> Result<u64> {
+    pub(super) fn lock_entry(
+        &self,
+        user: &str,
+        reason: &str,
+        until: Option<u64>,
+        actor: Actor,
+    ) -> Result<u64> {
         let entry = Self::admin_entry(
             EntryKind::Lock,
             actor,
@@ -278,7 +304,12 @@ impl Service {
                 entry.roles = vec![change.name().to_owned()];
             }
             let index = self.record(&entry)?.index;
-            tracing::info!(event = "policy_changed", name = change.name(), log_index = index, "role or user changed");
+            tracing::info!(
+                event = "policy_changed",
+                name = change.name(),
+                log_index = index,
+                "role or user changed"
+            );
             indices.push(index);
         }
         Ok((diff, indices))

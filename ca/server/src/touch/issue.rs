@@ -57,9 +57,14 @@ fn parse(request: &BeginRequest) -> Result<Parsed, Refusal> {
     if request.public_key.0.len() > MAX_DER {
         return Err(invalid("public_key", "too large for a public key"));
     }
-    let key = PublicKey::from_spki_der(&request.public_key.0)
-        .map_err(|e| invalid("public_key", format!("not a DER SubjectPublicKeyInfo ({e})")))?;
-    let subject_key = SubjectKey::from_public_key(key.clone(), "public_key").map_err(Refusal::from)?;
+    let key = PublicKey::from_spki_der(&request.public_key.0).map_err(|e| {
+        invalid(
+            "public_key",
+            format!("not a DER SubjectPublicKeyInfo ({e})"),
+        )
+    })?;
+    let subject_key =
+        SubjectKey::from_public_key(key.clone(), "public_key").map_err(Refusal::from)?;
     if request.attestation.len() < 2 || request.attestation.len() > MAX_CHAIN {
         return Err(invalid(
             "attestation",
@@ -72,7 +77,10 @@ fn parse(request: &BeginRequest) -> Result<Parsed, Refusal> {
     let principals =
         checked_principals(&request.principals, "principals").map_err(Refusal::from)?;
     if request.ttl_seconds == 0 || request.ttl_seconds > 100 * 365 * 24 * 3600 {
-        return Err(invalid("ttl_seconds", "must be at least 1 and at most 100 years"));
+        return Err(invalid(
+            "ttl_seconds",
+            "must be at least 1 and at most 100 years",
+        ));
     }
     Ok(Parsed {
         user,
@@ -160,22 +168,26 @@ impl Service {
 
     fn begin_checked(&self, request: &BeginRequest) -> Result<BeginResponse, Refusal> {
         let parsed = parse(request)?;
-        let attested =
-            signet_attest::verify_piv_attestation(&parsed.chain, &self.device_roots, SystemTime::now())
-                .map_err(|e| {
-                    Refusal::new(
-                        ErrorCode::AttestationRefused,
-                        "attestation_refused",
-                        format!("the key's PIV attestation was refused: {e}"),
-                    )
-                })?;
-        let attested_key = PublicKey::from_spki_der(&attested.public_key_spki_der).map_err(|e| {
+        let attested = signet_attest::verify_piv_attestation(
+            &parsed.chain,
+            &self.device_roots,
+            SystemTime::now(),
+        )
+        .map_err(|e| {
             Refusal::new(
                 ErrorCode::AttestationRefused,
                 "attestation_refused",
-                format!("the attested key cannot be read: {e}"),
+                format!("the key's PIV attestation was refused: {e}"),
             )
         })?;
+        let attested_key =
+            PublicKey::from_spki_der(&attested.public_key_spki_der).map_err(|e| {
+                Refusal::new(
+                    ErrorCode::AttestationRefused,
+                    "attestation_refused",
+                    format!("the attested key cannot be read: {e}"),
+                )
+            })?;
         if attested_key != parsed.key {
             return Err(Refusal::new(
                 ErrorCode::AttestationRefused,
@@ -199,7 +211,10 @@ impl Service {
             return Err(Refusal::new(
                 ErrorCode::Locked,
                 "locked",
-                format!("this user is locked ({}); an administrator can unlock it", lock.reason),
+                format!(
+                    "this user is locked ({}); an administrator can unlock it",
+                    lock.reason
+                ),
             ));
         }
         let allow: Vec<CredentialId> = directory
@@ -292,7 +307,10 @@ impl Service {
             return Err(Refusal::new(
                 ErrorCode::Locked,
                 "locked",
-                format!("this user is locked ({}); an administrator can unlock it", lock.reason),
+                format!(
+                    "this user is locked ({}); an administrator can unlock it",
+                    lock.reason
+                ),
             ));
         }
         let credential_id = CredentialId(
@@ -439,14 +457,23 @@ impl Service {
         self.failures.reset(user);
         let until = now() + self.config.limits.lockout.as_secs();
         let reason = format!("{count} failed security key assertions in a row");
-        match self.lock_entry(user, &reason, Some(until), Actor::User {
-            name: user.to_owned(),
-            webauthn_credential_id: None,
-            piv_device: None,
-            webauthn_sign_count: None,
-        }) {
-            Ok(index) => tracing::warn!(event = "locked", user, reason = %reason, until, log_index = index, "user locked after failed assertions"),
-            Err(e) => tracing::error!(event = "lock_failed", user, error = %e, "could not record the lock after failed assertions"),
+        match self.lock_entry(
+            user,
+            &reason,
+            Some(until),
+            Actor::User {
+                name: user.to_owned(),
+                webauthn_credential_id: None,
+                piv_device: None,
+                webauthn_sign_count: None,
+            },
+        ) {
+            Ok(index) => {
+                tracing::warn!(event = "locked", user, reason = %reason, until, log_index = index, "user locked after failed assertions")
+            }
+            Err(e) => {
+                tracing::error!(event = "lock_failed", user, error = %e, "could not record the lock after failed assertions")
+            }
         }
     }
 }
@@ -456,7 +483,11 @@ fn proof(issued: &Issued) -> LogProof {
         index: issued.log_index,
         entry: B64(issued.entry.clone()),
         checkpoint: issued.checkpoint.note.clone(),
-        inclusion_proof: issued.inclusion_proof.iter().map(|h| B64(h.to_vec())).collect(),
+        inclusion_proof: issued
+            .inclusion_proof
+            .iter()
+            .map(|h| B64(h.to_vec()))
+            .collect(),
     }
 }
 

@@ -100,11 +100,18 @@ impl Service {
         .map_err(|e| config_err("webauthn", &e))?;
         let mut fido_trust = AttestationTrust::default();
         for path in &webauthn.attestation_roots {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| config_err("webauthn.attestation_roots", &format!("{}: {e}", path.display())))?;
-            fido_trust
-                .add_roots_pem(&pem)
-                .map_err(|e| config_err("webauthn.attestation_roots", &format!("{}: {e}", path.display())))?;
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                config_err(
+                    "webauthn.attestation_roots",
+                    &format!("{}: {e}", path.display()),
+                )
+            })?;
+            fido_trust.add_roots_pem(&pem).map_err(|e| {
+                config_err(
+                    "webauthn.attestation_roots",
+                    &format!("{}: {e}", path.display()),
+                )
+            })?;
         }
         for pin in &webauthn.attestation_spki_sha256 {
             fido_trust
@@ -118,12 +125,12 @@ impl Service {
             DeviceRoots::default()
         };
         for path in &config.attestation.roots {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| config_err("attestation.roots", &format!("{}: {e}", path.display())))?;
-            device_roots.extend(
-                DeviceRoots::from_pem(&pem)
-                    .map_err(|e| config_err("attestation.roots", &format!("{}: {e}", path.display())))?,
-            );
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                config_err("attestation.roots", &format!("{}: {e}", path.display()))
+            })?;
+            device_roots.extend(DeviceRoots::from_pem(&pem).map_err(|e| {
+                config_err("attestation.roots", &format!("{}: {e}", path.display()))
+            })?);
         }
         if device_roots.is_empty() {
             return Err(config_err(
@@ -203,7 +210,12 @@ impl Service {
         Ok(appended)
     }
 
-    fn rate_limit(&self, route: &'static str, user: &str, source: Option<IpAddr>) -> std::result::Result<(), Refusal> {
+    fn rate_limit(
+        &self,
+        route: &'static str,
+        user: &str,
+        source: Option<IpAddr>,
+    ) -> std::result::Result<(), Refusal> {
         let user_ok = self.limits.per_user.allow(&user.to_owned());
         let source_ok = source.is_none_or(|ip| self.limits.per_source.allow(&ip));
         if user_ok && source_ok {

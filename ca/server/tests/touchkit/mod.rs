@@ -225,8 +225,17 @@ impl TouchCa {
     }
 
     /// begin + touch + finish; returns (status, body) of finish.
-    pub fn login(&mut self, user: &str, slot: &SlotKey, principals: &[&str], ttl: u64) -> (u16, Value) {
-        let (status, begun) = self.post("/v1/certs/begin", &Self::request(user, slot, principals, ttl));
+    pub fn login(
+        &mut self,
+        user: &str,
+        slot: &SlotKey,
+        principals: &[&str],
+        ttl: u64,
+    ) -> (u16, Value) {
+        let (status, begun) = self.post(
+            "/v1/certs/begin",
+            &Self::request(user, slot, principals, ttl),
+        );
         if status != 200 {
             return (status, begun);
         }
