@@ -13,6 +13,9 @@ use crate::wire::{
 /// challenge expiry is what counts.
 pub const TIMEOUT_MS: u32 = 60_000;
 
+/// The WebAuthn Level 3 hint for a roaming hardware authenticator.
+const SECURITY_KEY: &str = "security-key";
+
 fn descriptors(ids: &[CredentialId]) -> Vec<CredentialDescriptor> {
     ids.iter()
         .map(|id| CredentialDescriptor {
@@ -24,9 +27,10 @@ fn descriptors(ids: &[CredentialId]) -> Vec<CredentialDescriptor> {
 }
 
 /// Registration options for `user` over `challenge`: a security key
-/// (no resident key), direct attestation, ES256 or EdDSA, user
-/// verification as the relying party asks; `exclude` lists the user's
-/// existing credentials so the same key is not registered twice.
+/// (cross-platform, hint `security-key`, no resident key), direct
+/// attestation, ES256 or EdDSA, user verification as the relying party
+/// asks, 60 s; `exclude` lists the user's existing credentials so the
+/// same key is not registered twice.
 pub fn creation_options(
     rp: &RelyingParty,
     user: &UserEntity,
@@ -51,12 +55,13 @@ pub fn creation_options(
             timeout: TIMEOUT_MS,
             exclude_credentials: descriptors(exclude),
             authenticator_selection: AuthenticatorSelection {
-                authenticator_attachment: None,
+                authenticator_attachment: Some("cross-platform".into()),
                 resident_key: "discouraged".into(),
                 require_resident_key: false,
                 user_verification: rp.user_verification,
             },
             attestation: "direct".into(),
+            hints: vec![SECURITY_KEY.into()],
         },
     }
 }
@@ -86,6 +91,7 @@ pub fn request_options_with_uv(
             rp_id: rp.rp_id.clone(),
             allow_credentials: descriptors(allow),
             user_verification,
+            hints: vec![SECURITY_KEY.into()],
         },
     }
 }

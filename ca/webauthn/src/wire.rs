@@ -65,6 +65,11 @@ pub struct PublicKeyCredentialCreationOptions {
     pub authenticator_selection: AuthenticatorSelection,
     /// The attestation conveyance preference (`direct`).
     pub attestation: String,
+    /// What kind of authenticator the relying party expects
+    /// (`security-key`), so browsers offer a security key first
+    /// (WebAuthn Level 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
 }
 
 /// `PublicKeyCredentialRpEntity`.
@@ -156,6 +161,10 @@ pub struct PublicKeyCredentialRequestOptions {
     pub allow_credentials: Vec<CredentialDescriptor>,
     /// Whether the authenticator must verify the user.
     pub user_verification: UserVerification,
+    /// What kind of authenticator the relying party expects
+    /// (`security-key`; WebAuthn Level 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
 }
 
 // -------------------------------------------------------------- responses
