@@ -23,8 +23,12 @@ fn signet_binary() -> PathBuf {
 }
 
 fn audit(ca: &Ca, args: &[&str]) -> Output {
+    audit_with_state(ca, "auditor-state", args)
+}
+
+fn audit_with_state(ca: &Ca, state: &str, args: &[&str]) -> Output {
     Command::new(signet_binary())
-        .env("XDG_STATE_HOME", ca.path("auditor-state"))
+        .env("XDG_STATE_HOME", ca.path(state))
         .arg("audit")
         .args(args)
         .output()
@@ -128,6 +132,7 @@ fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
     assert_eq!(summary["certificates"], 6, "{summary}");
     assert_eq!(summary["kinds"]["admin-sign"], 1, "{summary}");
 
+
     // A rewritten entry in the export is caught and named.
     let bundle_path = dir.join("tile/entries/000.p/10");
     let mut bundle = std::fs::read(&bundle_path).unwrap();
@@ -148,4 +153,37 @@ fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
     assert!(!out.status.success(), "a rewritten log verified");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("entr") || err.contains("tile"), "{err}");
+
+    // Online from the CA itself, over HTTPS trusting only its own root: the
+    // daemon logged its TLS certificate at start, so the auditor sees one
+    // more admin-sign entry, checked like every other.
+    let root = ca.write("x509-root.pem", &ca.ok(&["export", "x509-ca"]));
+    let daemon = ca.serve();
+    // (A state of its own: the auditor above remembered the tampered copy.)
+    let out = audit_with_state(
+        &ca,
+        "auditor-online",
+        &[
+            "verify",
+            "--log",
+            &format!("https://localhost:{}/log/", daemon.port),
+            "--tls-ca",
+            root.to_str().unwrap(),
+            "--key",
+            pem_file.to_str().unwrap(),
+            "--origin",
+            "ca.example.com/signet-log",
+            "--quiet",
+            "--json",
+        ],
+    );
+    drop(daemon);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["size"], 11, "{summary}");
+    assert_eq!(summary["kinds"]["admin-sign"], 2, "{summary}");
 }
