@@ -18,6 +18,18 @@ use touchkit::{TouchCa, PIN_ONCE, TOUCH_ALWAYS};
 #[test]
 fn enroll_then_issue_over_https() {
     let mut t = TouchCa::new("touch-e2e");
+    // Metrics on a loopback listener of their own.
+    let metrics_port = signet_testkit::free_port();
+    let config = std::fs::read_to_string(&t.ca.config).unwrap();
+    std::fs::write(
+        &t.ca.config,
+        config.replacen(
+            "listen = \"127.0.0.1:8441\"",
+            &format!("listen = \"127.0.0.1:8441\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\""),
+            1,
+        ),
+    )
+    .unwrap();
     t.serve();
 
     // Health, checked by curl against the CA's own root (an outside peer).
@@ -160,6 +172,29 @@ fn enroll_then_issue_over_https() {
             checkpoint.root(),
         )
         .unwrap();
+    }
+
+    // A refusal, to see it counted: a login no role allows.
+    let (status, refused) = t.login("bob", &device.slot_key(PIN_ONCE, TOUCH_ALWAYS), &["root"], 60);
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["code"], "not_allowed");
+
+    // Prometheus metrics, as curl sees them.
+    let out = Command::new("curl")
+        .args(["-sS", "--fail"])
+        .arg(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metrics = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "signet_ca_issuances_total{kind=\"ssh-user\",outcome=\"issued\"} 1",
+        "signet_ca_issuances_total{kind=\"x509-client\",outcome=\"issued\"} 1",
+        "signet_ca_refusals_total{route=\"certs_begin\",reason=\"not_allowed\"} 1",
+        "signet_ca_issue_sign_and_log_seconds_count 1",
+        "signet_ca_log_size ",
+    ] {
+        assert!(metrics.contains(want), "{want} missing in:\n{metrics}");
     }
 
     // The counter moved on and the key was used.
