@@ -13,23 +13,63 @@ use crate::touch::Service;
 use crate::{Error, Result};
 
 /// Who may use the socket besides root and the daemon's own user.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Allowed {
     own_uid: u32,
-    group: Option<u32>,
+    group: Option<String>,
 }
 
-/// The gid of a group, from /etc/group.
-fn group_id(name: &str) -> Result<u32> {
+/// The gid of a group and its listed members, from /etc/group.
+fn group_entry(name: &str) -> Result<(u32, Vec<String>)> {
     let groups = std::fs::read_to_string("/etc/group")
         .map_err(|e| Error::bad("serve.admin_group", format!("cannot read /etc/group: {e}")))?;
     groups
         .lines()
         .find_map(|line| {
             let mut fields = line.split(':');
-            (fields.next()? == name).then(|| fields.nth(1)?.parse().ok())?
+            if fields.next()? != name {
+                return None;
+            }
+            let gid = fields.nth(1)?.parse().ok()?;
+            let members = fields
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Some((gid, members))
         })
         .ok_or_else(|| Error::bad("serve.admin_group", format!("no group {name:?}")))
+}
+
+fn group_id(name: &str) -> Result<u32> {
+    group_entry(name).map(|(gid, _)| gid)
+}
+
+/// The primary gid of a uid, from /etc/passwd.
+fn primary_gid(uid: u32) -> Option<u32> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2)? == &uid.to_string().as_str())
+            .then(|| fields.get(3)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// Whether the peer belongs to the admin group: by its credentials' gid,
+/// by the group database (primary group or listed member; read at each
+/// connection, so a removal takes effect at once), or by its process's
+/// supplementary groups where /proc shows them.
+fn in_admin_group(group: &str, uid: u32, gid: u32, pid: Option<i32>, name: Option<&str>) -> bool {
+    let Ok((admin_gid, members)) = group_entry(group) else {
+        return false;
+    };
+    gid == admin_gid
+        || primary_gid(uid) == Some(admin_gid)
+        || name.is_some_and(|n| members.iter().any(|m| m == n))
+        || pid.is_some_and(|pid| groups_of(pid).contains(&admin_gid))
 }
 
 /// The user name of a uid, from /etc/passwd (for the log entry's actor).
@@ -107,15 +147,16 @@ pub async fn serve(
     let own_uid = std::fs::metadata("/proc/self")
         .map(|m| m.uid())
         .map_err(|e| Error::Store(format!("cannot read /proc/self: {e}")))?;
-    let allowed = Allowed {
-        own_uid,
-        group: group.as_deref().map(group_id).transpose()?,
-    };
+    if let Some(name) = &group {
+        group_id(name)?;
+    }
+    let allowed = Allowed { own_uid, group };
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let service = service.clone();
+        let allowed = allowed.clone();
         tokio::spawn(async move {
             if let Err(e) = connection(stream, service, allowed).await {
                 tracing::warn!(event = "admin_socket_error", error = %e, "admin connection failed");
@@ -131,12 +172,12 @@ async fn connection(
 ) -> std::io::Result<()> {
     let cred = stream.peer_cred()?;
     let uid = cred.uid();
+    let name = user_name(uid);
     let permitted = uid == 0
         || uid == allowed.own_uid
-        || allowed.group.is_some_and(|gid| {
-            cred.gid() == gid || cred.pid().is_some_and(|pid| groups_of(pid).contains(&gid))
+        || allowed.group.as_deref().is_some_and(|group| {
+            in_admin_group(group, uid, cred.gid(), cred.pid(), name.as_deref())
         });
-    let name = user_name(uid);
     if !permitted {
         tracing::warn!(event = "admin_refused", uid, user = ?name, "admin socket: peer not allowed");
         let response = AdminResponse::error(
