@@ -319,3 +319,6 @@ fn subject(index: u64, entry: &Entry) -> Result<&str> {
         .as_deref()
         .ok_or_else(|| inconsistent(index, "an admin action without a subject"))
 }
+
+#[cfg(test)]
+mod tests;

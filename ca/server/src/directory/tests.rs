@@ -1,0 +1,176 @@
+//! The directory is a function of the log: entries applied in order give
+//! the state, and entries the state cannot explain are refused.
+
+use signet_log::entry::{Actor, Base64Bytes, Change, Entry, EntryKind, Sha256Hex};
+
+use super::Directory;
+
+fn admin(kind: EntryKind, subject: &str, change: Change) -> Entry {
+    Entry {
+        kind,
+        time: 1_000,
+        actor: Actor::LocalAdmin {
+            unix_user: "root (uid 0)".into(),
+        },
+        request_hash: None,
+        subject: Some(subject.into()),
+        principals: Vec::new(),
+        roles: Vec::new(),
+        certificate: None,
+        change: Some(change),
+    }
+}
+
+fn invite(user: &str, token: u8) -> Entry {
+    admin(
+        EntryKind::Invite,
+        user,
+        Change::Invite {
+            token_sha256: Sha256Hex([token; 32]),
+            expires: 2_000,
+        },
+    )
+}
+
+fn enrollment(user: &str, token: u8, id: u8) -> Entry {
+    admin(
+        EntryKind::Enrollment,
+        user,
+        Change::Credential {
+            id: Base64Bytes(vec![id; 16]),
+            public_key_cose: Base64Bytes(vec![0xa5]),
+            algorithm: -7,
+            aaguid: Base64Bytes(vec![0; 16]),
+            attestation_format: "packed".into(),
+            sign_count: 3,
+            invite_sha256: Sha256Hex([token; 32]),
+        },
+    )
+}
+
+#[test]
+fn an_invite_is_spent_by_its_enrollment_once() {
+    let mut d = Directory::default();
+    d.apply(0, &invite("alice", 1)).unwrap();
+    assert!(!d.invite(&[1; 32]).unwrap().spent);
+    d.apply(1, &enrollment("alice", 1, 7)).unwrap();
+    assert!(d.invite(&[1; 32]).unwrap().spent);
+    assert_eq!(d.account("alice").unwrap().credentials.len(), 1);
+    // The same invite again, another user's invite, no invite: refused,
+    // and the state stays as it was.
+    assert!(d.apply(2, &enrollment("alice", 1, 8)).is_err());
+    d.apply(2, &invite("bob", 2)).unwrap();
+    assert!(d.apply(3, &enrollment("alice", 2, 8)).is_err());
+    assert!(d.apply(3, &enrollment("alice", 9, 8)).is_err());
+    assert_eq!(d.account("alice").unwrap().credentials.len(), 1);
+    // A credential registered twice is refused.
+    assert!(d.apply(3, &enrollment("bob", 2, 7)).is_err());
+}
+
+#[test]
+fn counters_only_move_forward_and_keys_can_be_removed() {
+    let mut d = Directory::default();
+    d.apply(0, &invite("alice", 1)).unwrap();
+    d.apply(1, &enrollment("alice", 1, 7)).unwrap();
+    let id = signet_webauthn::CredentialId(vec![7; 16]);
+    assert!(d.note_use("alice", &id, 10, 1_100));
+    assert!(d.note_use("alice", &id, 5, 1_050));
+    let credential = &d.account("alice").unwrap().credentials[0];
+    assert_eq!(credential.stored.sign_count, 10);
+    assert_eq!(credential.last_used, Some(1_100));
+    assert!(!d.note_use("bob", &id, 11, 1_200), "not bob's key");
+    d.apply(
+        2,
+        &admin(
+            EntryKind::KeyRemoval,
+            "alice",
+            Change::CredentialRemoved {
+                id: Base64Bytes(vec![7; 16]),
+            },
+        ),
+    )
+    .unwrap();
+    assert!(d.account("alice").unwrap().credentials.is_empty());
+    assert!(d
+        .apply(
+            3,
+            &admin(
+                EntryKind::KeyRemoval,
+                "alice",
+                Change::CredentialRemoved {
+                    id: Base64Bytes(vec![7; 16]),
+                },
+            ),
+        )
+        .is_err());
+}
+
+#[test]
+fn locks_hold_until_they_end_or_an_unlock() {
+    let mut d = Directory::default();
+    d.apply(
+        0,
+        &admin(
+            EntryKind::Lock,
+            "alice",
+            Change::Lock {
+                reason: "laptop stolen".into(),
+                until: Some(1_500),
+            },
+        ),
+    )
+    .unwrap();
+    assert!(d.lock_of("alice", 1_499).is_some());
+    assert!(d.lock_of("alice", 1_500).is_none());
+    d.apply(
+        1,
+        &admin(
+            EntryKind::Lock,
+            "alice",
+            Change::Lock {
+                reason: "left the company".into(),
+                until: None,
+            },
+        ),
+    )
+    .unwrap();
+    assert!(d.lock_of("alice", 9_999_999).is_some());
+    d.apply(
+        2,
+        &admin(
+            EntryKind::Unlock,
+            "alice",
+            Change::Unlock {
+                reason: "back".into(),
+            },
+        ),
+    )
+    .unwrap();
+    assert!(d.lock_of("alice", 1_000).is_none());
+}
+
+#[test]
+fn admin_actions_must_record_their_change() {
+    let mut d = Directory::default();
+    let mut bare = invite("alice", 1);
+    bare.kind = EntryKind::Lock;
+    bare.change = None;
+    assert!(d.apply(0, &bare).is_err());
+    let policy = admin(
+        EntryKind::RoleChange,
+        "alice",
+        Change::Policy {
+            change: serde_json::json!({"put_user": {"name": "alice", "roles": ["dev"]}}),
+        },
+    );
+    d.apply(0, &policy).unwrap();
+    assert!(d.policy().user("alice").is_some());
+    let garbage = admin(
+        EntryKind::RoleChange,
+        "alice",
+        Change::Policy {
+            change: serde_json::json!({"make_admin": "alice"}),
+        },
+    );
+    assert!(d.apply(1, &garbage).is_err());
+}
