@@ -214,6 +214,12 @@ impl Ca {
     /// Starts `signet-ca serve` with another configuration file (e.g. a
     /// copy of the data directory) on this CA's token.
     pub fn serve_with(&self, config: &Path) -> Daemon {
+        self.serve_logging(config, None)
+    }
+
+    /// Starts `signet-ca serve` with its stderr (the daemon's log) written
+    /// to `log` when given.
+    pub fn serve_logging(&self, config: &Path, log: Option<&Path>) -> Daemon {
         let port = signet_testkit::free_port();
         let text = std::fs::read_to_string(config).unwrap();
         std::fs::write(
@@ -231,6 +237,9 @@ impl Ca {
             &["--config".as_ref(), config.as_os_str(), "serve".as_ref()],
             |command| {
                 command.env("SOFTHSM2_CONF", self.hsm.conf());
+                if let Some(log) = log {
+                    command.stderr(std::fs::File::create(log).unwrap());
+                }
             },
         )
         .unwrap();

@@ -240,7 +240,7 @@ impl Service {
             user,
             reason = refusal.reason,
             code = refusal.code.as_str(),
-            message = %refusal.message,
+            detail = %refusal.message,
             "request refused"
         );
         self.observer.refused(route, refusal.reason);
