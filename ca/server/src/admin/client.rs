@@ -53,12 +53,31 @@ pub fn send(socket: &Path, request: &AdminRequest) -> Result<Reached> {
         .map_err(io)?;
     let mut line = serde_json::to_vec(request).map_err(|e| Error::Store(e.to_string()))?;
     line.push(b'\n');
-    stream.write_all(&line).map_err(io)?;
-    stream.shutdown(std::net::Shutdown::Write).map_err(io)?;
+    // A daemon that refuses this peer answers without reading the
+    // request: a request larger than the socket's buffer then meets a
+    // closed socket, and the refusal is still there to read.
+    let sent = stream
+        .write_all(&line)
+        .and_then(|()| stream.shutdown(std::net::Shutdown::Write));
+    let unsent = match sent {
+        Ok(()) => None,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Some(e)
+        }
+        Err(e) => return Err(io(e)),
+    };
     let mut answer = Vec::new();
-    BufReader::new(stream.take(MAX_REQUEST as u64))
-        .read_until(b'\n', &mut answer)
-        .map_err(io)?;
+    let read = BufReader::new(stream.take(MAX_REQUEST as u64)).read_until(b'\n', &mut answer);
+    match (read, unsent) {
+        (Ok(_), _) if !answer.is_empty() => {}
+        (_, Some(e)) | (Err(e), None) => return Err(io(e)),
+        (Ok(_), None) => {}
+    }
     let response: AdminResponse = serde_json::from_slice(&answer)
         .map_err(|e| Error::Store(format!("the daemon's answer does not parse ({e})")))?;
     Ok(Reached::Answered(response))
