@@ -81,12 +81,26 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     )
                 }
             })?;
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+        let malformed = |e: &dyn std::fmt::Display| {
             error(
                 ErrorCode::MalformedRequest,
                 format!("the JSON body does not parse: {e}"),
             )
-        })
+        };
+        let mut json = serde_json::Deserializer::from_slice(&bytes);
+        // The path names the field that failed (`attestation[1]`,
+        // `assertion.response.signature`): serde_json's own message has
+        // only a line and a column.
+        let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                malformed(e.inner())
+            } else {
+                malformed(&format!("{path}: {}", e.inner()))
+            }
+        })?;
+        json.end().map_err(|e| malformed(&e))?;
+        Ok(ApiJson(value))
     }
 }
 

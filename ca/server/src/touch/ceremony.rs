@@ -96,8 +96,13 @@ impl Ceremonies {
     /// Removes and returns a ceremony that has not expired. A second call
     /// with the same id finds nothing.
     pub fn take(&self, id: &str) -> Option<Pending> {
+        self.take_at(id, Instant::now())
+    }
+
+    /// [`Ceremonies::take`] as of `now` (tests move the clock).
+    fn take_at(&self, id: &str, now: Instant) -> Option<Pending> {
         let (started, ceremony) = crate::store::lock(&self.pending).remove(id)?;
-        (started.elapsed() < CEREMONY_TTL).then_some(ceremony)
+        (now.saturating_duration_since(started) < CEREMONY_TTL).then_some(ceremony)
     }
 
     /// How many are pending (expired ones included until swept).
@@ -108,5 +113,38 @@ impl Ceremonies {
     /// Whether none are pending.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enrollment() -> Pending {
+        Pending::Enroll(EnrollCeremony {
+            user: "alice".into(),
+            token_sha256: [1; 32],
+            challenge: [2; 32],
+        })
+    }
+
+    #[test]
+    fn a_ceremony_is_taken_once_and_only_before_it_expires() {
+        let ceremonies = Ceremonies::default();
+        let id = ceremonies.start(enrollment()).unwrap();
+        let just_in_time = Instant::now() + CEREMONY_TTL - Duration::from_secs(1);
+        assert!(matches!(
+            ceremonies.take_at(&id, just_in_time),
+            Some(Pending::Enroll(_))
+        ));
+        // Spent: a replay finds nothing.
+        assert!(ceremonies.take(&id).is_none());
+
+        // Expired: refused, and gone (a later try finds nothing either).
+        let id = ceremonies.start(enrollment()).unwrap();
+        let late = Instant::now() + CEREMONY_TTL + Duration::from_secs(1);
+        assert!(ceremonies.take_at(&id, late).is_none());
+        assert!(ceremonies.take(&id).is_none());
+        assert!(ceremonies.is_empty());
     }
 }

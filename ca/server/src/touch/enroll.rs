@@ -15,7 +15,7 @@ use signet_webauthn::wire::UserEntity;
 use signet_webauthn::CredentialId;
 
 use super::ceremony::{EnrollCeremony, Pending, CEREMONY_TTL};
-use super::issue::webauthn_reason;
+use super::issue::{webauthn_code, webauthn_reason};
 use super::{now, Refusal, Service};
 
 const BEGIN: &str = "enroll_begin";
@@ -165,7 +165,7 @@ impl Service {
         )
         .map_err(|e| {
             Refusal::new(
-                ErrorCode::WebauthnRefused,
+                webauthn_code(&e),
                 webauthn_reason(&e),
                 format!("the security key's registration was refused: {e}"),
             )

@@ -117,10 +117,21 @@ fn webauthn_refusal(err: &WebauthnError) -> Refusal {
             format!("{err}; this credential is refused — tell your security team"),
         ),
         other => Refusal::new(
-            ErrorCode::WebauthnRefused,
+            webauthn_code(other),
             webauthn_reason(other),
             format!("the security key's assertion was refused: {other}"),
         ),
+    }
+}
+
+/// The wire code of a WebAuthn failure: an encoding that does not parse
+/// (base64url, CBOR, client data, authenticator data) is a malformed
+/// request, as anywhere else in the body; the rest did not verify.
+pub(super) fn webauthn_code(err: &WebauthnError) -> ErrorCode {
+    if webauthn_reason(err) == "malformed" {
+        ErrorCode::MalformedRequest
+    } else {
+        ErrorCode::WebauthnRefused
     }
 }
 
@@ -316,7 +327,13 @@ impl Service {
         let credential_id = CredentialId(
             URL_SAFE_NO_PAD
                 .decode(request.assertion.raw_id.trim_end_matches('='))
-                .map_err(|_| invalid("assertion.rawId", "not base64url"))?,
+                .map_err(|_| {
+                    Refusal::new(
+                        ErrorCode::MalformedRequest,
+                        "malformed",
+                        "assertion.rawId: not base64url",
+                    )
+                })?,
         );
         let Some(credential) = directory
             .account(user)
