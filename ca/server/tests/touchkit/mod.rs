@@ -289,3 +289,44 @@ impl Device {
         }
     }
 }
+
+/// `token`'s assertion over request options (JSON), for `origin`: for a
+/// second security key, or a clone of the first.
+pub fn assert_by(token: &mut SoftToken, options: &Value, origin: &str) -> Value {
+    let rcr: RequestChallengeResponse = serde_json::from_value(options.clone()).unwrap();
+    let assertion = token
+        .do_authentication(Url::parse(origin).unwrap(), rcr)
+        .unwrap();
+    serde_json::to_value(&assertion).unwrap()
+}
+
+/// `token`'s answer to creation options (JSON), for the test origin.
+pub fn register_by(token: &mut SoftToken, options: &Value) -> Value {
+    let ccr: CreationChallengeResponse = serde_json::from_value(options.clone()).unwrap();
+    let reg = token
+        .do_registration(Url::parse(TEST_ORIGIN).unwrap(), ccr)
+        .unwrap();
+    serde_json::to_value(&reg).unwrap()
+}
+
+impl TouchCa {
+    /// Replaces `from` by `to` in the configuration file (before `serve`).
+    pub fn configure(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.ca.config).unwrap();
+        assert!(text.contains(from), "{from:?} not in the configuration");
+        std::fs::write(&self.ca.config, text.replace(from, to)).unwrap();
+    }
+
+    /// The size of the log's latest checkpoint, from `GET /v1/health`.
+    pub fn log_size(&self) -> u64 {
+        let (status, body) = self.get("/v1/health");
+        assert_eq!(status, 200, "{body}");
+        let health: Value = serde_json::from_str(&body).unwrap();
+        health["log"]["size"].as_u64().unwrap()
+    }
+
+    /// `signet-ca users show NAME --json`, through the running daemon.
+    pub fn user(&self, name: &str) -> Value {
+        serde_json::from_str(&self.ca.ok(&["users", "show", name, "--json"])).unwrap()
+    }
+}
