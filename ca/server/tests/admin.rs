@@ -589,7 +589,63 @@ fn roles_apply_through_the_daemon() {
         "{}",
         stderr(&out)
     );
+
+    concurrent_applies(&ca);
     drop(daemon);
+}
+
+/// Two admins apply different roles directories at the same time: the
+/// result is one of them, whole (as if one ran after the other), never a
+/// mix of both diffs computed from the same starting point.
+fn concurrent_applies(ca: &Ca) {
+    let team = |name: &str| {
+        let dir = ca.path(&format!("team-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = format!(
+            "kind: role\nname: {name}\nallow:\n  logins: [{name}]\noptions:\n  \
+             max_session_ttl: 1h\n  hardware_key: touch\n  session_mfa: false\n"
+        );
+        for i in 0..40 {
+            text.push_str(&format!(
+                "---\nkind: user\nname: {name}-{i:02}\nroles: [{name}]\n"
+            ));
+        }
+        std::fs::write(dir.join("team.yaml"), text).unwrap();
+        dir
+    };
+    let dirs = [team("red"), team("blue")];
+    let children: Vec<std::process::Child> = dirs
+        .iter()
+        .map(|dir| {
+            ca.command()
+                .args(["roles", "apply", dir.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let matches: Vec<bool> = dirs
+        .iter()
+        .map(|dir| {
+            let (diff, _) = ok2(ca, &["roles", "apply", "--dry-run", dir.to_str().unwrap()]);
+            diff == "no changes\n"
+        })
+        .collect();
+    assert!(
+        matches == [true, false] || matches == [false, true],
+        "the roles in force are neither directory: {:?}",
+        json_of(ca, &["users", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -287,6 +287,9 @@ impl Service {
     /// roles, each durable before it takes effect. Returns the diff
     /// applied and the log index of each change.
     pub fn apply_policy(&self, new: &Policy, actor: Actor) -> Result<(PolicyDiff, Vec<u64>)> {
+        // The diff is against the policy in force: another apply must not
+        // change it until this one's last entry is applied.
+        let _serialized = crate::store::lock(&self.policy_writer);
         let diff = self.policy_diff(new);
         // The diff lists its changes in a safe order already: roles put
         // before the users naming them, users removed before their roles.

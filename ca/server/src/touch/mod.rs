@@ -57,6 +57,9 @@ pub struct Service {
     limits: RateLimits,
     failures: Failures,
     user_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Held by `roles apply` from its diff to its last entry, so two
+    /// admins applying at once run one after the other.
+    policy_writer: Mutex<()>,
     rp: RelyingParty,
     fido_trust: AttestationTrust,
     device_roots: DeviceRoots,
@@ -151,6 +154,7 @@ impl Service {
             limits,
             failures: Failures::default(),
             user_locks: Mutex::new(HashMap::new()),
+            policy_writer: Mutex::new(()),
             rp,
             fido_trust,
             device_roots,
