@@ -930,6 +930,10 @@ fn users_through_the_daemon_survive_a_restart_and_work_without_it() {
         .unwrap()
         .to_owned();
     assert_ne!(second_key, first_key);
+    let spare_key = t.enroll("alice")["credential_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     ok2(
         &t.ca,
         &[
@@ -944,7 +948,15 @@ fn users_through_the_daemon_survive_a_restart_and_work_without_it() {
         )
     };
     let kept = state(&t);
-    assert_eq!(kept.1["credentials"][0]["id"], second_key.as_str());
+    let ids = |shown: &Value| -> Vec<String> {
+        shown["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&kept.1), [second_key.clone(), spare_key.clone()]);
     assert_eq!(kept.2["locked"]["reason"], "on leave");
 
     // SIGTERM: a clean exit, the socket removed.
@@ -966,15 +978,24 @@ fn users_through_the_daemon_survive_a_restart_and_work_without_it() {
     );
     let (link, _) = ok2(&t.ca, &["users", "invite", "carol", "--ttl", "30m"]);
     token_of(link.trim_end());
+    let (removed, _) = ok2(&t.ca, &["users", "remove-key", "alice", &spare_key]);
+    assert!(
+        removed.contains(&format!("(log entry {})", size + 3)),
+        "{removed}"
+    );
     let log = entries(&t.ca, &Log::Direct);
-    assert_eq!(log.len(), size + 3);
+    assert_eq!(log.len(), size + 4);
     for (entry, kind) in
-        log[size..]
+        log[size..size + 3]
             .iter()
             .zip([EntryKind::Lock, EntryKind::Unlock, EntryKind::Invite])
     {
         assert_admin_entry(entry, kind, "carol", &me);
     }
+    assert_admin_entry(&log[size + 3], EntryKind::KeyRemoval, "alice", &me);
+    let changed = state(&t);
+    assert_eq!(ids(&changed.1), [second_key.clone()]);
+    assert_eq!(changed.2, kept.2);
     assert!(
         !socket.exists(),
         "a command without the daemon made a socket"
@@ -984,7 +1005,7 @@ fn users_through_the_daemon_survive_a_restart_and_work_without_it() {
     // acts on it: bob still locked, alice's new key signs.
     reset_listen(&t.ca.config);
     t.serve();
-    assert_eq!(state(&t), kept);
+    assert_eq!(state(&t), changed);
     let (status, body) = begin(&t, "bob", &slot);
     assert_eq!(
         (status, body["code"].as_str()),
