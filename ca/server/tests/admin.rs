@@ -798,6 +798,37 @@ fn users_through_the_daemon_survive_a_restart_and_work_without_it() {
     let out = t.ca.run(&["users", "show", "mallory", "--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
+    // Lock and unlock refuse what cannot be meant: a name the CA does not
+    // know (a typo would leave the real user unlocked), a lock past the
+    // end of time, a reason that is empty or spans lines. Nothing logged.
+    let size = daemon_log(&t).len();
+    for args in [
+        &["users", "lock", "alcie", "--reason", "laptop stolen"][..],
+        &["users", "unlock", "alcie"],
+        &[
+            "users",
+            "lock",
+            "alice",
+            "--reason",
+            "x",
+            "--ttl",
+            "18446744073709551615s",
+        ],
+        &["users", "lock", "alice", "--reason", "x", "--ttl", "0s"],
+        &["users", "lock", "alice", "--reason", " "],
+        &["users", "lock", "alice", "--reason", "two\nlines"],
+    ] {
+        let out = t.ca.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    assert!(
+        stderr(&t.ca.run(&["users", "lock", "alcie", "--reason", "r"]))
+            .contains("no user \"alcie\"")
+    );
+    assert_eq!(daemon_log(&t).len(), size, "a refused lock was logged");
+    assert_eq!(json_of(&t.ca, &["users", "list", "--json"]), listed);
+
     // Lock (until unlocked): begin is refused as locked; one entry.
     let (status, body) = t.login("alice", &slot, &["ubuntu"], 3600);
     assert_eq!(status, 200, "{body}");
@@ -994,7 +1025,7 @@ fn users_through_the_daemon_survive_a_restart_and_work_without_it() {
     }
     assert_admin_entry(&log[size + 3], EntryKind::KeyRemoval, "alice", &me);
     let changed = state(&t);
-    assert_eq!(ids(&changed.1), [second_key.clone()]);
+    assert_eq!(ids(&changed.1), [second_key.as_str()]);
     assert_eq!(changed.2, kept.2);
     assert!(
         !socket.exists(),

@@ -18,6 +18,9 @@ use crate::{Error, Result};
 /// The longest an invite may live.
 pub(super) const MAX_INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// The longest lock with an end (longer ones are locks until unlocked).
+const MAX_LOCK_TTL: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
 /// A new invite.
 #[derive(Debug, Clone, Serialize)]
 pub struct InviteLink {
@@ -231,10 +234,30 @@ impl Service {
         if reason.trim().is_empty() || reason.chars().any(char::is_control) || reason.len() > 512 {
             return Err(Error::bad("--reason", "1 to 512 printable characters"));
         }
+        if ttl.is_some_and(|t| t.as_secs() == 0 || t > MAX_LOCK_TTL) {
+            return Err(Error::bad(
+                "--ttl",
+                "between 1 s and 10 years (leave it out to lock until unlocked)",
+            ));
+        }
+        self.known_user(user)?;
         let until = ttl.map(|t| now() + t.as_secs());
         let guard = self.user_lock(user);
         let _serialized = crate::store::lock(&guard);
         self.lock_entry(user, reason, until, actor)
+    }
+
+    /// Refuses a name the CA knows nothing of (not in the roles, never
+    /// enrolled, never locked): a lock on a typo would leave the user
+    /// meant unlocked while the admin believes otherwise.
+    fn known_user(&self, user: &str) -> Result<()> {
+        if self.show_user(user).is_none() {
+            return Err(Error::bad(
+                "NAME",
+                format!("no user {user:?}: not in the applied roles and never enrolled (see `signet-ca users list`)"),
+            ));
+        }
+        Ok(())
     }
 
     pub(super) fn lock_entry(
@@ -261,6 +284,7 @@ impl Service {
         if reason.trim().is_empty() || reason.chars().any(char::is_control) || reason.len() > 512 {
             return Err(Error::bad("--reason", "1 to 512 printable characters"));
         }
+        self.known_user(user)?;
         let guard = self.user_lock(user);
         let _serialized = crate::store::lock(&guard);
         let entry = Self::admin_entry(
