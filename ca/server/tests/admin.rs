@@ -955,6 +955,30 @@ fn users_through_the_daemon_survive_a_restart_and_work_without_it() {
         stderr(&out)
     );
 
+    // A lock for a second ends by itself: show drops it, and bob's
+    // begin gets past the lock (to the missing key).
+    ok2(
+        &t.ca,
+        &["users", "lock", "bob", "--reason", "brief", "--ttl", "1s"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while json_of(&t.ca, &["users", "show", "bob", "--json"])
+        .get("locked")
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a one-second lock still holds"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (status, body) = begin(&t, "bob", &slot);
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("not_allowed")),
+        "{body}"
+    );
+
     // A new key for alice, bob locked for two hours: the state to survive.
     let second_key = t.enroll("alice")["credential_id"]
         .as_str()
