@@ -591,6 +591,20 @@ fn roles_apply_through_the_daemon() {
     );
 
     concurrent_applies(&ca);
+
+    // With its socket file gone the daemon cannot be reached, and a
+    // command falls back to the store: the daemon's lock on it refuses
+    // that, so the two never both write.
+    let size = entries(&ca, &at).len();
+    std::fs::remove_file(ca.path("data/admin.sock")).unwrap();
+    let out = ca.run(&["users", "lock", "alice", "--reason", "no socket"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("in use by another signet-ca process"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(entries(&ca, &at).len(), size);
     drop(daemon);
 }
 
