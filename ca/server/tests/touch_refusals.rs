@@ -92,7 +92,13 @@ fn clone_token(token: &SoftToken) -> SoftToken {
 
 /// A malformed-body case: what it is, how to spoil a good body, and the
 /// status, code and message words expected.
-type Case = (&'static str, fn(&mut Value), u16, &'static str, &'static str);
+type Case = (
+    &'static str,
+    fn(&mut Value),
+    u16,
+    &'static str,
+    &'static str,
+);
 
 fn finish(ceremony: &Value, assertion: &Value) -> Value {
     json!({ "ceremony": ceremony, "assertion": assertion })
@@ -130,8 +136,13 @@ fn assertions_that_must_not_issue() {
         .unwrap(),
     );
     std::fs::write(t.path(common::FIDO_ROOTS), roots).unwrap();
-    t.serve();
-    t.enroll("alice");
+    // The daemon's own log, where a security team sees a cloned key.
+    let daemon_log = t.path("daemon.log");
+    t.daemon = Some(t.ca.serve_logging(&t.ca.config.clone(), Some(&daemon_log)));
+    let alice_credential = t.enroll("alice")["credential_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let bob_credential = t.enroll("bob")["credential_id"]
         .as_str()
         .unwrap()
@@ -287,6 +298,14 @@ fn assertions_that_must_not_issue() {
         "{message}"
     );
     assert_eq!(seen(&t, &users), before);
+    let events = std::fs::read_to_string(&daemon_log).unwrap();
+    assert!(
+        events.lines().any(|line| line.contains("ERROR")
+            && line.contains("event=\"counter_regression\"")
+            && line.contains("alice")
+            && line.contains(&alice_credential)),
+        "no counter_regression event for alice's credential in the daemon's log:\n{events}"
+    );
     // The original key goes on working.
     let (status, body) = t.login("alice", &slot, &["ubuntu"], 3600);
     assert_eq!(status, 200, "{body}");
@@ -381,9 +400,7 @@ fn assertions_that_must_not_issue() {
         ),
         (
             "clientDataJSON garbage",
-            |a| {
-                a["response"]["clientDataJSON"] = json!(URL_SAFE_NO_PAD.encode(b"{\"type\":"))
-            },
+            |a| a["response"]["clientDataJSON"] = json!(URL_SAFE_NO_PAD.encode(b"{\"type\":")),
             400,
             "malformed_request",
             "clientDataJSON",
@@ -415,6 +432,16 @@ fn assertions_that_must_not_issue() {
         400,
         "malformed_request",
         "unknown field `userPresent`",
+    );
+    // Bodies refused before the service reads them are refusal events in
+    // the daemon's log too.
+    let events = std::fs::read_to_string(&daemon_log).unwrap();
+    assert!(
+        events.lines().any(|line| line.contains("event=\"refused\"")
+            && line.contains("route=/v1/certs/finish")
+            && line.contains("reason=\"malformed_request\"")
+            && line.contains("userPresent")),
+        "no refusal event for the unknown field in the daemon's log:\n{events}"
     );
     assert_eq!(seen(&t, &users), before);
 }
@@ -631,7 +658,7 @@ fn requests_that_must_not_begin() {
         ),
         403,
         "attestation_refused",
-        "PIV attestation was refused",
+        "does not lead to a trusted device root",
     );
     // A good chain for another key than the one to certify.
     let mut swapped = device.slot_key(PIN_ONCE, TOUCH_ALWAYS);
@@ -655,7 +682,7 @@ fn requests_that_must_not_begin() {
         ),
         403,
         "not_allowed",
-        "PIN",
+        "touch policy always or cached and PIN policy once or always",
     );
     // Touch policy never where the role (dev) wants touch.
     refused(
@@ -670,7 +697,7 @@ fn requests_that_must_not_begin() {
         ),
         403,
         "not_allowed",
-        "touch",
+        "touch policy always or cached (hardware_key: touch)",
     );
     // An intermediate above f9 that is no CA, and one that has expired.
     let now = SystemTime::now();
@@ -681,13 +708,13 @@ fn requests_that_must_not_begin() {
         begin(&t, &TouchCa::request("alice", &not_ca, &["ubuntu"], 3600)),
         403,
         "attestation_refused",
-        "PIV attestation was refused",
+        "certificate 2 of the attestation chain signs another certificate but is not a CA",
     );
     refused(
         begin(&t, &TouchCa::request("alice", &expired, &["ubuntu"], 3600)),
         403,
         "attestation_refused",
-        "PIV attestation was refused",
+        "certificate 2 of the attestation chain has expired",
     );
     // An imported key: a YubiKey refuses to attest it (ca/attest's
     // tests/device.rs shows that on the virtual card over pcscd), so the
@@ -760,7 +787,7 @@ fn requests_that_must_not_begin() {
         ),
         403,
         "attestation_refused",
-        "PIV attestation was refused",
+        "certificate 1 of the attestation chain is not a DER X.509 certificate",
     );
     refused(
         begin(&t, &with("admin", json!(true))),

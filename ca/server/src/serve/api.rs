@@ -69,39 +69,62 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ErrorResponse;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
+        let route = req.uri().path().to_owned();
+        read_json(req, state)
             .await
-            .map_err(|e: BytesRejection| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    error(ErrorCode::BodyTooLarge, "the request body is too large")
-                } else {
-                    error(
-                        ErrorCode::MalformedRequest,
-                        format!("cannot read the body: {}", e.body_text()),
-                    )
-                }
-            })?;
-        let malformed = |e: &dyn std::fmt::Display| {
-            error(
-                ErrorCode::MalformedRequest,
-                format!("the JSON body does not parse: {e}"),
-            )
-        };
-        let mut json = serde_json::Deserializer::from_slice(&bytes);
-        // The path names the field that failed (`attestation[1]`,
-        // `assertion.response.signature`): serde_json's own message has
-        // only a line and a column.
-        let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                malformed(e.inner())
+            .map(ApiJson)
+            .inspect_err(|refused| {
+                // Refused before the service sees it, and still a refusal: one
+                // structured event, as the service logs its own.
+                tracing::warn!(
+                    event = "refused",
+                    route = %route,
+                    reason = refused.0.code.as_str(),
+                    code = refused.0.code.as_str(),
+                    message = %refused.0.message,
+                    "request refused"
+                );
+            })
+    }
+}
+
+/// The body as `T`, or the error naming what is wrong with it.
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<T, ErrorResponse> {
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                error(ErrorCode::BodyTooLarge, "the request body is too large")
             } else {
-                malformed(&format!("{path}: {}", e.inner()))
+                error(
+                    ErrorCode::MalformedRequest,
+                    format!("cannot read the body: {}", e.body_text()),
+                )
             }
         })?;
-        json.end().map_err(|e| malformed(&e))?;
-        Ok(ApiJson(value))
-    }
+    let malformed = |e: &dyn std::fmt::Display| {
+        error(
+            ErrorCode::MalformedRequest,
+            format!("the JSON body does not parse: {e}"),
+        )
+    };
+    let mut json = serde_json::Deserializer::from_slice(&bytes);
+    // The path names the field that failed (`attestation[1]`,
+    // `assertion.response.signature`): serde_json's own message has
+    // only a line and a column.
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            malformed(e.inner())
+        } else {
+            malformed(&format!("{path}: {}", e.inner()))
+        }
+    })?;
+    json.end().map_err(|e| malformed(&e))?;
+    Ok(value)
 }
 
 /// The client's address, when the listener knows it.
