@@ -1165,7 +1165,7 @@ fn the_admin_socket_its_peers_and_its_lifecycle() {
     ok2(&ca, &["users", "list"]);
 
     if root {
-        // The config where nobody can read it.
+        // A copy of the config other users can read.
         let public = tempfile::Builder::new()
             .prefix("signet-cfg-")
             .tempdir()
