@@ -132,7 +132,6 @@ fn the_auditor_verifies_the_cas_log_from_a_directory_and_over_http() {
     assert_eq!(summary["certificates"], 6, "{summary}");
     assert_eq!(summary["kinds"]["admin-sign"], 1, "{summary}");
 
-
     // A rewritten entry in the export is caught and named.
     let bundle_path = dir.join("tile/entries/000.p/10");
     let mut bundle = std::fs::read(&bundle_path).unwrap();

@@ -175,7 +175,12 @@ fn enroll_then_issue_over_https() {
     }
 
     // A refusal, to see it counted: a login no role allows.
-    let (status, refused) = t.login("bob", &device.slot_key(PIN_ONCE, TOUCH_ALWAYS), &["root"], 60);
+    let (status, refused) = t.login(
+        "bob",
+        &device.slot_key(PIN_ONCE, TOUCH_ALWAYS),
+        &["root"],
+        60,
+    );
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["code"], "not_allowed");
 
@@ -185,7 +190,11 @@ fn enroll_then_issue_over_https() {
         .arg(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let metrics = String::from_utf8_lossy(&out.stdout);
     for want in [
         "signet_ca_issuances_total{kind=\"ssh-user\",outcome=\"issued\"} 1",
