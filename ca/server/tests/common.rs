@@ -37,7 +37,7 @@ pub fn example_config(hsm: &SoftHsm, keys: [&str; 4]) -> String {
             &format!("origin = \"{TEST_ORIGIN}\""),
         )
         .replace(
-            "attestation_roots = [\"/etc/signet/fido-attestation-roots.pem\"]",
+            "attestation_roots = [\"/usr/share/signet/yubico-fido-roots.pem\"]",
             &format!(
                 "attestation_roots = [\"{}\"]",
                 hsm.dir().join(FIDO_ROOTS).display()
