@@ -1084,6 +1084,34 @@ fn locks_and_rate_limits() {
     let (status, body) = t.login("bob", &slot, &["ubuntu"], 3600);
     assert_eq!(status, 200, "{body}");
 
+    // --- a stranger cannot lock bob out: assertions from a key that is not
+    // his fail, but do not count towards the lockout.
+    let mut stray = SoftToken::new(true).unwrap().0;
+    let invite = t.invite("carol");
+    let (_, creation) = t.post(ENROLL_BEGIN, &json!({ "token": invite }));
+    let stray_id = register_by(&mut stray, &creation["webauthn"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = seen(&t, &["bob"]);
+    for _ in 0..4 {
+        let (_, begun) = t.post(BEGIN, &TouchCa::request("bob", &slot, &["ubuntu"], 3600));
+        let assertion = assert_by(
+            &mut stray,
+            &allowing(&begun["webauthn"], &stray_id),
+            TEST_ORIGIN,
+        );
+        refused(
+            t.post(FINISH, &finish(&begun["ceremony"], &assertion)),
+            401,
+            "webauthn_refused",
+            "not enrolled for this user",
+        );
+    }
+    assert_eq!(seen(&t, &["bob"]), before, "bob is not locked");
+    let (status, body) = t.login("bob", &slot, &["ubuntu"], 3600);
+    assert_eq!(status, 200, "{body}");
+
     // --- the per-user rate (30 a minute here): a name asked for over and
     // over is refused with rate_limited before long, known or not.
     let before = seen(&t, &["alice", "bob"]);

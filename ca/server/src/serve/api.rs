@@ -81,7 +81,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     route = %route,
                     reason = refused.0.code.as_str(),
                     code = refused.0.code.as_str(),
-                    message = %refused.0.message,
+                    detail = %refused.0.message,
                     "request refused"
                 );
             })

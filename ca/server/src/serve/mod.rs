@@ -77,7 +77,12 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
         .build()
         .map_err(|e| Error::Store(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async move {
-        let (tls, resolver) = tls::server_config(&service)?;
+        // Every listener is bound before the TLS certificate is issued and
+        // logged: a daemon that cannot start logs nothing.
+        let listen = config.serve.listen;
+        let https = std::net::TcpListener::bind(listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| Error::bad("serve.listen", format!("cannot listen on {listen}: {e}")))?;
         let socket = config
             .serve
             .admin_socket
@@ -85,20 +90,24 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
             .unwrap_or_else(|| config.data_dir.join("admin.sock"));
         let (admin_listener, _socket_file) =
             admin::bind(&socket, config.serve.admin_group.as_deref())?;
+        let metrics_listener = match config.serve.metrics_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                Error::bad(
+                    "serve.metrics_listen",
+                    format!("cannot listen on {addr}: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        let (tls, resolver) = tls::server_config(&service)?;
         let admin_task = tokio::spawn(admin::serve(
             admin_listener,
             service.clone(),
             config.serve.admin_group.clone(),
         ));
         let renew_task = tokio::spawn(tls::renew(service.clone(), resolver));
-        let metrics_task = match config.serve.metrics_listen {
-            Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                    Error::bad(
-                        "serve.metrics_listen",
-                        format!("cannot listen on {addr}: {e}"),
-                    )
-                })?;
+        let metrics_task = match metrics_listener {
+            Some(listener) => {
                 let service = service.clone();
                 let router = Router::new().route(
                     "/metrics",
@@ -123,8 +132,7 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
             None => None,
         };
         let handle = axum_server::Handle::new();
-        let listen = config.serve.listen;
-        let server = axum_server::bind_rustls(listen, RustlsConfig::from_config(tls))
+        let server = axum_server::from_tcp_rustls(https, RustlsConfig::from_config(tls))
             .handle(handle.clone())
             .serve(app(service.clone(), probe).into_make_service_with_connect_info::<SocketAddr>());
         let watcher = handle.clone();

@@ -340,8 +340,10 @@ impl Service {
             .and_then(|a| a.credentials.iter().find(|c| c.stored.id == credential_id))
             .cloned()
         else {
+            // Not counted towards the lockout: anyone can send an assertion
+            // from a key of their own, and must not be able to lock alice
+            // out that way. Only her own keys' failed assertions count.
             drop(directory);
-            self.assertion_failed(user);
             return Err(Refusal::new(
                 ErrorCode::WebauthnRefused,
                 "unknown_credential",
