@@ -37,24 +37,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
-use base64::Engine as _;
+use anyhow::{anyhow, bail, Context, Result};
 use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use clap::Parser;
 use der::Encode as _;
 use p256::ecdsa::SigningKey;
 use p256::elliptic_curve::Generate as _;
-use serde_json::{Value, json};
-use signet_firmware_tests::attest::{AttestationRoot, AttestedFacts, attest_slot};
+use serde_json::{json, Value};
+use signet_firmware_tests::attest::{attest_slot, AttestationRoot, AttestedFacts};
 use signet_firmware_tests::keys::{Algorithm, PrivateKey};
 use signet_hsm::{KeyAlgorithm, RsaHash, Token};
-use signet_testkit::{SoftHsm, softhsm_module};
-use webauthn_authenticator_rs::WebauthnAuthenticator as _;
+use signet_testkit::{softhsm_module, SoftHsm};
 use webauthn_authenticator_rs::softtoken::SoftToken;
+use webauthn_authenticator_rs::WebauthnAuthenticator as _;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
 /// The WebAuthn origin and rp id of the bench CA.

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::keys::{self, KeyRole};
 use crate::profile::{SshProfile, CLOCK_SKEW_BACKDATE, SSH_HOST, SSH_USER};
 use crate::request::{checked_name, checked_principals, checked_ttl, SubjectKey};
-use crate::store::{LogStore, SerialKind, SerialReservation, SignedCheckpoint};
+use crate::store::{Appended, LogStore, SerialKind, SerialReservation, SignedCheckpoint};
 use crate::{x509, Error, Result};
 
 /// The kinds of certificate the CA issues.
@@ -102,6 +102,31 @@ struct Signed {
     certificate: IssuedCert,
     serial: SerialReservation,
     bytes: Vec<u8>,
+}
+
+/// A signed certificate and its checked log entry, not yet appended.
+struct PreparedEntry {
+    entry: Entry,
+    entry_bytes: Vec<u8>,
+    certificate: IssuedCert,
+    serial_text: String,
+    /// Consumed by the append.
+    serial: Option<SerialReservation>,
+}
+
+impl PreparedEntry {
+    /// The certificate, once its entry is durable.
+    fn issued(self, appended: Appended) -> Issued {
+        Issued {
+            certificate: self.certificate,
+            serial: self.serial_text,
+            log_index: appended.index,
+            entry: self.entry_bytes,
+            checkpoint: appended.checkpoint,
+            inclusion_proof: appended.inclusion_proof,
+            _sealed: Sealed,
+        }
+    }
 }
 
 /// Keeps the types below from being built outside this module: their
@@ -360,23 +385,68 @@ impl<B: SigningBackend> Authority<B> {
     /// Signs an approved request, appends its entry durably, and only then
     /// returns the certificate.
     pub fn issue(&self, request: ApprovedRequest, actor: Actor) -> Result<Issued> {
-        let signed = match request.kind {
-            CertKind::SshUser => self.sign_ssh(&request, &SSH_USER, &self.ssh_user)?,
-            CertKind::SshHost => self.sign_ssh(&request, &SSH_HOST, &self.ssh_host)?,
-            CertKind::X509Client => self.sign_x509(&request)?,
-            CertKind::X509Server => {
-                return Err(Error::bad(
-                    "kind",
-                    "server certificates come from issue_server",
-                ))
-            }
-        };
+        let signed = self.sign(&request)?;
         self.log(&request, signed, actor)
+    }
+
+    /// [`Authority::issue`] for requests that belong together (the SSH and
+    /// X.509 certificates of one sign-in): each is signed (and its signature
+    /// verified) as usual, then their entries are appended in one call, so
+    /// they share one commit and one high-water mark update. Returns the
+    /// certificates in the order of `requests`, only once every entry is
+    /// durable; if any step fails, none is returned.
+    pub fn issue_all(&self, requests: Vec<ApprovedRequest>, actor: Actor) -> Result<Vec<Issued>> {
+        let mut prepared = Vec::with_capacity(requests.len());
+        for request in &requests {
+            let signed = self.sign(request)?;
+            prepared.push(self.entry_for(request, signed, actor.clone())?);
+        }
+        let appended = self.store.append_all(
+            prepared
+                .iter_mut()
+                .map(|p| (&p.entry, p.serial.take()))
+                .collect(),
+        )?;
+        if appended.len() != prepared.len() {
+            return Err(Error::Store(
+                "the store answered a different number of appends".into(),
+            ));
+        }
+        Ok(prepared
+            .into_iter()
+            .zip(appended)
+            .map(|(p, appended)| p.issued(appended))
+            .collect())
+    }
+
+    fn sign(&self, request: &ApprovedRequest) -> Result<Signed> {
+        match request.kind {
+            CertKind::SshUser => self.sign_ssh(request, &SSH_USER, &self.ssh_user),
+            CertKind::SshHost => self.sign_ssh(request, &SSH_HOST, &self.ssh_host),
+            CertKind::X509Client => self.sign_x509(request),
+            CertKind::X509Server => Err(Error::bad(
+                "kind",
+                "server certificates come from issue_server",
+            )),
+        }
     }
 
     /// Appends the entry of a signed certificate and waits until it is
     /// durable: the one way from [`Signed`] to [`Issued`].
     fn log(&self, request: &ApprovedRequest, signed: Signed, actor: Actor) -> Result<Issued> {
+        let mut prepared = self.entry_for(request, signed, actor)?;
+        let serial = prepared.serial.take();
+        let appended = self.store.append(&prepared.entry, serial)?;
+        Ok(prepared.issued(appended))
+    }
+
+    /// The log entry of a signed certificate, checked against it.
+    fn entry_for(
+        &self,
+        request: &ApprovedRequest,
+        signed: Signed,
+        actor: Actor,
+    ) -> Result<PreparedEntry> {
         let kind = match request.kind {
             CertKind::SshUser => EntryKind::SshUserCert,
             CertKind::SshHost => EntryKind::SshHostCert,
@@ -410,17 +480,12 @@ impl<B: SigningBackend> Authority<B> {
         // is what auditors check, so a disagreement is a CA bug and nothing
         // is issued.
         signet_log::entry::check_certificate_contents(&entry)?;
-        let serial_text = serial.serial().to_owned();
-        let entry_bytes = entry.to_canonical_bytes()?;
-        let appended = self.store.append(&entry, Some(serial))?;
-        Ok(Issued {
+        Ok(PreparedEntry {
+            serial_text: serial.serial().to_owned(),
+            entry_bytes: entry.to_canonical_bytes()?,
+            entry,
             certificate,
-            serial: serial_text,
-            log_index: appended.index,
-            entry: entry_bytes,
-            checkpoint: appended.checkpoint,
-            inclusion_proof: appended.inclusion_proof,
-            _sealed: Sealed,
+            serial: Some(serial),
         })
     }
 

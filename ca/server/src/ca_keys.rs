@@ -115,6 +115,18 @@ impl CaAuthority {
             Self::Piv(ca) => ca.issue(request, actor),
         }
     }
+
+    /// See [`Authority::issue_all`].
+    pub fn issue_all(
+        &self,
+        requests: Vec<ApprovedRequest>,
+        actor: signet_log::entry::Actor,
+    ) -> Result<Vec<Issued>> {
+        match self {
+            Self::Pkcs11(ca) => ca.issue_all(requests, actor),
+            Self::Piv(ca) => ca.issue_all(requests, actor),
+        }
+    }
 }
 
 fn config_err(field: &str, reason: impl Into<String>) -> Error {

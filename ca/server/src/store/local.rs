@@ -75,7 +75,9 @@ pub struct LocalStore {
     /// Certificates of `admin-sign` entries: those verified at open, and
     /// those appended since.
     admin_certificates: Mutex<std::collections::HashSet<[u8; 32]>>,
-    requests: Option<crossbeam_channel::Sender<AppendRequest>>,
+    /// Appends to the writer; the requests of one call travel together, so
+    /// they land in one batch.
+    requests: Option<crossbeam_channel::Sender<Vec<AppendRequest>>>,
     writer: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -354,55 +356,78 @@ impl LogStore for LocalStore {
     }
 
     fn append(&self, entry: &Entry, serial: Option<SerialReservation>) -> Result<Appended> {
-        // The serial index must say exactly what the entries say: an entry
-        // with a certificate comes with the reservation of that very serial
-        // (same namespace), and an entry without one comes with none.
-        let expected = entry
-            .certificate
-            .as_ref()
-            .map(|c| SerialKind::of(entry.kind, &c.bytes.0).key(&c.serial));
-        match (&serial, &expected) {
-            (Some(reservation), Some(key)) if reservation.index_key() == key => {
-                if !reservation.belongs_to(&self.ledger) {
-                    return Err(Error::Store(
-                        "the serial was reserved in another store".into(),
-                    ));
+        let mut appended = self.append_all(vec![(entry, serial)])?;
+        appended
+            .pop()
+            .ok_or_else(|| Error::Store("the log writer answered no append".into()))
+    }
+
+    fn append_all(
+        &self,
+        entries: Vec<(&Entry, Option<SerialReservation>)>,
+    ) -> Result<Vec<Appended>> {
+        let mut requests = Vec::with_capacity(entries.len());
+        let mut answers = Vec::with_capacity(entries.len());
+        let mut admin_certificates = Vec::new();
+        for (entry, serial) in entries {
+            // The serial index must say exactly what the entries say: an
+            // entry with a certificate comes with the reservation of that
+            // very serial (same namespace), and an entry without one comes
+            // with none.
+            let expected = entry
+                .certificate
+                .as_ref()
+                .map(|c| SerialKind::of(entry.kind, &c.bytes.0).key(&c.serial));
+            match (&serial, &expected) {
+                (Some(reservation), Some(key)) if reservation.index_key() == key => {
+                    if !reservation.belongs_to(&self.ledger) {
+                        return Err(Error::Store(
+                            "the serial was reserved in another store".into(),
+                        ));
+                    }
+                }
+                (None, None) => {}
+                (Some(reservation), _) => {
+                    return Err(Error::Store(format!(
+                        "the reservation of serial {} does not match the entry's certificate",
+                        reservation.serial()
+                    )))
+                }
+                (None, Some(key)) => {
+                    return Err(Error::Store(format!(
+                        "serial {key} was not reserved before its certificate was logged"
+                    )))
                 }
             }
-            (None, None) => {}
-            (Some(reservation), _) => {
-                return Err(Error::Store(format!(
-                    "the reservation of serial {} does not match the entry's certificate",
-                    reservation.serial()
-                )))
+            if let (signet_log::entry::EntryKind::AdminSign, Some(cert)) =
+                (&entry.kind, &entry.certificate)
+            {
+                admin_certificates
+                    .push(<sha2::Sha256 as sha2::Digest>::digest(&cert.bytes.0).into());
             }
-            (None, Some(key)) => {
-                return Err(Error::Store(format!(
-                    "serial {key} was not reserved before its certificate was logged"
-                )))
-            }
+            let (reply, answer) = oneshot::channel();
+            requests.push(AppendRequest {
+                entry: entry.to_canonical_bytes()?,
+                serial,
+                reply,
+            });
+            answers.push(answer);
         }
-        let admin_certificate: Option<[u8; 32]> = match (&entry.kind, &entry.certificate) {
-            (signet_log::entry::EntryKind::AdminSign, Some(cert)) => {
-                Some(<sha2::Sha256 as sha2::Digest>::digest(&cert.bytes.0).into())
-            }
-            _ => None,
-        };
-        let entry = entry.to_canonical_bytes()?;
-        let (reply, answer) = oneshot::channel();
         let stopped = || Error::Store("the log writer has stopped".into());
         self.requests
             .as_ref()
             .ok_or_else(stopped)?
-            .send(AppendRequest {
-                entry,
-                serial,
-                reply,
-            })
+            .send(requests)
             .map_err(|_| stopped())?;
-        let appended = answer.recv().map_err(|_| stopped())??;
-        if let Some(sha256) = admin_certificate {
-            lock(&self.admin_certificates).insert(sha256);
+        // Every answer is awaited, even after a failure: none is left behind.
+        let results: Vec<Result<Appended>> = answers
+            .into_iter()
+            .map(|answer| answer.recv().map_err(|_| stopped()).and_then(|r| r))
+            .collect();
+        let appended = results.into_iter().collect::<Result<Vec<_>>>()?;
+        let mut known = lock(&self.admin_certificates);
+        for sha256 in admin_certificates {
+            known.insert(sha256);
         }
         Ok(appended)
     }
@@ -528,18 +553,22 @@ impl Drop for LocalStore {
 impl Writer {
     fn run(
         mut self,
-        requests: crossbeam_channel::Receiver<AppendRequest>,
+        requests: crossbeam_channel::Receiver<Vec<AppendRequest>>,
         committed: crossbeam_channel::Sender<Committed>,
     ) {
-        while let Ok(first) = requests.recv() {
-            let mut batch = vec![first];
+        // One call's requests always share a batch; in group mode, so do
+        // those of every call waiting at that moment.
+        while let Ok(mut batch) = requests.recv() {
             if self.mode == CommitMode::Group {
                 while batch.len() < MAX_BATCH {
                     match requests.try_recv() {
-                        Ok(request) => batch.push(request),
+                        Ok(more) => batch.extend(more),
                         Err(_) => break,
                     }
                 }
+            }
+            if batch.is_empty() {
+                continue;
             }
             if let Some(reason) = &self.failed {
                 for request in batch {

@@ -212,6 +212,22 @@ pub trait LogStore: Send + Sync {
     /// a signed checkpoint, and below the high-water mark.
     fn append(&self, entry: &Entry, serial: Option<SerialReservation>) -> Result<Appended>;
 
+    /// [`LogStore::append`] for entries that belong together (the two
+    /// certificates of one sign-in): all are durable, covered by a signed
+    /// checkpoint and below the high-water mark when it returns, and a
+    /// store that batches appends commits them in one batch, so they cost
+    /// one commit and one mark update instead of one each. The answers are
+    /// in the order of `entries`. This default appends them one by one.
+    fn append_all(
+        &self,
+        entries: Vec<(&Entry, Option<SerialReservation>)>,
+    ) -> Result<Vec<Appended>> {
+        entries
+            .into_iter()
+            .map(|(entry, serial)| self.append(entry, serial))
+            .collect()
+    }
+
     /// The latest signed checkpoint (a verified store always has one).
     fn latest_checkpoint(&self) -> Arc<SignedCheckpoint>;
 

@@ -662,3 +662,79 @@ fn a_restore_needs_the_mark_and_never_replaces_a_newer_store() {
     assert!(err.contains("newer than the copy"), "{err}");
     assert_eq!(LocalStore::adopt_mark(fx.options()).unwrap().len(), 2);
 }
+
+#[test]
+fn entries_appended_together_share_one_commit_and_checkpoint() {
+    let fx = Fixture::new();
+    let store = fx.open().unwrap();
+    store.append(&entry(0), None).unwrap();
+    let signed_before = fx.signer.signed.load(Ordering::SeqCst);
+    let serial = store.reserve_serial(SerialKind::Ssh, "7").unwrap().unwrap();
+    let (cert, role) = (ssh_cert_entry(7), entry(2));
+    let appended = store
+        .append_all(vec![(&cert, Some(serial)), (&role, None)])
+        .unwrap();
+    // One batch: one checkpoint signature, covering both, in call order.
+    assert_eq!(fx.signer.signed.load(Ordering::SeqCst), signed_before + 1);
+    assert_eq!(
+        appended.iter().map(|a| a.index).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    for a in &appended {
+        assert_eq!(a.checkpoint.size, 3);
+    }
+    let leaves = [
+        leaf(0),
+        merkle::leaf_hash(&cert.to_canonical_bytes().unwrap()),
+        leaf(2),
+    ];
+    for (a, leaf) in appended.iter().zip(&leaves[1..]) {
+        merkle::verify_inclusion(leaf, a.index, 3, &a.inclusion_proof, &a.checkpoint.root).unwrap();
+    }
+    assert_eq!(
+        appended[0].checkpoint.root,
+        merkle::root_from_leaf_hashes(&leaves)
+    );
+    // Durable and under the mark: a reopened store has both.
+    drop(store);
+    let store = fx.open().unwrap();
+    assert_eq!((store.len(), store.verified().high_water), (3, Some(3)));
+    assert!(store
+        .reserve_serial(SerialKind::Ssh, "7")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn entries_appended_together_are_refused_together() {
+    let fx = Fixture::new();
+    let store = fx.open().unwrap();
+    let signed_before = fx.signer.signed.load(Ordering::SeqCst);
+    // The second entry carries a certificate but no reservation of its
+    // serial: neither entry may be logged.
+    let (role, cert) = (entry(0), ssh_cert_entry(8));
+    let err = store
+        .append_all(vec![(&role, None), (&cert, None)])
+        .unwrap_err();
+    assert!(err.to_string().contains("was not reserved"), "{err}");
+    assert_eq!(store.len(), 0);
+    assert_eq!(fx.signer.signed.load(Ordering::SeqCst), signed_before);
+    // A valid first entry does not go in alone, and its serial is free again.
+    let serial = store.reserve_serial(SerialKind::Ssh, "8").unwrap().unwrap();
+    let err = store
+        .append_all(vec![
+            (&cert, Some(serial)),
+            (
+                &role,
+                Some(store.reserve_serial(SerialKind::Ssh, "9").unwrap().unwrap()),
+            ),
+        ])
+        .unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+    assert_eq!(store.len(), 0);
+    assert_eq!(fx.signer.signed.load(Ordering::SeqCst), signed_before);
+    assert!(store
+        .reserve_serial(SerialKind::Ssh, "8")
+        .unwrap()
+        .is_some());
+}

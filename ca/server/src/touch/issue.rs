@@ -411,16 +411,17 @@ impl Service {
         };
         let ssh_request = self.authority.approve_touch(touch(CertKind::SshUser))?;
         let x509_request = self.authority.approve_touch(touch(CertKind::X509Client))?;
-        // Both certificates are signed and logged at once: their entries
-        // share a commit and a checkpoint when the store batches them.
+        // Both certificates are signed, then logged in one append: their
+        // entries share a commit, a checkpoint and a high-water mark update
+        // (one each per sign-in, not per certificate).
         let started = Instant::now();
-        let (ssh, x509) = std::thread::scope(|scope| {
-            let ssh = scope.spawn(|| self.authority.issue(ssh_request, actor.clone()));
-            let x509 = self.authority.issue(x509_request, actor.clone());
-            (ssh.join(), x509)
-        });
-        let ssh = ssh.map_err(|_| Refusal::internal("the SSH signing thread panicked"))??;
-        let x509 = x509?;
+        let mut issued = self
+            .authority
+            .issue_all(vec![ssh_request, x509_request], actor)?
+            .into_iter();
+        let (Some(ssh), Some(x509), None) = (issued.next(), issued.next(), issued.next()) else {
+            return Err(Refusal::internal("expected two certificates"));
+        };
         self.observer.sign_seconds(started.elapsed().as_secs_f64());
         {
             let mut directory = self.directory_mut();
