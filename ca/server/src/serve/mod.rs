@@ -132,7 +132,13 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
             None => None,
         };
         let handle = axum_server::Handle::new();
-        let server = axum_server::from_tcp_rustls(https, RustlsConfig::from_config(tls))
+        // TCP_NODELAY on every connection: the TLS handshake's last flight
+        // and the response are small writes in a row, and with Nagle's
+        // algorithm one waits for the peer's delayed ACK (~40 ms).
+        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(tls))
+            .acceptor(axum_server::accept::NoDelayAcceptor::new());
+        let server = axum_server::from_tcp(https)
+            .acceptor(acceptor)
             .handle(handle.clone())
             .serve(app(service.clone(), probe).into_make_service_with_connect_info::<SocketAddr>());
         let watcher = handle.clone();
