@@ -9,3 +9,5 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod card;
+pub mod profile;
