@@ -23,7 +23,7 @@ repo="$(pwd)"
 
 demo="${SIGNET_DEMO_DIR:-$HOME/.local/share/signet-demo}"
 
-say "1/6 Installing what is missing and building Signet"
+say "1/7 Installing what is missing and building Signet"
 ensure_packages $SIGNET_RUN_PACKAGES
 ensure_cargo
 cargo build --release --quiet -p signet-ca -p signet
@@ -31,7 +31,12 @@ ca="$repo/target/release/signet-ca"
 signet="$repo/target/release/signet"
 note "built $ca and $signet"
 
-say "2/6 A SoftHSM2 token for the CA in $demo"
+say "2/7 A SoftHSM2 token for the CA in $demo"
+ca_port=""
+for candidate in $(seq 18441 18499); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then ca_port=$candidate; break; fi
+done
+[ -n "$ca_port" ] || die "no free port between 18441 and 18499"
 mkdir -p "$demo/tokens" && chmod 700 "$demo"
 export SOFTHSM2_CONF="$demo/softhsm2.conf"
 cat > "$SOFTHSM2_CONF" <<CONF
@@ -46,6 +51,10 @@ done
 sed -e "s|^data_dir = .*|data_dir = \"$demo/data\"|" \
     -e "s|^pin_file = .*|pin_file = \"$demo/hsm-pin\"|" \
     -e "s|^token_label = .*|token_label = \"signet-demo\"|" \
+    -e "s|^listen = .*|listen = \"127.0.0.1:$ca_port\"|" \
+    -e "s|^rp_id = .*|rp_id = \"localhost\"|" \
+    -e "s|^origin = \"https://ca.example.com\"|origin = \"https://localhost:$ca_port\"|" \
+    -e "s|/usr/share/signet/yubico-fido-roots.pem|$repo/deploy/attestation/yubico-fido-roots.pem|" \
     deploy/signet-ca.example.toml > "$demo/signet-ca.toml"
 config="$demo/signet-ca.toml"
 if [ -e "$demo/.token-initialised" ]; then
@@ -56,16 +65,16 @@ else
 fi
 note "PINs are in $demo/so-pin and $demo/hsm-pin (mode 0600); the config names the file, not the PIN"
 
-say "3/6 Key ceremony: CA keys are generated inside the token and never leave it"
+say "3/7 Key ceremony: CA keys are generated inside the token and never leave it"
 "$ca" init --config "$config"
 
-say "4/6 A 10-minute certificate for the demo user 'alice', login $(id -un)"
+say "4/7 A 10-minute certificate for the demo user 'alice', login $(id -un)"
 [ -f "$demo/alice" ] || ssh-keygen -q -t ed25519 -N "" -C alice@signet-demo -f "$demo/alice"
 "$ca" sign --config "$config" ssh-user --user alice --principal "$(id -un)" --ttl 10m \
     --public-key "$demo/alice.pub" > "$demo/alice-cert.pub"
 ssh-keygen -L -f "$demo/alice-cert.pub" | sed 's/^/    /' >&2
 
-say "5/6 A throw-away sshd on loopback that trusts only this CA"
+say "5/7 A throw-away sshd on loopback that trusts only this CA"
 "$ca" export --config "$config" ssh-user-ca > "$demo/user-ca.pub"
 [ -f "$demo/host_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -f "$demo/host_ed25519"
 port=""
@@ -98,7 +107,28 @@ output="$(ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes \
 note "ssh says: $output"
 grep -o 'Accepted publickey.*' "$demo/sshd.log" | tail -n 1 | sed 's/^/    sshd logged: /' >&2 || true
 
-say "6/6 An auditor verifies the signing log without trusting the CA"
+say "6/7 The CA daemon: roles from git, an invite, HTTPS with a logged TLS certificate"
+"$ca" roles apply --config "$config" deploy/roles/ 2>&1 | sed 's/^/    /' >&2
+"$ca" export --config "$config" x509-ca > "$demo/x509-ca.pem"
+"$ca" serve --config "$config" 2> "$demo/signet-ca.log" &
+ca_pid=$!
+trap 'kill "$ca_pid" 2>/dev/null || true; kill "$(cat "$demo/sshd.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    curl -sS --fail --cacert "$demo/x509-ca.pem" "https://localhost:$ca_port/v1/health" > "$demo/health.json" 2>/dev/null && break
+    sleep 0.1
+done
+[ -s "$demo/health.json" ] || die "signet-ca serve did not come up; see $demo/signet-ca.log"
+note "GET https://localhost:$ca_port/v1/health (trusting only the CA's root): $(cat "$demo/health.json")"
+link="$("$ca" users invite bob --config "$config" --ttl 1h 2>/dev/null)"
+note "an enrollment link for bob (the admin command went through the daemon's socket):"
+note "  $link"
+note "bob opens it in a browser and touches his security key; after that every"
+note "certificate he gets needs a touch (docs/api.md)"
+kill -TERM "$ca_pid" && wait "$ca_pid" || die "signet-ca serve did not stop cleanly on SIGTERM"
+trap 'kill "$(cat "$demo/sshd.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
+note "stopped the daemon (SIGTERM: requests drained, admin socket removed)"
+
+say "7/7 An auditor verifies the signing log without trusting the CA"
 rm -rf "$demo/log-export"
 "$ca" log export --config "$config" "$demo/log-export" > "$demo/log.vkey"
 note "pinned log key: $(cat "$demo/log.vkey")"
