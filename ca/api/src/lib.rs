@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod bytes;
+pub mod ca;
 pub mod certs;
 pub mod enroll;
 mod error;

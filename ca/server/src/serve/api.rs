@@ -157,6 +157,7 @@ async fn blocking<T: Serialize + Send + 'static>(
 pub fn routes(state: AppState, max_body: usize, timeout: Duration) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/ca", get(ca_info))
         .route("/v1/certs/begin", post(certs_begin))
         .route("/v1/certs/finish", post(certs_finish))
         .route("/v1/enroll/begin", post(enroll_begin))
@@ -185,6 +186,33 @@ async fn deadline(req: Request, next: Next, timeout: Duration) -> Response {
 /// 404 for everything else, as JSON.
 pub async fn not_found() -> ErrorResponse {
     error(ErrorCode::NotFound, "no such route")
+}
+
+/// `GET /v1/ca`: the log's origin and verifier key and the X.509 root,
+/// for a client to pin at its first login (and to compare after).
+async fn ca_info(
+    State(state): State<AppState>,
+) -> Result<Json<signet_api::ca::CaInfo>, ErrorResponse> {
+    use der::EncodePem as _;
+    let service = &state.service;
+    let vkey = service.store().verifier().ok_or_else(|| {
+        error(
+            ErrorCode::Unavailable,
+            "this CA's store does not publish its log key",
+        )
+    })?;
+    let x509_root_pem = service
+        .authority()
+        .root()
+        .to_pem(der::pem::LineEnding::LF)
+        .map_err(|_| ErrorResponse::from(Refusal::internal("cannot encode the X.509 root")))?;
+    Ok(Json(signet_api::ca::CaInfo {
+        log: signet_api::ca::CaLog {
+            origin: vkey.name().to_owned(),
+            vkey: vkey.to_string(),
+        },
+        x509_root_pem,
+    }))
 }
 
 async fn health(State(state): State<AppState>) -> Response {

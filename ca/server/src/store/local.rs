@@ -86,6 +86,8 @@ struct Shared {
     latest: Mutex<Arc<SignedCheckpoint>>,
     /// Why the store stopped accepting entries, for the health check.
     failure: Arc<Mutex<Option<String>>>,
+    /// The log key's verifier, for `GET /v1/ca`.
+    verifier: VerifierKey,
 }
 
 struct AppendRequest {
@@ -292,6 +294,7 @@ impl LocalStore {
         let shared = Arc::new(Shared {
             latest: Mutex::new(latest),
             failure: writer.failure.clone(),
+            verifier: writer.verifier.clone(),
         });
         marker.shared = Some(shared.clone());
         let (requests, rx) = crossbeam_channel::unbounded();
@@ -434,6 +437,10 @@ impl LogStore for LocalStore {
 
     fn latest_checkpoint(&self) -> Arc<SignedCheckpoint> {
         lock(&self.shared.latest).clone()
+    }
+
+    fn verifier(&self) -> Option<VerifierKey> {
+        Some(self.shared.verifier.clone())
     }
 
     fn failure(&self) -> Option<String> {

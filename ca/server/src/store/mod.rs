@@ -231,6 +231,12 @@ pub trait LogStore: Send + Sync {
     /// The latest signed checkpoint (a verified store always has one).
     fn latest_checkpoint(&self) -> Arc<SignedCheckpoint>;
 
+    /// The key checkpoints are signed with (its note verifier key), when
+    /// the store knows it: `GET /v1/ca` publishes it for clients to pin.
+    fn verifier(&self) -> Option<VerifierKey> {
+        None
+    }
+
     /// Why the store no longer accepts entries (a failed commit or mark),
     /// or `None` while it does: the daemon's health check reports it.
     fn failure(&self) -> Option<String> {
