@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand group.
 
+mod agent;
 mod audit;
 mod progress;
 
@@ -24,20 +25,31 @@ pub(crate) struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     Audit(audit::AuditCommand),
+    Agent(agent::AgentCommand),
+    Config(agent::ConfigCommand),
+    Ssh(agent::SshCommand),
 }
 
 /// Runs a parsed command line.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Agent(cmd) => agent::run_agent(cmd),
+        Command::Config(cmd) => agent::run_config(cmd),
+        Command::Ssh(cmd) => agent::run_ssh(cmd),
     }
 }
 
 /// The exit status for an error that reached `main`.
 pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<agent::AgentCliError>().is_some() {
+        return EXIT_FETCH;
+    }
     match e.downcast_ref::<AuditError>().map(AuditError::class) {
         Some(ErrorClass::Verification) => EXIT_VERIFY,
         Some(ErrorClass::Unavailable) => EXIT_FETCH,
