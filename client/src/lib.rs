@@ -11,4 +11,5 @@
 pub mod agent;
 pub mod audit;
 pub mod card;
+pub mod login;
 pub mod profile;

@@ -61,6 +61,9 @@ pub struct Profile {
     /// The CA's X.509 root (PEM file) the TLS connection is checked against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_root: Option<PathBuf>,
+    /// The SSH principals `signet login` asks for (empty: the user name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
 }
 
 fn base_dir(xdg: &str, fallback: &str) -> Result<PathBuf, ProfileError> {
@@ -202,6 +205,7 @@ mod tests {
             log_origin: Some("ca.example.com/signet-log".into()),
             log_key: Some("ca.example.com/signet-log+01234567+AQID".into()),
             ca_root: Some(dir.path().join("root.pem")),
+            principals: vec!["ubuntu".into()],
         };
         profile.save_to(&path).unwrap();
         assert_eq!(Profile::load_from(&path).unwrap(), Some(profile));

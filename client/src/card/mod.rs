@@ -548,6 +548,14 @@ impl Card {
         .map_err(self.err("store the certificate in slot 9a"))
     }
 
+    /// Removes the certificate from slot 9a (the key stays).
+    pub fn delete_certificate_9a(&self, pin: Option<&Pin>) -> Result<(), CardError> {
+        let mut yk = self.connect()?;
+        self.authenticate(&mut yk, pin)?;
+        yubikey::certificate::Certificate::delete(&mut yk, SlotId::Authentication)
+            .map_err(self.err("remove the certificate from slot 9a"))
+    }
+
     /// Replaces the factory-default management key with a random one
     /// stored on the card, PIN-protected (as yubikey-agent does): only
     /// someone with the PIN can then change keys. Needs the PIN.

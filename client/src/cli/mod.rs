@@ -2,6 +2,7 @@
 
 mod agent;
 mod audit;
+mod login;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -33,12 +34,22 @@ enum Command {
     Agent(agent::AgentCommand),
     Config(agent::ConfigCommand),
     Ssh(agent::SshCommand),
+    Login(login::LoginArgs),
+    Enroll(login::EnrollArgs),
+    Status(login::StatusArgs),
+    Logout(login::LogoutArgs),
+    Key(login::KeyArgs),
 }
 
 /// Runs a parsed command line.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Login(args) => login::run_login(args),
+        Command::Enroll(args) => login::run_enroll(args),
+        Command::Status(args) => login::run_status(args),
+        Command::Logout(args) => login::run_logout(args),
+        Command::Key(args) => login::run_key(args),
         Command::Agent(cmd) => agent::run_agent(cmd),
         Command::Config(cmd) => agent::run_config(cmd),
         Command::Ssh(cmd) => agent::run_ssh(cmd),
@@ -47,6 +58,17 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The exit status for an error that reached `main`.
 pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(login) = e.downcast_ref::<signet::login::LoginError>() {
+        use signet::login::LoginClass;
+        return match login.class() {
+            LoginClass::Verification => 1,
+            LoginClass::Usage => 2,
+            LoginClass::Local => 3,
+            LoginClass::Card => 4,
+            LoginClass::Unreachable => 5,
+            LoginClass::Refused => 6,
+        };
+    }
     if e.downcast_ref::<agent::AgentCliError>().is_some() {
         return EXIT_FETCH;
     }
