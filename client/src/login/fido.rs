@@ -107,6 +107,10 @@ fn ctap_error(e: impl std::fmt::Debug) -> LoginError {
     .any(|t| text.contains(t))
     {
         LoginError::TouchTimeout
+    } else if text.contains("UserVerificationRequired") {
+        LoginError::SecurityKey(
+            "the security key must verify you with its FIDO2 PIN, and it has none set: set one (ykman fido access change-pin) and try again".into(),
+        )
     } else if text.contains("PinInvalid") {
         LoginError::SecurityKey("the security key refused its FIDO2 PIN".into())
     } else if text.contains("PinBlocked") || text.contains("PinAuthBlocked") {

@@ -1,0 +1,821 @@
+//! `signet enroll` and `signet login` end to end, all real processes: the
+//! `signet-ca serve` daemon on SoftHSM2 (trusting the virtual YubiKey's PIV
+//! and FIDO attestation root), the virtual YubiKey (PIV + FIDO2 applets)
+//! behind a private pcscd, `yubico-piv-tool` reading slot 9a back, and a
+//! loopback `sshd` trusting the CA, logged into with the card's key through
+//! ykcs11 and the stored certificate.
+//!
+//! The refusals: a wrong PIN (tries left), a CA answer tampered with by a
+//! test double in front of the real CA (the begin commitment, an inclusion
+//! proof, the log key) — refused with nothing written, slot 9a unchanged —
+//! and the CA down.
+//!
+//! Needs pcscd, vsmartcard-vpcd, yubico-piv-tool, ykcs11, softhsm2, openssl
+//! and openssh-server (deploy/test.sh installs them) and the `signet-ca`
+//! binary next to `signet` (`cargo build -p signet-ca`; nextest over the
+//! workspace builds it).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use serde_json::Value;
+use signet_firmware_tests::harness::{VirtualKeyOptions, VirtualYubiKey};
+use signet_testkit::child::spawn_tied;
+use signet_testkit::{free_port, softhsm_module, SoftHsm, Sshd};
+
+const PIN: &str = "123456";
+const ORIGIN: &str = "ca.example.com/signet-log";
+
+fn signet_ca_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_signet")).with_file_name("signet-ca");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p signet-ca` (nextest over the workspace does)",
+        path.display()
+    );
+    path
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn owner_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The CA: a SoftHSM2 token, a configuration from the shipped example, and
+/// the daemon once started.
+struct Ca {
+    hsm: SoftHsm,
+    config: PathBuf,
+    port: u16,
+    daemon: Option<signet_testkit::child::Daemon>,
+}
+
+impl Ca {
+    fn new(key: &VirtualYubiKey, extra_origin: &str) -> Self {
+        let hsm = SoftHsm::create("signet-login");
+        let port = free_port();
+        let dir = hsm.dir().to_path_buf();
+        let roots = dir.join("virtual-key-root.pem");
+        std::fs::write(&roots, key.root().cert_pem().unwrap()).unwrap();
+        let example = include_str!("../../deploy/signet-ca.example.toml");
+        let text = example
+            .replace(
+                "data_dir = \"/var/lib/signet\"",
+                &format!("data_dir = \"{}\"", dir.join("data").display()),
+            )
+            .replace(
+                "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
+                &format!("module = \"{}\"", softhsm_module().display()),
+            )
+            .replace(
+                "token_label = \"signet-ca\"",
+                &format!("token_label = \"{}\"", hsm.label()),
+            )
+            .replace(
+                "pin_file = \"/etc/signet/hsm-pin\"",
+                &format!("pin_file = \"{}\"", hsm.pin_file().display()),
+            )
+            .replace(
+                "listen = \"127.0.0.1:8441\"",
+                &format!("listen = \"127.0.0.1:{port}\""),
+            )
+            .replace("rp_id = \"ca.example.com\"", "rp_id = \"localhost\"")
+            .replace(
+                "origin = \"https://ca.example.com\"",
+                &format!(
+                    "origin = \"https://localhost:{port}\"\nextra_origins = [\"{extra_origin}\"]"
+                ),
+            )
+            .replace(
+                "attestation_roots = [\"/usr/share/signet/yubico-fido-roots.pem\"]",
+                &format!("attestation_roots = [\"{}\"]", roots.display()),
+            )
+            .replace(
+                "yubico = true",
+                &format!("yubico = false\nroots = [\"{}\"]", roots.display()),
+            );
+        assert!(text.contains(&format!("https://localhost:{port}")));
+        let config = dir.join("signet-ca.toml");
+        std::fs::write(&config, text).unwrap();
+        let ca = Self {
+            hsm,
+            config,
+            port,
+            daemon: None,
+        };
+        ca.ok(&["init"]);
+        let user = current_user();
+        let roles = dir.join("roles");
+        std::fs::create_dir_all(&roles).unwrap();
+        std::fs::write(
+            roles.join("roles.yaml"),
+            format!(
+                "kind: role\nname: dev\nallow:\n  logins: [{user}, deploy]\n  node_labels: {{ env: [dev] }}\n\
+                 options:\n  max_session_ttl: 8h\n  hardware_key: touch\n  session_mfa: false\n\
+                 ---\nkind: user\nname: alice\nroles: [dev]\n"
+            ),
+        )
+        .unwrap();
+        ca.ok(&["roles", "apply", roles.to_str().unwrap()]);
+        ca
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(signet_ca_binary());
+        cmd.env("SOFTHSM2_CONF", self.hsm.conf())
+            .arg("--config")
+            .arg(&self.config);
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "signet-ca {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.hsm.dir().join(name)
+    }
+
+    fn serve(&mut self) {
+        let binary = signet_ca_binary();
+        let child = spawn_tied(
+            binary.to_str().unwrap(),
+            &[
+                "--config".as_ref(),
+                self.config.as_os_str(),
+                "serve".as_ref(),
+            ],
+            |command| {
+                command
+                    .env("SOFTHSM2_CONF", self.hsm.conf())
+                    .stderr(std::fs::File::create(self.path("serve.log")).unwrap());
+            },
+        )
+        .unwrap();
+        self.daemon = Some(signet_testkit::child::Daemon::new(child));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "signet-ca serve did not come up: {}",
+                std::fs::read_to_string(self.path("serve.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        self.daemon = None;
+    }
+}
+
+/// What the test double does to the CA's answers it relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tamper {
+    /// Relay unchanged.
+    None,
+    /// Change `request_sha256` in the begin answer.
+    RequestHash,
+    /// Flip a bit in the SSH certificate's inclusion proof.
+    InclusionProof,
+    /// Serve another log key from `GET /v1/ca`.
+    LogKey,
+}
+
+/// A TLS server in front of the real CA, with a root of its own, relaying
+/// every request and changing the answers as told: a CA that lies.
+struct Double {
+    port: u16,
+    root: PathBuf,
+    mode: Arc<Mutex<Tamper>>,
+}
+
+impl Double {
+    fn start(listener: TcpListener, dir: &Path, ca_port: u16, ca_root: &Path) -> Self {
+        // A root of the double's own, and a server certificate under it.
+        let key = dir.join("double-key.pem");
+        let cert = dir.join("double-cert.pem");
+        let root_key = dir.join("double-root-key.pem");
+        let root = dir.join("double-root.pem");
+        let csr = dir.join("double.csr");
+        let ext = dir.join("double.ext");
+        std::fs::write(&ext, "subjectAltName=DNS:localhost\n").unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let p = |path: &Path| path.to_str().unwrap().to_owned();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=signet test double root",
+            "-keyout",
+            &p(&root_key),
+            "-out",
+            &p(&root),
+        ]);
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &p(&key),
+            "-out",
+            &p(&csr),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p(&csr),
+            "-CA",
+            &p(&root),
+            "-CAkey",
+            &p(&root_key),
+            "-days",
+            "2",
+            "-extfile",
+            &p(&ext),
+            "-out",
+            &p(&cert),
+        ]);
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let private = PrivateKeyDer::from_pem_file(&key).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, private)
+            .unwrap(),
+        );
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(Mutex::new(Tamper::None));
+        let upstream = upstream_agent(&std::fs::read_to_string(ca_root).unwrap());
+        let shared = mode.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let config = config.clone();
+                let upstream = upstream.clone();
+                let mode = *shared.lock().unwrap();
+                std::thread::spawn(move || {
+                    let _ = relay(stream, config, &upstream, ca_port, mode);
+                });
+            }
+        });
+        Self { port, root, mode }
+    }
+
+    fn set(&self, mode: Tamper) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+fn upstream_agent(root_pem: &str) -> ureq::Agent {
+    let (_, der_bytes) = der::pem::decode_vec(root_pem.as_bytes()).unwrap();
+    let root = ureq::tls::Certificate::from_der(&der_bytes).to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![root])))
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// One connection: one request, relayed, the answer changed, then close.
+fn relay(
+    stream: std::net::TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    upstream: &ureq::Agent,
+    ca_port: u16,
+    mode: Tamper,
+) -> std::io::Result<()> {
+    let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    let mut reader = BufReader::new(&mut tls);
+    let mut head = String::new();
+    reader.read_line(&mut head)?;
+    let mut parts = head.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let url = format!("https://localhost:{ca_port}{path}");
+    let mut response = if method == "POST" {
+        upstream
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(&body[..])
+    } else {
+        upstream.get(&url).call()
+    }
+    .map_err(std::io::Error::other)?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(std::io::Error::other)?;
+    let text = tamper(&path, &text, mode);
+    write!(
+        tls,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+        text.len()
+    )?;
+    tls.flush()?;
+    tls.conn.send_close_notify();
+    tls.flush()
+}
+
+fn tamper(path: &str, text: &str, mode: Tamper) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(text) else {
+        return text.to_owned();
+    };
+    match (mode, path) {
+        (Tamper::RequestHash, "/v1/certs/begin") => {
+            value["request_sha256"] = STANDARD.encode([7u8; 32]).into();
+        }
+        (Tamper::InclusionProof, "/v1/certs/finish") => {
+            let proof = value["ssh"]["log"]["inclusion_proof"]
+                .as_array_mut()
+                .unwrap();
+            assert!(!proof.is_empty(), "a log this size has a non-empty proof");
+            let mut hash = STANDARD.decode(proof[0].as_str().unwrap()).unwrap();
+            hash[0] ^= 1;
+            proof[0] = STANDARD.encode(hash).into();
+        }
+        (Tamper::LogKey, "/v1/ca") => {
+            let other = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+            let vkey =
+                signet_log::note::VerifierKey::ed25519(ORIGIN, other.verifying_key().as_bytes())
+                    .unwrap();
+            value["log"]["vkey"] = vkey.to_string().into();
+        }
+        _ => {}
+    }
+    value.to_string()
+}
+
+/// The engineer's machine: a home with XDG directories and a PIN file.
+struct Client {
+    dir: tempfile::TempDir,
+    envs: Vec<(String, PathBuf)>,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Client {
+    fn new(key: &VirtualYubiKey) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("signet-login-")
+            .tempdir()
+            .unwrap();
+        let client = Self {
+            dir,
+            envs: key.pcscd().envs(),
+        };
+        client.set_pin(PIN);
+        client
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn set_pin(&self, pin: &str) {
+        let path = self.path("pin");
+        std::fs::write(&path, format!("{pin}\n")).unwrap();
+        owner_only(&path);
+    }
+
+    fn ssh_cert(&self) -> PathBuf {
+        self.path("state/signet/ssh-cert.pub")
+    }
+
+    fn profile(&self) -> PathBuf {
+        self.path("config/signet/profile.toml")
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let out: Output = Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("SIGNET_PIN_FILE", self.path("pin"))
+            .env_remove("SIGNET_FIDO_PIN_FILE")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("ALL_PROXY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert!(
+            !run.stderr.contains(PIN) && !run.stdout.contains(PIN),
+            "the PIN was printed"
+        );
+        run
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "signet {args:?}: {}{}", run.stdout, run.stderr);
+        run
+    }
+
+    fn refused(&self, args: &[&str], code: i32, says: &str) -> Run {
+        let run = self.run(args);
+        assert_eq!(
+            run.code, code,
+            "signet {args:?}: {}{}",
+            run.stdout, run.stderr
+        );
+        assert!(
+            run.stderr.contains(says),
+            "signet {args:?}: expected {says:?} in: {}",
+            run.stderr
+        );
+        run
+    }
+
+    /// `yubico-piv-tool -a read-certificate -s 9a` (PEM), or `None`.
+    fn slot_9a_certificate(&self) -> Option<String> {
+        let out = Command::new("yubico-piv-tool")
+            .args(["-r", "Yubico YubiKey", "-a", "read-certificate", "-s", "9a"])
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && text.contains("BEGIN CERTIFICATE")).then_some(text)
+    }
+
+    /// ssh into `sshd` as `user` with the card's key (ykcs11, PIN through
+    /// SSH_ASKPASS) and the stored certificate.
+    fn ssh(&self, sshd: &Sshd, user: &str) -> (bool, String) {
+        let askpass = self.path("askpass");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(&askpass, format!("#!/bin/sh\necho {PIN}\n")).unwrap();
+            std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let out = Command::new("ssh")
+            .args(["-v", "-F", "/dev/null", "-p", &sshd.port().to_string()])
+            .arg("-o")
+            .arg("PKCS11Provider=/usr/lib/x86_64-linux-gnu/libykcs11.so")
+            .arg("-o")
+            .arg(format!("CertificateFile={}", self.ssh_cert().display()))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "IdentityAgent=none",
+                "-o",
+                "PasswordAuthentication=no",
+                "-o",
+                "KbdInteractiveAuthentication=no",
+                "-o",
+                "ConnectTimeout=20",
+            ])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg("echo signet-login-ok")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains("signet-login-ok"),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn sshd_trusting(ca: &Ca) -> Sshd {
+    let user_ca = ca.ok(&["export", "ssh-user-ca"]);
+    let path = ca.path("user-ca.pub");
+    std::fs::write(&path, user_ca).unwrap();
+    Sshd::start(
+        &format!(
+            "TrustedUserCAKeys {}\nAuthorizedKeysFile none\nPermitRootLogin prohibit-password",
+            path.display()
+        ),
+        None,
+    )
+}
+
+#[test]
+fn enroll_login_ssh_and_every_refusal() {
+    let key = VirtualYubiKey::start(VirtualKeyOptions::default()).unwrap_or_else(|e| {
+        panic!("the virtual YubiKey did not start ({e}); it needs pcscd and vsmartcard-vpcd (deploy/test.sh installs them)")
+    });
+    // Its FIDO2 PIN is the PIV PIN (SIGNET_PIN_FILE serves both).
+    key.fido().set_pin(PIN).unwrap();
+    let client = Client::new(&key);
+    // The double's port is the CA's extra WebAuthn origin: a client that
+    // talks to it signs that origin.
+    let double_port_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let double_origin = format!(
+        "https://localhost:{}",
+        double_port_listener.local_addr().unwrap().port()
+    );
+    let mut ca = Ca::new(&key, &double_origin);
+    let root = ca.path("ca-root.pem");
+    std::fs::write(&root, ca.ok(&["export", "x509-ca"])).unwrap();
+    ca.serve();
+    let proxy = format!("localhost:{}", ca.port);
+    let user = current_user();
+
+    // Enroll the security key with an invite link, over CTAP2 to the
+    // virtual key's FIDO2 applet.
+    let link = ca.ok(&["users", "invite", "alice", "--ttl", "10m"]);
+    let link = link.trim();
+    assert!(
+        link.starts_with(&format!("https://localhost:{}/enroll/", ca.port)),
+        "{link}"
+    );
+    let enrolled = client.ok(&[
+        "enroll",
+        link,
+        "--ca-cert",
+        root.to_str().unwrap(),
+        "--json",
+    ]);
+    let enrolled: Value = serde_json::from_str(&enrolled.stdout).unwrap();
+    assert_eq!(enrolled["user"], "alice");
+    // The invite is spent.
+    client.refused(
+        &["enroll", link, "--ca-cert", root.to_str().unwrap()],
+        6,
+        "invite_invalid",
+    );
+
+    // Enrolling remembered the CA and the user (no pins yet).
+    let enrolled_profile = std::fs::read_to_string(client.profile()).unwrap();
+    assert!(
+        enrolled_profile.contains("user = \"alice\""),
+        "{enrolled_profile}"
+    );
+    assert!(!enrolled_profile.contains("log_key"), "{enrolled_profile}");
+
+    // A wrong PIN: refused with the tries left, nothing stored.
+    client.set_pin("654321");
+    let login = [
+        "login",
+        "--proxy",
+        &proxy,
+        "--user",
+        "alice",
+        "--ca-cert",
+        root.to_str().unwrap(),
+        "--principal",
+        &user,
+        "--json",
+    ];
+    client.refused(&login, 4, "wrong PIN: 2 tries left");
+    assert!(!client.ssh_cert().exists());
+    assert_eq!(
+        std::fs::read_to_string(client.profile()).unwrap(),
+        enrolled_profile
+    );
+    assert_eq!(client.slot_9a_certificate(), None);
+    client.set_pin(PIN);
+
+    // The login: key generated, attested, touched, certificates checked
+    // and stored.
+    let touches = key.touch().requests();
+    let run = client.ok(&login);
+    assert!(
+        run.stderr.contains("Touch your security key"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("pinning its log key"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("default management key"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        key.touch().requests() > touches,
+        "the security key was touched"
+    );
+    let record: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(record["user"], "alice");
+    assert_eq!(record["roles"], serde_json::json!(["dev"]));
+    assert_eq!(record["principals"], serde_json::json!([user]));
+    assert_eq!(record["serial"], key.serial());
+    assert_eq!(record["pin_policy"], "once");
+    assert_eq!(record["touch_policy"], "always");
+    let not_after = record["not_after"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(not_after > now && not_after <= now + 8 * 3600 + 300);
+
+    // The profile remembers the CA, user, card and pins.
+    let profile = std::fs::read_to_string(client.profile()).unwrap();
+    assert!(
+        profile.contains(&format!("ca_url = \"https://{proxy}\"")),
+        "{profile}"
+    );
+    assert!(
+        profile.contains(&format!("serial = {}", key.serial())),
+        "{profile}"
+    );
+    assert!(
+        profile.contains(&format!("log_key = \"{ORIGIN}+")),
+        "{profile}"
+    );
+
+    // Slot 9a holds the issued X.509 certificate.
+    let issued_pem = std::fs::read_to_string(client.path("state/signet/x509-cert.pem")).unwrap();
+    let on_card = client
+        .slot_9a_certificate()
+        .expect("a certificate in slot 9a");
+    let der_of = |pem: &str| der::pem::decode_vec(pem.as_bytes()).unwrap().1;
+    assert_eq!(der_of(&on_card), der_of(&issued_pem));
+
+    // status --json reads the stored certificate.
+    let status: Value = serde_json::from_str(&client.ok(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["logged_in"], true);
+    assert_eq!(status["user"], "alice");
+    assert_eq!(status["principals"], serde_json::json!([user]));
+    assert_eq!(status["not_after"], not_after);
+    assert_eq!(status["log_index"], record["ssh_log_index"]);
+    assert_eq!(status["expired"], false);
+
+    // key info --json.
+    let info: Value = serde_json::from_str(&client.ok(&["key", "info", "--json"]).stdout).unwrap();
+    assert_eq!(info["serial"], key.serial());
+    assert_eq!(info["slot_9a"]["algorithm"], "p256");
+    assert_eq!(info["slot_9a"]["touch_policy"], "always");
+    assert_eq!(info["defaults"]["management_key"], true);
+    assert!(
+        info["attestation"]
+            .as_str()
+            .unwrap()
+            .starts_with("attested by"),
+        "{info}"
+    );
+
+    // A second login needs no flags.
+    let again: Value = serde_json::from_str(&client.ok(&["login", "--json"]).stdout).unwrap();
+    assert!(again["ssh_log_index"].as_u64() > record["ssh_log_index"].as_u64());
+
+    // ssh with the card's key and the stored certificate.
+    let sshd = sshd_trusting(&ca);
+    let (ok, stderr) = client.ssh(&sshd, &user);
+    assert!(ok, "ssh failed: {stderr}\nsshd log:\n{}", sshd.log());
+    assert!(sshd.log().contains("Accepted publickey"), "{}", sshd.log());
+    assert!(sshd.log().contains("ECDSA-CERT"), "{}", sshd.log());
+
+    // A CA that lies, through the double: refused, nothing written.
+    let double = Double::start(double_port_listener, client.dir.path(), ca.port, &root);
+    assert_eq!(format!("https://localhost:{}", double.port), double_origin);
+    let profile_text = std::fs::read_to_string(client.profile()).unwrap();
+    let pointed = profile_text
+        .replace(&format!("https://{proxy}"), &double_origin)
+        .lines()
+        .filter(|l| !l.starts_with("ca_root"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + &format!("ca_root = \"{}\"\n", double.root.display());
+    std::fs::write(client.profile(), &pointed).unwrap();
+    // Relayed unchanged, it works (the double is a faithful proxy).
+    double.set(Tamper::None);
+    client.ok(&["login"]);
+    let pointed = std::fs::read_to_string(client.profile()).unwrap();
+    let card_before = client.slot_9a_certificate().unwrap();
+    let ssh_before = std::fs::read_to_string(client.ssh_cert()).unwrap();
+    let record_before = std::fs::read_to_string(client.path("state/signet/login.json")).unwrap();
+    let unchanged = |what: &str| {
+        assert_eq!(
+            client.slot_9a_certificate().unwrap(),
+            card_before,
+            "{what}: slot 9a changed"
+        );
+        assert_eq!(
+            std::fs::read_to_string(client.ssh_cert()).unwrap(),
+            ssh_before,
+            "{what}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(client.path("state/signet/login.json")).unwrap(),
+            record_before,
+            "{what}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(client.profile()).unwrap(),
+            pointed,
+            "{what}"
+        );
+    };
+
+    double.set(Tamper::RequestHash);
+    let touches = key.touch().requests();
+    client.refused(&["login"], 1, "refused before the touch");
+    assert_eq!(key.touch().requests(), touches, "no touch was asked for");
+    unchanged("request hash");
+
+    double.set(Tamper::InclusionProof);
+    client.refused(
+        &["login"],
+        1,
+        "inclusion proof does not lead to the signed checkpoint",
+    );
+    unchanged("inclusion proof");
+
+    double.set(Tamper::LogKey);
+    client.refused(&["login"], 1, "log key changed");
+    unchanged("log key");
+
+    // Back to the CA itself; logout removes the certificates, keeps the key.
+    std::fs::write(client.profile(), &profile_text).unwrap();
+    let key_before = info["slot_9a_public_key_sha256"].clone();
+    client.ok(&["logout"]);
+    assert!(!client.ssh_cert().exists());
+    assert_eq!(client.slot_9a_certificate(), None);
+    let info: Value = serde_json::from_str(&client.ok(&["key", "info", "--json"]).stdout).unwrap();
+    assert_eq!(info["slot_9a_public_key_sha256"], key_before);
+    let status: Value = serde_json::from_str(&client.ok(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["logged_in"], false);
+
+    // The CA down.
+    ca.stop();
+    client.refused(&["login"], 5, "cannot reach the CA");
+    assert!(!client.ssh_cert().exists());
+}
