@@ -1,8 +1,12 @@
 //! The security key over CTAP2 (webauthn-authenticator-rs): registration
 //! for `signet enroll`, the assertion for `signet login`. The transport is
-//! chosen by what is present: PC/SC (NFC readers, and the CCID interface a
-//! YubiKey shows over USB) always, USB HID when built with the `usb`
-//! feature — one code path either way.
+//! webauthn-authenticator-rs' `AnyTransport`, which takes whatever is
+//! present among the transports it was built with. Built with PC/SC only
+//! for now: NFC readers and cards whose FIDO2 applet answers over CCID
+//! (the virtual YubiKey). A YubiKey plugged into USB offers FIDO2 over HID
+//! only, which needs the library's `usb` transport; that one needs bindgen
+//! and libclang at build time, which the CI image lacks. Adding the feature
+//! to the workspace dependency is all it takes: this code does not change.
 
 use std::sync::Mutex;
 
