@@ -819,3 +819,85 @@ fn enroll_login_ssh_and_every_refusal() {
     client.refused(&["login"], 5, "cannot reach the CA");
     assert!(!client.ssh_cert().exists());
 }
+
+/// A CA serving, the virtual key enrolled for alice; the client ready.
+fn enrolled() -> (VirtualYubiKey, Ca, Client, PathBuf) {
+    let key = VirtualYubiKey::start(VirtualKeyOptions::default()).unwrap_or_else(|e| {
+        panic!("the virtual YubiKey did not start ({e}); it needs pcscd and vsmartcard-vpcd (deploy/test.sh installs them)")
+    });
+    key.fido().set_pin(PIN).unwrap();
+    let client = Client::new(&key);
+    let mut ca = Ca::new(&key, "https://localhost:1");
+    let root = ca.path("ca-root.pem");
+    std::fs::write(&root, ca.ok(&["export", "x509-ca"])).unwrap();
+    ca.serve();
+    let link = ca.ok(&["users", "invite", "alice", "--ttl", "10m"]);
+    client.ok(&["enroll", link.trim(), "--ca-cert", root.to_str().unwrap()]);
+    (key, ca, client, root)
+}
+
+#[test]
+fn role_refusal_denied_touch_and_a_second_card() {
+    let (mut key, ca, client, root) = enrolled();
+    let proxy = format!("localhost:{}", ca.port);
+    let user = current_user();
+    let login = |principal: &str, serial: Option<u32>| {
+        let mut args = vec![
+            "login".to_owned(),
+            "--proxy".into(),
+            proxy.clone(),
+            "--user".into(),
+            "alice".into(),
+            "--ca-cert".into(),
+            root.display().to_string(),
+            "--principal".into(),
+            principal.into(),
+        ];
+        if let Some(serial) = serial {
+            args.extend(["--serial".into(), serial.to_string()]);
+        }
+        args
+    };
+    let run = |args: Vec<String>, code: i32, says: &str| {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        client.refused(&argv, code, says)
+    };
+
+    // A login no role allows: the CA's reason, exit 6, nothing stored.
+    run(login("postgres", None), 6, "not_allowed");
+    assert!(!client.ssh_cert().exists());
+    assert_eq!(client.slot_9a_certificate(), None);
+
+    // The touch refused by the key: a clear message, nothing stored.
+    key.touch()
+        .set_mode(signet_firmware_tests::touch::TouchMode::Deny);
+    run(login(&user, None), 4, "not touched in time");
+    assert!(!client.ssh_cert().exists());
+    assert_eq!(client.slot_9a_certificate(), None);
+    key.touch()
+        .set_mode(signet_firmware_tests::touch::TouchMode::Approve);
+
+    // A second YubiKey: the client asks which.
+    key.add_second(VirtualKeyOptions {
+        serial: 22_222_222,
+        ..VirtualKeyOptions::default()
+    })
+    .unwrap();
+    run(
+        login(&user, None),
+        4,
+        &format!(
+            "several YubiKeys are present (serials {}, 22222222); choose one with --serial",
+            key.serial()
+        ),
+    );
+    run(
+        login(&user, Some(33_333_333)),
+        4,
+        "the YubiKey with serial 33333333 is not present",
+    );
+    let info = client.ok(&["key", "info", "--serial", "22222222", "--json"]);
+    let info: Value = serde_json::from_str(&info.stdout).unwrap();
+    assert_eq!(info["serial"], 22_222_222);
+    assert!(!client.ssh_cert().exists());
+}
