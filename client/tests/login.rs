@@ -197,6 +197,8 @@ enum Tamper {
     InclusionProof,
     /// Serve another log key from `GET /v1/ca`.
     LogKey,
+    /// Change the root hash of the X.509 proof's signed checkpoint.
+    Checkpoint,
 }
 
 /// A TLS server in front of the real CA, with a root of its own, relaying
@@ -400,6 +402,17 @@ fn tamper(path: &str, text: &str, mode: Tamper) -> String {
             let mut hash = STANDARD.decode(proof[0].as_str().unwrap()).unwrap();
             hash[0] ^= 1;
             proof[0] = STANDARD.encode(hash).into();
+        }
+        (Tamper::Checkpoint, "/v1/certs/finish") => {
+            let note = value["x509"]["log"]["checkpoint"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let mut lines: Vec<String> = note.split('\n').map(str::to_owned).collect();
+            let mut root = STANDARD.decode(&lines[2]).unwrap();
+            root[31] ^= 1;
+            lines[2] = STANDARD.encode(root);
+            value["x509"]["log"]["checkpoint"] = lines.join("\n").into();
         }
         (Tamper::LogKey, "/v1/ca") => {
             let other = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
@@ -799,6 +812,10 @@ fn enroll_login_ssh_and_every_refusal() {
     );
     unchanged("inclusion proof");
 
+    double.set(Tamper::Checkpoint);
+    client.refused(&["login"], 1, "is not signed by the pinned log key");
+    unchanged("checkpoint");
+
     double.set(Tamper::LogKey);
     client.refused(&["login"], 1, "log key changed");
     unchanged("log key");
@@ -899,5 +916,19 @@ fn role_refusal_denied_touch_and_a_second_card() {
     let info = client.ok(&["key", "info", "--serial", "22222222", "--json"]);
     let info: Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(info["serial"], 22_222_222);
+    assert!(!client.ssh_cert().exists());
+
+    // Wrong PINs until it blocks: the tries left, then what to do.
+    client.set_pin("000000");
+    let serial = Some(key.serial());
+    run(login(&user, serial), 4, "wrong PIN: 2 tries left");
+    run(login(&user, serial), 4, "wrong PIN: 1 try left");
+    run(login(&user, serial), 4, "PIN is blocked");
+    client.set_pin(PIN);
+    run(
+        login(&user, serial),
+        4,
+        "PIN is blocked; unblock it with the PUK",
+    );
     assert!(!client.ssh_cert().exists());
 }
