@@ -431,6 +431,16 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
     };
     let begun: BeginResponse = client.post("/v1/certs/begin", &request)?;
     verify::check_begin(&request, &begun)?;
+    // The ceremony expires 60 s after the CA's now: a large difference to
+    // ours is clock skew, which breaks certificate validity checks later.
+    let skew = i128::from(begun.expires_at) - 60 - i128::from(now());
+    if skew.abs() > 120 {
+        note(format!(
+            "Warning: this machine's clock is {} s {} the CA's; fix the clock (NTP) or certificates may look not yet valid or expired.",
+            skew.abs(),
+            if skew > 0 { "behind" } else { "ahead of" }
+        ));
+    }
 
     // The touch.
     note("Touch your security key…");
