@@ -932,3 +932,125 @@ fn role_refusal_denied_touch_and_a_second_card() {
     );
     assert!(!client.ssh_cert().exists());
 }
+
+/// A tmux session running one command on a terminal of its own.
+struct Tmux {
+    socket: PathBuf,
+}
+
+impl Tmux {
+    fn start(socket: PathBuf, command: &str) -> Self {
+        let status = Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args(["new-session", "-d", "-x", "160", "-y", "60", command])
+            .status()
+            .expect("tmux (deploy/lib.sh installs it)");
+        assert!(status.success());
+        Self { socket }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["capture-pane", "-p", "-S", "-100"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (at most 60 s: a deadline, not a measurement) for `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{text:?} never appeared; the terminal shows:\n{screen}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn type_line(&self, text: &str) {
+        let status = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["send-keys", "-l", text])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["send-keys", "Enter"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .status();
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[test]
+fn interactive_login_on_a_terminal() {
+    let (key, ca, client, root) = enrolled();
+    let user = current_user();
+    let mut command = String::from("env -u SIGNET_PIN_FILE -u SIGNET_FIDO_PIN_FILE");
+    for (name, value) in key.pcscd().envs() {
+        command.push_str(&format!(
+            " {name}={}",
+            shell_quote(&value.display().to_string())
+        ));
+    }
+    for (name, dir) in [
+        ("HOME", "home"),
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_STATE_HOME", "state"),
+    ] {
+        command.push_str(&format!(
+            " {name}={}",
+            shell_quote(&client.path(dir).display().to_string())
+        ));
+    }
+    command.push_str(&format!(
+        " {} login --proxy localhost:{} --user alice --ca-cert {} --principal {}; echo signet-exit=$?; sleep 600",
+        shell_quote(env!("CARGO_BIN_EXE_signet")),
+        ca.port,
+        shell_quote(&root.display().to_string()),
+        shell_quote(&user),
+    ));
+    let tmux = Tmux::start(client.path("tmux.sock"), &command);
+    tmux.wait_for("YubiKey PIN:");
+    tmux.type_line(PIN);
+    tmux.wait_for(
+        "Set a random management key, stored on the card and protected by the PIN? [y/N]",
+    );
+    tmux.type_line("n");
+    tmux.wait_for("Touch your security key");
+    tmux.wait_for("Security key (FIDO2) PIN:");
+    tmux.type_line(PIN);
+    let screen = tmux.wait_for("signet-exit=");
+    assert!(screen.contains("signet-exit=0"), "{screen}");
+    assert!(screen.contains("Logged in as alice"), "{screen}");
+    assert!(screen.contains(&format!("principals:  {user}")), "{screen}");
+    assert!(screen.contains("valid until:"), "{screen}");
+    assert!(!screen.contains(PIN), "a PIN was echoed:\n{screen}");
+    assert!(client.ssh_cert().exists());
+}
