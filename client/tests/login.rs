@@ -1042,7 +1042,8 @@ fn interactive_login_on_a_terminal() {
     tmux.wait_for(
         "Set a random management key, stored on the card and protected by the PIN? [y/N]",
     );
-    tmux.type_line("n");
+    tmux.type_line("y");
+    tmux.wait_for("the management key is now random and PIN-protected");
     tmux.wait_for("Touch your security key");
     tmux.wait_for("Security key (FIDO2) PIN:");
     tmux.type_line(PIN);
@@ -1053,4 +1054,14 @@ fn interactive_login_on_a_terminal() {
     assert!(screen.contains("valid until:"), "{screen}");
     assert!(!screen.contains(PIN), "a PIN was echoed:\n{screen}");
     assert!(client.ssh_cert().exists());
+
+    // The card now keeps a random management key under the PIN; the key in
+    // slot 9a was generated and its certificate stored with it.
+    let info: Value = serde_json::from_str(&client.ok(&["key", "info", "--json"]).stdout).unwrap();
+    assert_eq!(info["defaults"]["management_key"], false, "{info}");
+    assert_eq!(info["defaults"]["management_key_protected"], true, "{info}");
+    assert!(client.slot_9a_certificate().is_some());
+    // And logout removes the certificate with it (the PIN from the file).
+    client.ok(&["logout"]);
+    assert_eq!(client.slot_9a_certificate(), None);
 }
