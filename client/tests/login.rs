@@ -917,6 +917,20 @@ fn role_refusal_denied_touch_and_a_second_card() {
     let info: Value = serde_json::from_str(&info.stdout).unwrap();
     assert_eq!(info["serial"], 22_222_222);
     assert!(!client.ssh_cert().exists());
+    // --serial picks the enrolled key, for the PIV key and for the touch;
+    // the other card is left alone.
+    let argv = login(&user, Some(key.serial()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    client.ok(&argv);
+    assert!(client.ssh_cert().exists());
+    let other: Value = serde_json::from_str(
+        &client
+            .ok(&["key", "info", "--serial", "22222222", "--json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(other["slot_9a"], Value::Null, "{other}");
+    let stored = std::fs::read_to_string(client.ssh_cert()).unwrap();
 
     // Wrong PINs until it blocks: the tries left, then what to do.
     client.set_pin("000000");
@@ -930,7 +944,7 @@ fn role_refusal_denied_touch_and_a_second_card() {
         4,
         "PIN is blocked; unblock it with the PUK",
     );
-    assert!(!client.ssh_cert().exists());
+    assert_eq!(std::fs::read_to_string(client.ssh_cert()).unwrap(), stored);
 }
 
 /// A tmux session running one command on a terminal of its own.

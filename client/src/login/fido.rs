@@ -1,12 +1,14 @@
 //! The security key over CTAP2 (webauthn-authenticator-rs): registration
-//! for `signet enroll`, the assertion for `signet login`. The transport is
-//! webauthn-authenticator-rs' `AnyTransport`, which takes whatever is
-//! present among the transports it was built with. Built with PC/SC only
-//! for now: NFC readers and cards whose FIDO2 applet answers over CCID
-//! (the virtual YubiKey). A YubiKey plugged into USB offers FIDO2 over HID
-//! only, which needs the library's `usb` transport; that one needs bindgen
-//! and libclang at build time, which the CI image lacks. Adding the feature
-//! to the workspace dependency is all it takes: this code does not change.
+//! for `signet enroll`, the assertion for `signet login`.
+//!
+//! The transport is PC/SC (the library's `nfc` transport): NFC readers, and
+//! cards whose FIDO2 applet answers over CCID, like the virtual YubiKey.
+//! The login asks the FIDO2 applet in the same reader as the PIV card, so
+//! with several keys present the touch is asked of the right one. A YubiKey
+//! plugged into USB offers FIDO2 over HID only; the library's `usb`
+//! transport needs bindgen and libclang at build time, which the CI image
+//! lacks, so it is not built yet: adding it means choosing the HID token
+//! whose serial matches the PIV card beside the PC/SC one here.
 
 use std::sync::Mutex;
 
@@ -14,10 +16,11 @@ use signet_api::webauthn::{
     AssertionResponse, CreationOptions, RegistrationResponse, RequestOptions,
 };
 use webauthn_authenticator_rs::ctap2::CtapAuthenticator;
+use webauthn_authenticator_rs::nfc::{NFCCard, NFCTransport};
 use webauthn_authenticator_rs::prelude::{
     CreationChallengeResponse, RequestChallengeResponse, Url,
 };
-use webauthn_authenticator_rs::transport::{AnyTransport, Transport as _};
+use webauthn_authenticator_rs::transport::Transport as _;
 use webauthn_authenticator_rs::types::{CableRequestType, CableState, EnrollSampleStatus};
 use webauthn_authenticator_rs::ui::UiCallback;
 use webauthn_authenticator_rs::WebauthnAuthenticator as _;
@@ -132,27 +135,30 @@ fn ctap_error(e: impl std::fmt::Debug) -> LoginError {
     }
 }
 
+/// Runs `work` with the security key: the one in `reader` (the PIV card's
+/// reader, so the touch is asked of the same YubiKey) when given and
+/// present, else the only one present.
 fn with_authenticator<T>(
     prompter: &Prompter,
-    work: impl FnOnce(
-        &mut CtapAuthenticator<
-            '_,
-            <AnyTransport as webauthn_authenticator_rs::transport::Transport<'_>>::Token,
-            Prompter,
-        >,
-    ) -> Result<T, LoginError>,
+    reader: Option<&str>,
+    work: impl FnOnce(&mut CtapAuthenticator<'_, NFCCard, Prompter>) -> Result<T, LoginError>,
 ) -> Result<T, LoginError> {
     let rt = runtime()?;
-    let transport = rt
-        .block_on(AnyTransport::new())
-        .map_err(|e| LoginError::SecurityKey(format!("cannot look for security keys: {e:?}")))?;
+    let transport = NFCTransport::new(pcsc::Scope::User).map_err(|e| {
+        LoginError::SecurityKey(format!(
+            "cannot look for security keys (is pcscd running?): {e:?}"
+        ))
+    })?;
     let mut tokens = rt
         .block_on(transport.tokens())
         .map_err(|e| LoginError::SecurityKey(format!("cannot list security keys: {e:?}")))?;
-    let token = match tokens.len() {
-        0 => return Err(LoginError::NoSecurityKey),
-        1 => tokens.pop().ok_or(LoginError::NoSecurityKey)?,
-        n => {
+    let same_reader =
+        reader.and_then(|name| tokens.iter().position(|t| t.reader_name() == Some(name)));
+    let token = match (same_reader, tokens.len()) {
+        (Some(i), _) => tokens.swap_remove(i),
+        (None, 0) => return Err(LoginError::NoSecurityKey),
+        (None, 1) => tokens.pop().ok_or(LoginError::NoSecurityKey)?,
+        (None, n) => {
             return Err(LoginError::SecurityKey(format!(
                 "{n} security keys are present; leave only the one to use plugged in"
             )))
@@ -177,21 +183,23 @@ pub(crate) fn register(
 ) -> Result<RegistrationResponse, LoginError> {
     let ccr: CreationChallengeResponse = convert(options)?;
     let url = origin_url(origin)?;
-    with_authenticator(prompter, |client| {
+    with_authenticator(prompter, None, |client| {
         let reg = client.do_registration(url, ccr).map_err(ctap_error)?;
         convert(&reg)
     })
 }
 
-/// Asserts over `options` (from `/v1/certs/begin`): the touch.
+/// Asserts over `options` (from `/v1/certs/begin`): the touch, on the
+/// security key in `reader` when it has one.
 pub(crate) fn assert(
     origin: &str,
     options: &RequestOptions,
     prompter: &Prompter,
+    reader: Option<&str>,
 ) -> Result<AssertionResponse, LoginError> {
     let rcr: RequestChallengeResponse = convert(options)?;
     let url = origin_url(origin)?;
-    with_authenticator(prompter, |client| {
+    with_authenticator(prompter, reader, |client| {
         let assertion = client.do_authentication(url, rcr).map_err(ctap_error)?;
         convert(&assertion)
     })

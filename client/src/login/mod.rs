@@ -445,7 +445,12 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
     // The touch.
     note("Touch your security key…");
     let prompter = fido::Prompter::new(true);
-    let assertion = fido::assert(&http::origin_of(client.base()), &begun.webauthn, &prompter)?;
+    let assertion = fido::assert(
+        &http::origin_of(client.base()),
+        &begun.webauthn,
+        &prompter,
+        Some(card.reader()),
+    )?;
     let finish: FinishResponse = client.post(
         "/v1/certs/finish",
         &FinishRequest {
