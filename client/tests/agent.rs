@@ -697,3 +697,164 @@ fn signet_config_and_signet_ssh_name_the_agent() {
     assert!(stdout.contains(&format!("certificatefile {}", home.cert_path().display())));
     assert!(UnixStream::connect(home.socket()).is_ok());
 }
+
+// --- The real card path -----------------------------------------------------
+
+/// The whole path as an engineer runs it: a key generated in slot 9a of the
+/// virtual YubiKey (behind a private pcscd) with touch policy "always", an
+/// SSH certificate for it from a CA made here, stored where the profile
+/// says; `signet agent --daemon` serves it; ssh logs in, the card signs
+/// (opened for the signature, released after) and the agent's log asks for
+/// the touch. Needs pcscd and vsmartcard-vpcd (deploy/test.sh installs them).
+#[test]
+fn ssh_logs_in_with_a_key_on_the_virtual_yubikey() {
+    use signet::card::{Card, KeyAlgorithm, KeyPinPolicy, KeyTouchPolicy, Pin};
+    use signet_firmware_tests::harness::{VirtualKeyOptions, VirtualYubiKey};
+
+    let key = VirtualYubiKey::start(VirtualKeyOptions::default()).unwrap_or_else(|e| {
+        panic!("the virtual YubiKey did not start ({e}); it needs pcscd and vsmartcard-vpcd (deploy/test.sh installs them)")
+    });
+    let home = Home::new();
+    let pin_file = home.dir.path().join("pin");
+    std::fs::write(&pin_file, "123456\n").unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pin = Pin::from_file(&pin_file).unwrap();
+
+    // Slot 9a: a P-256 key that needs the PIN once and a touch every time.
+    let card = Card::open(Some(key.serial())).unwrap();
+    let slot = card
+        .generate_9a(
+            Some(&pin),
+            KeyAlgorithm::P256,
+            KeyPinPolicy::Once,
+            KeyTouchPolicy::Always,
+        )
+        .unwrap();
+    let verifying = {
+        use p256::pkcs8::DecodePublicKey as _;
+        p256::ecdsa::VerifyingKey::from_public_key_der(&slot.spki_der).unwrap()
+    };
+    let public = ssh_key::PublicKey::new(
+        ssh_key::public::KeyData::Ecdsa(ssh_key::public::EcdsaPublicKey::from(&verifying)),
+        "slot 9a",
+    );
+    // A CA and a certificate for the card's key, by ssh-keygen.
+    let keys = Keys::new("-5m:+1h");
+    std::fs::write(keys.path("card.pub"), public.to_openssh().unwrap()).unwrap();
+    ok(Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(keys.path("ca"))
+        .args(["-I", "alice@card", "-n", &current_user(), "-V", "-5m:+1h"])
+        .arg(keys.path("card.pub")));
+    std::fs::create_dir_all(home.cert_path().parent().unwrap()).unwrap();
+    std::fs::copy(keys.path("card-cert.pub"), home.cert_path()).unwrap();
+    signet::profile::Profile {
+        ca_url: "https://ca.invalid".into(),
+        user: "alice".into(),
+        serial: Some(key.serial()),
+        ..Default::default()
+    }
+    .save_to(&home.dir.path().join("config/signet/profile.toml"))
+    .unwrap();
+
+    let out = run(home
+        .signet()
+        .args(["agent", "--daemon"])
+        .env("SIGNET_PIN_FILE", &pin_file)
+        .envs(key.pcscd().envs()));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _kill = Kill(pid_of(&stdout));
+    let listed = ok(Command::new("ssh-add")
+        .arg("-L")
+        .env("SSH_AUTH_SOCK", home.socket()));
+    assert!(listed.trim_end().ends_with(" signet alice"), "{listed}");
+
+    let sshd = sshd_for(&keys);
+    let log_path = home.dir.path().join("runtime/signet/agent.log");
+    let out = ssh_through(&home.socket(), &sshd);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        out.status.success(),
+        "ssh failed: {}\nagent:\n{log}\nsshd:\n{}\npcscd:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        sshd.log(),
+        key.pcscd().log_tail()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "signet-agent-ok"
+    );
+    assert!(sshd.log().contains("ID alice@card"), "{}", sshd.log());
+    assert!(
+        log.contains(&format!("Touch your YubiKey (serial {})", key.serial())),
+        "{log}"
+    );
+    // Between signatures the card is free for other programs.
+    assert!(Card::open(Some(key.serial()))
+        .unwrap()
+        .slot_9a()
+        .unwrap()
+        .is_some());
+
+    // A card whose slot 9a holds another key than the certificate's: the
+    // agent refuses to sign and says why; ssh is refused.
+    card.generate_9a(
+        Some(&pin),
+        KeyAlgorithm::P256,
+        KeyPinPolicy::Once,
+        KeyTouchPolicy::Never,
+    )
+    .unwrap();
+    let out = ssh_through(&home.socket(), &sshd);
+    assert!(!out.status.success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("the certificate is for another key than the one this agent signs with"),
+        "{log}"
+    );
+}
+
+#[test]
+fn without_a_pin_source_the_card_signature_fails_with_a_reason() {
+    use signet::card::{Card, KeyAlgorithm, KeyPinPolicy, KeyTouchPolicy, Pin};
+    use signet_firmware_tests::harness::{VirtualKeyOptions, VirtualYubiKey};
+
+    let key = VirtualYubiKey::start(VirtualKeyOptions::default()).unwrap_or_else(|e| {
+        panic!("the virtual YubiKey did not start ({e}); it needs pcscd and vsmartcard-vpcd")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, "123456\n").unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pin = Pin::from_file(&pin_file).unwrap();
+    let card = Card::open(Some(key.serial())).unwrap();
+    let slot = card
+        .generate_9a(
+            Some(&pin),
+            KeyAlgorithm::P256,
+            KeyPinPolicy::Once,
+            KeyTouchPolicy::Never,
+        )
+        .unwrap();
+    let public = {
+        use p256::pkcs8::DecodePublicKey as _;
+        let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&slot.spki_der).unwrap();
+        ssh_key::public::KeyData::Ecdsa(ssh_key::public::EcdsaPublicKey::from(&vk))
+    };
+    // This process's environment: nextest runs each test in its own process.
+    std::env::remove_var("SIGNET_PIN_FILE");
+    let lines = Lines::default();
+    let card_key = signet::agent::card::CardKey::new(Some(key.serial()), lines.log());
+    let err = signet::agent::AgentKey::sign(&card_key, &public, b"data", None).unwrap_err();
+    assert!(err.to_string().contains("needs the PIN"), "{err}");
+    assert!(err.to_string().contains("SIGNET_PIN_FILE"), "{err}");
+    // With the PIN file it signs, and the signature verifies.
+    std::env::set_var("SIGNET_PIN_FILE", &pin_file);
+    let sig = signet::agent::AgentKey::sign(&card_key, &public, b"data", None).unwrap();
+    signature::Verifier::verify(&public, b"data", &sig).unwrap();
+}
