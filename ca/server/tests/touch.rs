@@ -50,6 +50,16 @@ fn enroll_then_issue_over_https() {
     assert_eq!(health["ok"], true, "{health}");
     assert_eq!(health["hsm"]["ok"], true);
 
+    // What a client pins at first contact: the log's origin and verifier
+    // key (the same vkey `log export` prints) and the X.509 root.
+    let (status, ca_info) = t.get("/v1/ca");
+    assert_eq!(status, 200, "{ca_info}");
+    let ca_info: serde_json::Value = serde_json::from_str(&ca_info).unwrap();
+    assert_eq!(ca_info["log"]["origin"], "ca.example.com/signet-log");
+    assert_eq!(ca_info["x509_root_pem"], t.root_pem.as_str());
+    let vkey = ca_info["log"]["vkey"].as_str().unwrap().to_owned();
+    assert!(vkey.starts_with("ca.example.com/signet-log+"), "{vkey}");
+
     // Enroll alice's security key with the invite, through the API.
     let enrolled = t.enroll("alice");
     assert_eq!(enrolled["user"], "alice");
