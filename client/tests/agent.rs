@@ -456,6 +456,15 @@ fn what_the_agent_does_not_do_it_refuses() {
     // The signature verifies with the certificate's key over that data.
     let sig = ssh_key::Signature::try_from(&reply[5..]).unwrap();
     signature::Verifier::verify(cert.public_key(), &for_this_session, &sig).unwrap();
+    // A forwarded connection is bound hop by hop: a client on the far host
+    // that does not bind its own session still gets its signature.
+    let mut forwarded = UnixStream::connect(&agent.socket).unwrap();
+    let last = bind.len() - 1;
+    bind[last] = 1;
+    assert_eq!(exchange(&mut forwarded, &framed(&bind)), Some(vec![6u8]));
+    let reply = exchange(&mut forwarded, &sign_request(&blob, &for_other_session, 0)).unwrap();
+    assert_eq!(reply[0], 14, "{reply:?}");
+    assert!(agent.lines.text().contains("(forwarded)"));
 }
 
 #[test]

@@ -309,7 +309,12 @@ impl Agent {
         if !valid.matches(key_blob) {
             return Err("the request names a key this agent does not hold".into());
         }
-        if let Some(bound) = &state.bound {
+        // ssh's own connection, bound to its session, signs only that
+        // session's authentication. A forwarded connection is bound hop by
+        // hop, and clients on the far host that do not bind (OpenSSH before
+        // 8.9, other programs) must still work through it, so it is not held
+        // to the forwarding hop's session.
+        if let Some(bound) = state.bound.as_ref().filter(|b| !b.forwarding) {
             if !signs_for_session(&data, &bound.session_id) {
                 return Err(
                     "the data to sign is not for the session this connection is bound to".into(),
