@@ -6,7 +6,9 @@ use signet_log::entry::Entry;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(entry) = Entry::from_bytes(data) {
-        let again = entry.to_canonical_bytes().expect("an accepted entry re-encodes");
+        let again = entry
+            .to_canonical_bytes()
+            .expect("an accepted entry re-encodes");
         assert_eq!(again, data, "accepted entries are canonical");
     }
 });

@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(key) = VerifierKey::parse(text) {
             assert_eq!(key.to_string(), text, "vkey must round-trip");
             if let Ok(note) = Note::parse(data) {
-                let _ = note.verify(&VerifierSet::new(vec![key]).expect("one key is never a duplicate"));
+                let _ = note
+                    .verify(&VerifierSet::new(vec![key]).expect("one key is never a duplicate"));
             }
         }
     }

@@ -24,7 +24,11 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => {
             let e = e.invalid().expect("parse errors are content errors");
-            let lines = text.replace("\r\n", "\n").replace('\r', "\n").lines().count();
+            let lines = text
+                .replace("\r\n", "\n")
+                .replace('\r', "\n")
+                .lines()
+                .count();
             assert!(e.location.line >= 1 && e.location.line <= lines + 1, "{e}");
             assert!(e.location.column >= 1, "{e}");
         }
