@@ -722,6 +722,11 @@ fn enroll_login_ssh_and_every_refusal() {
     let der_of = |pem: &str| der::pem::decode_vec(pem.as_bytes()).unwrap().1;
     assert_eq!(der_of(&on_card), der_of(&issued_pem));
 
+    // The CA's SSH host CA came with the login, for `signet config`.
+    let host_ca = std::fs::read_to_string(client.path("config/signet/ssh-host-ca.pub")).unwrap();
+    assert_eq!(host_ca.trim(), ca.ok(&["export", "ssh-host-ca"]).trim());
+    assert!(client.ok(&["config"]).stdout.contains("known_hosts"));
+
     // status --json reads the stored certificate.
     let status: Value = serde_json::from_str(&client.ok(&["status", "--json"]).stdout).unwrap();
     assert_eq!(status["logged_in"], true);

@@ -1,5 +1,5 @@
 //! `GET /v1/ca`: what a client pins at its first login — the log's origin
-//! and verifier key, and the CA's X.509 root.
+//! and verifier key, the CA's X.509 root, and its SSH host CA.
 
 use serde::{Deserialize, Serialize};
 
@@ -22,4 +22,7 @@ pub struct CaInfo {
     /// The CA's X.509 root certificate (PEM): the TLS root and the issuer
     /// of client certificates.
     pub x509_root_pem: String,
+    /// The CA's SSH host CA (an OpenSSH public key line), for the
+    /// `@cert-authority` line clients trust hosts by.
+    pub ssh_host_ca: String,
 }

@@ -382,6 +382,14 @@ impl<B: SigningBackend> Authority<B> {
         &self.root
     }
 
+    /// The SSH host CA as an OpenSSH public key line (what
+    /// `signet-ca export ssh-host-ca` prints), for clients' known_hosts.
+    pub fn ssh_host_ca_line(&self) -> Result<String> {
+        ssh_key::PublicKey::new(self.ssh_host.key_data().clone(), "signet-ssh-host-ca")
+            .to_openssh()
+            .map_err(|e| Error::Certificate(e.to_string()))
+    }
+
     /// Signs an approved request, appends its entry durably, and only then
     /// returns the certificate.
     pub fn issue(&self, request: ApprovedRequest, actor: Actor) -> Result<Issued> {

@@ -96,6 +96,14 @@ impl CaAuthority {
         }
     }
 
+    /// See [`Authority::ssh_host_ca_line`].
+    pub fn ssh_host_ca_line(&self) -> Result<String> {
+        match self {
+            Self::Pkcs11(ca) => ca.ssh_host_ca_line(),
+            Self::Piv(ca) => ca.ssh_host_ca_line(),
+        }
+    }
+
     /// The X.509 root.
     pub fn root(&self) -> &x509_cert::Certificate {
         match self {

@@ -59,6 +59,10 @@ fn enroll_then_issue_over_https() {
     assert_eq!(ca_info["x509_root_pem"], t.root_pem.as_str());
     let vkey = ca_info["log"]["vkey"].as_str().unwrap().to_owned();
     assert!(vkey.starts_with("ca.example.com/signet-log+"), "{vkey}");
+    assert_eq!(
+        ca_info["ssh_host_ca"].as_str().unwrap(),
+        t.ca.ok(&["export", "ssh-host-ca"]).trim()
+    );
 
     // Enroll alice's security key with the invite, through the API.
     let enrolled = t.enroll("alice");

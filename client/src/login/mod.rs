@@ -332,6 +332,13 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
     // The log key: pinned, given, or trusted on first contact.
     let info: CaInfo = client.get("/v1/ca")?;
     let served = parse_vkey(&info.log.vkey, &info.log.origin)?;
+    // The SSH host CA, for `signet config`'s @cert-authority line; stored
+    // with the rest once the login succeeded.
+    let host_ca = ssh_key::PublicKey::from_openssh(info.ssh_host_ca.trim()).map_err(|e| {
+        LoginError::Internal(format!(
+            "the CA's SSH host CA is not an OpenSSH public key ({e})"
+        ))
+    })?;
     let pinned_text = match (&opts.log_key, &profile.log_key) {
         (Some(arg), _) => Some(read_log_key_arg(arg)?),
         (None, Some(pinned)) => Some(pinned.clone()),
@@ -503,6 +510,13 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
     let json =
         serde_json::to_vec_pretty(&record).map_err(|e| LoginError::Internal(e.to_string()))?;
     profile::write_private(&profile::login_record_path()?, &json)?;
+    let host_ca_line = host_ca
+        .to_openssh()
+        .map_err(|e| LoginError::Internal(e.to_string()))?;
+    profile::write_private(
+        &profile::config_dir()?.join("ssh-host-ca.pub"),
+        format!("{host_ca_line}\n").as_bytes(),
+    )?;
     profile.save()?;
     Ok(record)
 }

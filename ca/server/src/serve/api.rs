@@ -188,7 +188,8 @@ pub async fn not_found() -> ErrorResponse {
     error(ErrorCode::NotFound, "no such route")
 }
 
-/// `GET /v1/ca`: the log's origin and verifier key and the X.509 root,
+/// `GET /v1/ca`: the log's origin and verifier key, the X.509 root and the
+/// SSH host CA,
 /// for a client to pin at its first login (and to compare after).
 async fn ca_info(
     State(state): State<AppState>,
@@ -206,12 +207,17 @@ async fn ca_info(
         .root()
         .to_pem(der::pem::LineEnding::LF)
         .map_err(|_| ErrorResponse::from(Refusal::internal("cannot encode the X.509 root")))?;
+    let ssh_host_ca = service
+        .authority()
+        .ssh_host_ca_line()
+        .map_err(|e| ErrorResponse::from(Refusal::internal(e)))?;
     Ok(Json(signet_api::ca::CaInfo {
         log: signet_api::ca::CaLog {
             origin: vkey.name().to_owned(),
             vkey: vkey.to_string(),
         },
         x509_root_pem,
+        ssh_host_ca,
     }))
 }
 
