@@ -126,15 +126,17 @@ impl BuilderProfile for RootProfile {
     }
 }
 
-/// Profile of a client certificate: CA:FALSE, digitalSignature, EKU
-/// clientAuth, SAN URI naming the user, SKI, AKI = the root's SKI.
-struct ClientProfile {
+/// Profile of an end-entity certificate: CA:FALSE, digitalSignature, one
+/// EKU (clientAuth for users, serverAuth for the daemon's TLS), the given
+/// subjectAltNames, SKI, AKI = the root's SKI.
+struct LeafProfile {
     issuer: Name,
     subject: Name,
-    san_uris: Vec<String>,
+    extended_key_usage: const_oid::ObjectIdentifier,
+    names: Vec<GeneralName>,
 }
 
-impl BuilderProfile for ClientProfile {
+impl BuilderProfile for LeafProfile {
     fn get_issuer(&self, _subject: &Name) -> Name {
         self.issuer.clone()
     }
@@ -160,12 +162,10 @@ impl BuilderProfile for ClientProfile {
             .to_extension(tbs.subject(), &exts)?,
         );
         exts.push(KeyUsage(KeyUsages::DigitalSignature.into()).to_extension(tbs.subject(), &exts)?);
-        exts.push(ExtendedKeyUsage(vec![ID_KP_CLIENT_AUTH]).to_extension(tbs.subject(), &exts)?);
-        let mut names = Vec::with_capacity(self.san_uris.len());
-        for uri in &self.san_uris {
-            names.push(GeneralName::UniformResourceIdentifier(Ia5String::new(uri)?));
-        }
-        exts.push(SubjectAltName(names).to_extension(tbs.subject(), &exts)?);
+        exts.push(
+            ExtendedKeyUsage(vec![self.extended_key_usage]).to_extension(tbs.subject(), &exts)?,
+        );
+        exts.push(SubjectAltName(self.names.clone()).to_extension(tbs.subject(), &exts)?);
         exts.push(SubjectKeyIdentifier::try_from(spk)?.to_extension(tbs.subject(), &exts)?);
         let issuer_ski = SubjectKeyIdentifier::try_from(issuer_spk)?;
         exts.push(
@@ -240,10 +240,17 @@ pub fn issue_client<B: SigningBackend>(
     spec: &ClientCertSpec<'_>,
     serial: SerialNumber,
 ) -> Result<Vec<u8>> {
-    let profile = ClientProfile {
+    let mut names = Vec::new();
+    for uri in client_uris(spec) {
+        names.push(GeneralName::UniformResourceIdentifier(
+            Ia5String::new(&uri).map_err(cert_err)?,
+        ));
+    }
+    let profile = LeafProfile {
         issuer: root.tbs_certificate().subject().clone(),
         subject: name(spec.user, None)?,
-        san_uris: client_uris(spec),
+        extended_key_usage: ID_KP_CLIENT_AUTH,
+        names,
     };
     let cert = build(
         profile,
@@ -266,55 +273,6 @@ fn client_uris(spec: &ClientCertSpec<'_>) -> Vec<String> {
         names.push(uris::key_policy_uri(spec.trust_domain, device));
     }
     names
-}
-
-/// Profile of the CA daemon's TLS server certificate: CA:FALSE,
-/// digitalSignature, EKU serverAuth, SAN DNS names and IP addresses.
-struct ServerProfile {
-    issuer: Name,
-    subject: Name,
-    names: Vec<GeneralName>,
-}
-
-impl BuilderProfile for ServerProfile {
-    fn get_issuer(&self, _subject: &Name) -> Name {
-        self.issuer.clone()
-    }
-
-    fn get_subject(&self) -> Name {
-        self.subject.clone()
-    }
-
-    // Each extension is built seeing the ones before it, so `vec![]` cannot be used.
-    #[allow(clippy::vec_init_then_push)]
-    fn build_extensions(
-        &self,
-        spk: spki::SubjectPublicKeyInfoRef<'_>,
-        issuer_spk: spki::SubjectPublicKeyInfoRef<'_>,
-        tbs: &TbsCertificate,
-    ) -> x509_cert::builder::Result<Vec<Extension>> {
-        let mut exts: Vec<Extension> = Vec::new();
-        exts.push(
-            BasicConstraints {
-                ca: false,
-                path_len_constraint: None,
-            }
-            .to_extension(tbs.subject(), &exts)?,
-        );
-        exts.push(KeyUsage(KeyUsages::DigitalSignature.into()).to_extension(tbs.subject(), &exts)?);
-        exts.push(ExtendedKeyUsage(vec![ID_KP_SERVER_AUTH]).to_extension(tbs.subject(), &exts)?);
-        exts.push(SubjectAltName(self.names.clone()).to_extension(tbs.subject(), &exts)?);
-        exts.push(SubjectKeyIdentifier::try_from(spk)?.to_extension(tbs.subject(), &exts)?);
-        let issuer_ski = SubjectKeyIdentifier::try_from(issuer_spk)?;
-        exts.push(
-            AuthorityKeyIdentifier {
-                key_identifier: Some(issuer_ski.0),
-                ..Default::default()
-            }
-            .to_extension(tbs.subject(), &exts)?,
-        );
-        Ok(exts)
-    }
 }
 
 /// A TLS server name: a DNS name or an IP address.
@@ -362,9 +320,10 @@ pub fn issue_server<B: SigningBackend>(
             }
         });
     }
-    let profile = ServerProfile {
+    let profile = LeafProfile {
         issuer: root.tbs_certificate().subject().clone(),
         subject: name(&first.to_string(), None)?,
+        extended_key_usage: ID_KP_SERVER_AUTH,
         names: general,
     };
     let cert = build(
