@@ -937,6 +937,20 @@ fn role_refusal_denied_touch_and_a_second_card() {
     assert_eq!(other["slot_9a"], Value::Null, "{other}");
     let stored = std::fs::read_to_string(client.ssh_cert()).unwrap();
 
+    // Enrolling with two security keys present: the profile's card by
+    // default, the one named by --serial otherwise. The second card's FIDO2
+    // applet has no PIN yet, so being asked for one shows it was chosen.
+    let link = ca.ok(&["users", "invite", "alice", "--ttl", "10m"]);
+    let chosen = client.run(&["enroll", link.trim(), "--serial", "22222222"]);
+    assert_eq!(chosen.code, 4, "{}", chosen.stderr);
+    assert!(
+        chosen.stderr.contains("it has none set"),
+        "{}",
+        chosen.stderr
+    );
+    let shown: Value = serde_json::from_str(&ca.ok(&["users", "show", "alice", "--json"])).unwrap();
+    assert_eq!(shown["credentials"].as_array().unwrap().len(), 1, "{shown}");
+
     // Wrong PINs until it blocks: the tries left, then what to do.
     client.set_pin("000000");
     let serial = Some(key.serial());

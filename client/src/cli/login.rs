@@ -116,6 +116,10 @@ pub(crate) struct EnrollArgs {
     /// The CA's root certificate (PEM) to trust for TLS.
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
+    /// The YubiKey to enroll, by serial, when several are present (its
+    /// FIDO2 applet is asked, in the same reader as its PIV applet).
+    #[arg(long, value_name = "N")]
+    serial: Option<u32>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -229,7 +233,7 @@ pub(crate) fn run_login(args: LoginArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn run_enroll(args: EnrollArgs) -> anyhow::Result<()> {
-    let done = login::enroll(&args.link, args.ca_cert.as_deref())?;
+    let done = login::enroll(&args.link, args.ca_cert.as_deref(), args.serial)?;
     if args.json {
         return print_json(&done);
     }

@@ -160,7 +160,7 @@ fn with_authenticator<T>(
         (None, 1) => tokens.pop().ok_or(LoginError::NoSecurityKey)?,
         (None, n) => {
             return Err(LoginError::SecurityKey(format!(
-                "{n} security keys are present; leave only the one to use plugged in"
+                "{n} security keys are present; name the YubiKey with --serial (or leave only the one to use plugged in)"
             )))
         }
     };
@@ -175,15 +175,17 @@ fn origin_url(origin: &str) -> Result<Url, LoginError> {
         .map_err(|e| LoginError::Usage(format!("the origin {origin:?} is not a URL: {e}")))
 }
 
-/// Registers the security key for `options` (from `/v1/enroll/begin`).
+/// Registers the security key for `options` (from `/v1/enroll/begin`):
+/// the one in `reader` when given.
 pub(crate) fn register(
     origin: &str,
     options: &CreationOptions,
     prompter: &Prompter,
+    reader: Option<&str>,
 ) -> Result<RegistrationResponse, LoginError> {
     let ccr: CreationChallengeResponse = convert(options)?;
     let url = origin_url(origin)?;
-    with_authenticator(prompter, None, |client| {
+    with_authenticator(prompter, reader, |client| {
         let reg = client.do_registration(url, ccr).map_err(ctap_error)?;
         convert(&reg)
     })

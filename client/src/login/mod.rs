@@ -525,6 +525,7 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
 pub fn enroll(
     link: &str,
     ca_cert: Option<&std::path::Path>,
+    serial: Option<u32>,
 ) -> Result<EnrollFinishResponse, LoginError> {
     let link = link.trim();
     let bad = || {
@@ -560,7 +561,18 @@ pub fn enroll(
     note(format!("Enrolling a security key for {}.", begun.user));
     note("Touch your security key…");
     let prompter = fido::Prompter::new(true);
-    let credential = fido::register(&origin_of(&base), &begun.webauthn, &prompter)?;
+    // With a serial (given, or the profile's), the security key is the one
+    // in that YubiKey's reader; without, the only one present.
+    let card = match serial.or(existing.as_ref().and_then(|p| p.serial)) {
+        Some(serial) => Some(Card::open(Some(serial))?),
+        None => None,
+    };
+    let credential = fido::register(
+        &origin_of(&base),
+        &begun.webauthn,
+        &prompter,
+        card.as_ref().map(Card::reader),
+    )?;
     let done: EnrollFinishResponse = client.post(
         "/v1/enroll/finish",
         &EnrollFinishRequest {
