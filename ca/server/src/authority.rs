@@ -558,7 +558,7 @@ impl<B: SigningBackend> Authority<B> {
             builder
                 .extension(
                     crate::profile::SSH_DEVICE_EXTENSION,
-                    crate::profile::ssh_device_value(device),
+                    device.ssh_extension_value(),
                 )
                 .map_err(cert_err)?;
         }

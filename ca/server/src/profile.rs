@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use signet_log::entry::{PinPolicy, PivDevice, TouchPolicy};
 use ssh_key::certificate::CertType;
 
 /// How far `valid_after` / `notBefore` is set in the past, so a client whose
@@ -69,56 +68,17 @@ pub mod x509_client {
 
     /// The attested PIN and touch policy of the key:
     /// `signet://<trust domain>/key-policy/pin-<policy>.touch-<policy>`.
-    pub fn key_policy_uri(trust_domain: &str, device: &super::PivDevice) -> String {
+    pub fn key_policy_uri(trust_domain: &str, device: &signet_log::entry::PivDevice) -> String {
         format!(
             "signet://{trust_domain}/key-policy/{}",
-            super::key_policy_name(device)
+            device.key_policy_name()
         )
     }
-}
-
-/// `pin-<policy>.touch-<policy>`, the words the log uses (`pin-once.touch-always`).
-pub fn key_policy_name(device: &PivDevice) -> String {
-    format!(
-        "pin-{}.touch-{}",
-        pin_word(device.pin_policy),
-        touch_word(device.touch_policy)
-    )
 }
 
 /// The OpenSSH extension carrying the attested device and key policy:
 /// `serial=<n> pin-policy=<p> touch-policy=<t>` (docs/ssh-profile.md).
 pub const SSH_DEVICE_EXTENSION: &str = signet_log::entry::SSH_DEVICE_EXTENSION;
-
-/// The value of [`SSH_DEVICE_EXTENSION`].
-pub fn ssh_device_value(device: &PivDevice) -> String {
-    format!(
-        "serial={} pin-policy={} touch-policy={}",
-        device.serial,
-        pin_word(device.pin_policy),
-        touch_word(device.touch_policy)
-    )
-}
-
-/// A PIN policy as the log writes it.
-pub fn pin_word(policy: PinPolicy) -> &'static str {
-    match policy {
-        PinPolicy::Never => "never",
-        PinPolicy::Once => "once",
-        PinPolicy::Always => "always",
-        _ => "unknown",
-    }
-}
-
-/// A touch policy as the log writes it.
-pub fn touch_word(policy: TouchPolicy) -> &'static str {
-    match policy {
-        TouchPolicy::Never => "never",
-        TouchPolicy::Always => "always",
-        TouchPolicy::Cached => "cached",
-        _ => "unknown",
-    }
-}
 
 /// The X.509 root is a CA for end-entity certificates only (pathLen 0).
 pub const X509_ROOT_PATH_LEN: u8 = 0;

@@ -122,14 +122,7 @@ fn check_ssh(
         .find(|(name, _)| name.as_str() == SSH_DEVICE_EXTENSION)
         .map(|(_, value)| value.as_str());
     if let Some(extension) = extension {
-        let expected = piv_device(entry).map(|d| {
-            format!(
-                "serial={} pin-policy={} touch-policy={}",
-                d.serial,
-                pin_word(d.pin_policy),
-                touch_word(d.touch_policy)
-            )
-        });
+        let expected = piv_device(entry).map(super::PivDevice::ssh_extension_value);
         if Some(extension) != expected.as_deref() {
             return Err(mismatch(
                 "actor.piv_device (certificate extension piv-device@signet)",
@@ -141,31 +134,6 @@ fn check_ssh(
 
 /// The OpenSSH extension naming the attested device (docs/ssh-profile.md).
 pub const SSH_DEVICE_EXTENSION: &str = "piv-device@signet";
-
-fn pin_word(p: super::PinPolicy) -> &'static str {
-    match p {
-        super::PinPolicy::Never => "never",
-        super::PinPolicy::Once => "once",
-        super::PinPolicy::Always => "always",
-    }
-}
-
-fn touch_word(t: super::TouchPolicy) -> &'static str {
-    match t {
-        super::TouchPolicy::Never => "never",
-        super::TouchPolicy::Always => "always",
-        super::TouchPolicy::Cached => "cached",
-    }
-}
-
-/// `pin-<policy>.touch-<policy>`: the name in a `key-policy` SAN URI.
-fn key_policy_name(d: &super::PivDevice) -> String {
-    format!(
-        "pin-{}.touch-{}",
-        pin_word(d.pin_policy),
-        touch_word(d.touch_policy)
-    )
-}
 
 fn piv_device(entry: &Entry) -> Option<&super::PivDevice> {
     match &entry.actor {
@@ -339,7 +307,7 @@ fn check_signet_names(entry: &Entry, subject: &str, names: &[GeneralName]) -> Re
                 devices += 1
             }
             "device" => return Err(mismatch("actor.piv_device (certificate SAN URI)")),
-            "key-policy" if piv_device(entry).is_some_and(|d| key_policy_name(d) == uri.name) => {
+            "key-policy" if piv_device(entry).is_some_and(|d| d.key_policy_name() == uri.name) => {
                 policies += 1
             }
             "key-policy" => return Err(mismatch("actor.piv_device (certificate key-policy URI)")),

@@ -95,6 +95,28 @@ pub enum TouchPolicy {
     Cached,
 }
 
+impl PinPolicy {
+    /// The word the log (and the certificates) use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::Once => "once",
+            Self::Always => "always",
+        }
+    }
+}
+
+impl TouchPolicy {
+    /// The word the log (and the certificates) use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::Always => "always",
+            Self::Cached => "cached",
+        }
+    }
+}
+
 /// The attested hardware key the request came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,6 +265,28 @@ pub enum Change {
         /// Why.
         reason: String,
     },
+}
+
+impl PivDevice {
+    /// The value of the OpenSSH extension `piv-device@signet`:
+    /// `serial=<n> pin-policy=<p> touch-policy=<t>` (docs/ssh-profile.md).
+    pub fn ssh_extension_value(&self) -> String {
+        format!(
+            "serial={} pin-policy={} touch-policy={}",
+            self.serial,
+            self.pin_policy.as_str(),
+            self.touch_policy.as_str()
+        )
+    }
+
+    /// The name in an X.509 `key-policy` SAN URI: `pin-<p>.touch-<t>`.
+    pub fn key_policy_name(&self) -> String {
+        format!(
+            "pin-{}.touch-{}",
+            self.pin_policy.as_str(),
+            self.touch_policy.as_str()
+        )
+    }
 }
 
 impl Change {

@@ -144,12 +144,13 @@ impl Directory {
                 }),
             ) => {
                 let user = subject(index, entry)?;
-                let invite = self
+                if !self
                     .invites
                     .get(&invite_sha256.0)
-                    .filter(|i| !i.spent && i.user == user)
-                    .ok_or_else(|| inconsistent(index, "an enrollment without its invite"))?;
-                let _ = invite;
+                    .is_some_and(|i| !i.spent && i.user == user)
+                {
+                    return Err(inconsistent(index, "an enrollment without its invite"));
+                }
                 let id = CredentialId(id.0.clone());
                 if self.owner_of(&id).is_some() {
                     return Err(inconsistent(index, "a credential registered twice"));

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use der::Encode;
 use signet_api::certs::{
     self, BeginRequest, BeginResponse, Device, FinishRequest, FinishResponse, SshCertificate,
     X509Certificate,
@@ -450,8 +449,8 @@ impl Service {
             not_after,
             device: Device {
                 serial: device.serial,
-                pin_policy: crate::profile::pin_word(device.pin_policy).into(),
-                touch_policy: crate::profile::touch_word(device.touch_policy).into(),
+                pin_policy: device.pin_policy.as_str().into(),
+                touch_policy: device.touch_policy.as_str().into(),
             },
             ssh: SshCertificate {
                 certificate: ssh_line(&ssh)?,
@@ -532,7 +531,6 @@ fn validity_of(issued: &Issued) -> Result<(u64, u64), Refusal> {
             let cert = <x509_cert::Certificate as der::Decode>::from_der(der_bytes)
                 .map_err(Refusal::internal)?;
             let v = cert.tbs_certificate().validity();
-            let _ = cert.to_der();
             Ok((
                 v.not_before.to_unix_duration().as_secs(),
                 v.not_after.to_unix_duration().as_secs(),
