@@ -12,7 +12,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod bytes;
 pub mod ca;
 pub mod certs;
 pub mod enroll;
@@ -20,7 +19,9 @@ mod error;
 pub mod health;
 pub mod log;
 
-pub use bytes::B64;
+/// Bytes as standard padded base64: the log's own field type, so an entry
+/// and an answer carrying it encode bytes the same way.
+pub use signet_log::entry::Base64Bytes as B64;
 pub use error::{ApiError, ErrorCode};
 /// The WebAuthn structures inside requests and responses.
 pub use signet_webauthn::wire as webauthn;
