@@ -19,10 +19,10 @@ mod error;
 pub mod health;
 pub mod log;
 
+pub use error::{ApiError, ErrorCode};
 /// Bytes as standard padded base64: the log's own field type, so an entry
 /// and an answer carrying it encode bytes the same way.
 pub use signet_log::entry::Base64Bytes as B64;
-pub use error::{ApiError, ErrorCode};
 /// The WebAuthn structures inside requests and responses.
 pub use signet_webauthn::wire as webauthn;
 
