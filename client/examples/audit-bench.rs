@@ -113,6 +113,7 @@ fn cert_entry(i: u64) -> Vec<u8> {
             not_after,
             sha256: Sha256Hex(sha2::Sha256::digest(&bytes).into()),
             bytes: Base64Bytes(bytes),
+            form: signet_log::entry::CertificateForm::Full,
         }),
         change: None,
     }

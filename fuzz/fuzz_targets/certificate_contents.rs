@@ -109,6 +109,7 @@ fn entry(kind: EntryKind, bytes: &[u8], claimed: &Claimed) -> Entry {
             not_after: claimed.validity.1,
             sha256: Sha256Hex(Sha256::digest(bytes).into()),
             bytes: Base64Bytes(bytes.to_vec()),
+            form: signet_log::entry::CertificateForm::Full,
         }),
         change: None,
     }

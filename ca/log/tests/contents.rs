@@ -54,6 +54,7 @@ fn entry(
             not_after: validity.1,
             sha256: Sha256Hex(Sha256::digest(&bytes).into()),
             bytes: Base64Bytes(bytes),
+            form: signet_log::entry::CertificateForm::Full,
         }),
         change: None,
     }

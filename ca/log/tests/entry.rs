@@ -5,8 +5,8 @@ mod common;
 
 use sha2::{Digest, Sha256};
 use signet_log::entry::{
-    Actor, Base64Bytes, Change, Entry, EntryKind, IssuedCertificate, PinPolicy, PivDevice,
-    Sha256Hex, TouchPolicy,
+    Actor, Base64Bytes, CertificateForm, Change, Entry, EntryKind, IssuedCertificate, PinPolicy,
+    PivDevice, Sha256Hex, TouchPolicy,
 };
 use signet_log::{EntryError, Error};
 
@@ -19,6 +19,7 @@ fn cert(serial: &str) -> IssuedCertificate {
         not_after: 1_763_884_800,
         sha256: Sha256Hex(Sha256::digest(&bytes).into()),
         bytes: Base64Bytes(bytes),
+        form: signet_log::entry::CertificateForm::Full,
     }
 }
 
@@ -391,4 +392,47 @@ fn admin_changes_round_trip_and_belong_to_their_kind() {
         change: serde_json::json!(["not", "an", "object"]),
     });
     assert!(bad.to_canonical_bytes().is_err());
+}
+
+/// Entries logged before precertificates existed have no `form` field; they
+/// must decode as full certificates and re-encode to the very same bytes
+/// (same leaf hash), or every existing log would stop verifying.
+#[test]
+fn existing_entries_keep_their_bytes() {
+    let golden = std::fs::read(common::vector_path("entry/ssh-user-cert.json")).unwrap();
+    assert!(!String::from_utf8_lossy(&golden).contains("\"form\""));
+    let e = Entry::from_bytes(&golden).unwrap();
+    let c = e.certificate.as_ref().unwrap();
+    assert_eq!(c.form, CertificateForm::Full);
+    assert_eq!(e.to_canonical_bytes().unwrap(), golden);
+}
+
+/// A precertificate entry says so (`"form":"precertificate"`); the full
+/// form is only ever implied, so writing it out is another spelling and
+/// refused; unknown forms are refused.
+#[test]
+fn precertificate_form_is_written_and_read() {
+    let mut e = ssh_user_entry();
+    e.certificate.as_mut().unwrap().form = CertificateForm::Precertificate;
+    let bytes = e.to_canonical_bytes().unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(
+        text.contains(r#""form":"precertificate","not_after""#),
+        "{text}"
+    );
+    assert_eq!(Entry::from_bytes(&bytes).unwrap(), e);
+    assert_ne!(
+        e.leaf_hash().unwrap(),
+        ssh_user_entry().leaf_hash().unwrap()
+    );
+    let full = text.replace("\"precertificate\"", "\"full\"");
+    assert_eq!(
+        entry_err(Entry::from_bytes(full.as_bytes())),
+        EntryError::NonCanonical
+    );
+    let other = text.replace("\"precertificate\"", "\"pre-certificate\"");
+    assert!(matches!(
+        entry_err(Entry::from_bytes(other.as_bytes())),
+        EntryError::Invalid(_)
+    ));
 }

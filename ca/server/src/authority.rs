@@ -481,6 +481,7 @@ impl<B: SigningBackend> Authority<B> {
                 not_after: request.not_after,
                 sha256: Sha256Hex(sha2::Sha256::digest(&bytes).into()),
                 bytes: Base64Bytes(bytes),
+                form: signet_log::entry::CertificateForm::Full,
             }),
             change: None,
         };

@@ -891,6 +891,7 @@ fn log_admin_certificate(
         not_after: tbs.validity().not_after.to_unix_duration().as_secs(),
         sha256: signet_log::entry::Sha256Hex(sha256),
         bytes: signet_log::entry::Base64Bytes(der_bytes.to_vec()),
+        form: signet_log::entry::CertificateForm::Full,
     };
     let serial = store
         .reserve_serial(signet_ca::store::SerialKind::X509, &certificate.serial)?

@@ -200,6 +200,7 @@ fn nothing_is_issued_under_a_root_the_log_does_not_hold() {
             not_after: tbs.validity().not_after.to_unix_duration().as_secs(),
             sha256: signet_log::entry::Sha256Hex(sha2::Sha256::digest(&der).into()),
             bytes: signet_log::entry::Base64Bytes(der),
+            form: signet_log::entry::CertificateForm::Full,
         }),
         change: None,
     };

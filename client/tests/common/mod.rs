@@ -147,6 +147,7 @@ fn certificate_from(
         not_after: validity.1,
         sha256: Sha256Hex(Sha256::digest(&bytes).into()),
         bytes: Base64Bytes(bytes),
+        form: signet_log::entry::CertificateForm::Full,
     }
 }
 

@@ -172,8 +172,44 @@ pub struct IssuedCertificate {
     pub not_after: u64,
     /// SHA-256 of `bytes`.
     pub sha256: Sha256Hex,
-    /// The certificate: the OpenSSH certificate blob or the X.509 DER.
+    /// The certificate: the OpenSSH certificate blob or the X.509 DER; for
+    /// a precertificate, what the CA signs without the proof extension
+    /// (see [`CertificateForm`]).
     pub bytes: Base64Bytes,
+    /// Which form `bytes` holds. Absent from the encoding for a full
+    /// certificate, so entries written before precertificates existed keep
+    /// their bytes and their leaf hashes.
+    #[serde(default, skip_serializing_if = "CertificateForm::is_full")]
+    pub form: CertificateForm,
+}
+
+/// What an [`IssuedCertificate`]'s `bytes` hold.
+///
+/// A certificate that carries the proof of its own logging cannot be
+/// logged itself (the proof would have to contain its own hash), so, as in
+/// Certificate Transparency (RFC 6962 §3.1), the log records the
+/// *precertificate*: the certificate's signed contents without the proof
+/// extension. The final certificate then carries the entry's index, the
+/// inclusion proof and the cosigned checkpoint (`crate::certificate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum CertificateForm {
+    /// The whole signed certificate (not written in the encoding).
+    #[default]
+    Full,
+    /// The precertificate: for OpenSSH, every field of the certificate up
+    /// to and including the signature key (what the CA signs), without the
+    /// `log-proof@signet` extension; for X.509, the DER `TBSCertificate`
+    /// without the log-proof extension.
+    Precertificate,
+}
+
+impl CertificateForm {
+    /// Whether this is the full form, left out of the encoding.
+    pub fn is_full(&self) -> bool {
+        *self == Self::Full
+    }
 }
 
 /// One log entry.

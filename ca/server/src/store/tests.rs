@@ -169,6 +169,7 @@ fn ssh_cert_entry(serial: u64) -> Entry {
         not_after: 1_700_003_600,
         sha256: signet_log::entry::Sha256Hex(sha2::Sha256::digest(&bytes).into()),
         bytes: signet_log::entry::Base64Bytes(bytes),
+        form: signet_log::entry::CertificateForm::Full,
     });
     signet_log::entry::check_certificate_contents(&e).unwrap();
     e
