@@ -34,6 +34,9 @@
 //! be left out (then the role allows no node through the proxy). The
 //! exact rules for names, logins, labels and durations are in [`rules`].
 //!
+//! Nodes (`kind: node`: name, `host:port` address, labels) live in their own
+//! files and are applied with `signet-ca nodes apply`; see [`nodes`].
+//!
 //! A pure library: no network, no async; the only I/O is reading the files
 //! [`Policy::load`] is given.
 #![forbid(unsafe_code)]
@@ -44,6 +47,7 @@ mod diff;
 mod error;
 mod load;
 mod model;
+pub mod nodes;
 mod parse;
 mod policy;
 pub mod rules;
@@ -54,6 +58,7 @@ pub use diff::{Action, Change, ChangeDetail, FieldChange, Kind, PolicyDiff};
 pub use error::{Invalid, Location, PolicyError, Result, RuleError};
 pub use load::{MAX_DIR_DEPTH, MAX_FILES};
 pub use model::{Allow, HardwareKey, Role, RoleOptions, User};
+pub use nodes::{Inventory, InventoryDiff, Node, NodeChange, NodeChangeDetail};
 pub use parse::MAX_FILE_BYTES;
 pub use policy::Policy;
 pub use yaml::{MAX_DEPTH, MAX_NODES};

@@ -1,4 +1,4 @@
-//! Finding and reading role files.
+//! Finding and reading role and node files.
 
 use std::fs;
 use std::io::Read;
@@ -15,6 +15,18 @@ pub const MAX_FILES: usize = 1000;
 pub const MAX_DIR_DEPTH: usize = 8;
 
 pub(crate) fn load(paths: &[PathBuf]) -> Result<Policy> {
+    let mut builder = Builder::default();
+    each_file(paths, |file, text| builder.add(file, text))?;
+    builder.finish()
+}
+
+/// Reads every file named and every `*.yaml` / `*.yml` file under every
+/// directory named (sorted), handing each file's name and text to `add`.
+/// Shared by roles and nodes, so both are found and bounded alike.
+pub(crate) fn each_file(
+    paths: &[PathBuf],
+    mut add: impl FnMut(&str, &str) -> Result<()>,
+) -> Result<()> {
     if paths.is_empty() {
         return Err(PolicyError::NothingNamed);
     }
@@ -41,12 +53,11 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Policy> {
             return Err(unusable(path, &format!("more than {MAX_FILES} role files")));
         }
     }
-    let mut builder = Builder::default();
     for file in &files {
         let text = read(file)?;
-        builder.add(&file.display().to_string(), &text)?;
+        add(&file.display().to_string(), &text)?;
     }
-    builder.finish()
+    Ok(())
 }
 
 fn unusable(path: &Path, reason: &str) -> PolicyError {

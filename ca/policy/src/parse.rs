@@ -22,12 +22,12 @@ pub(crate) struct Builder {
 }
 
 /// One file being read: its name for errors.
-struct Source<'a> {
-    file: &'a str,
+pub(crate) struct Source<'a> {
+    pub(crate) file: &'a str,
 }
 
 impl Source<'_> {
-    fn location(&self, mark: Mark) -> Location {
+    pub(crate) fn location(&self, mark: Mark) -> Location {
         Location {
             file: self.file.to_owned(),
             line: mark.line,
@@ -35,7 +35,7 @@ impl Source<'_> {
         }
     }
 
-    fn error(&self, mark: Mark, field: &str, message: impl Into<String>) -> PolicyError {
+    pub(crate) fn error(&self, mark: Mark, field: &str, message: impl Into<String>) -> PolicyError {
         PolicyError::Invalid(Box::new(Invalid {
             location: self.location(mark),
             field: field.to_owned(),
@@ -44,7 +44,7 @@ impl Source<'_> {
     }
 
     /// A map's entries, any keys.
-    fn entries<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [(Node, Node)]> {
+    pub(crate) fn entries<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [(Node, Node)]> {
         match &node.value {
             Value::Map(entries) => Ok(entries),
             _ => Err(self.error(
@@ -56,7 +56,12 @@ impl Source<'_> {
     }
 
     /// A map's entries, refusing keys not in `allowed`.
-    fn map<'n>(&self, node: &'n Node, field: &str, allowed: &[&str]) -> Result<Fields<'n>> {
+    pub(crate) fn map<'n>(
+        &self,
+        node: &'n Node,
+        field: &str,
+        allowed: &[&str],
+    ) -> Result<Fields<'n>> {
         let entries = self.entries(node, field)?;
         for (key, _) in entries {
             let name = key.key_text();
@@ -78,7 +83,12 @@ impl Source<'_> {
         })
     }
 
-    fn required<'n>(&self, fields: &Fields<'n>, parent: &str, name: &str) -> Result<&'n Node> {
+    pub(crate) fn required<'n>(
+        &self,
+        fields: &Fields<'n>,
+        parent: &str,
+        name: &str,
+    ) -> Result<&'n Node> {
         fields.get(name).ok_or_else(|| {
             self.error(
                 fields.mark,
@@ -89,7 +99,7 @@ impl Source<'_> {
     }
 
     /// A scalar meant as text: quoted, or plain and not a null, boolean or number.
-    fn text<'n>(&self, node: &'n Node, field: &str) -> Result<&'n str> {
+    pub(crate) fn text<'n>(&self, node: &'n Node, field: &str) -> Result<&'n str> {
         match &node.value {
             Value::Scalar { text, plain } => {
                 if *plain {
@@ -114,7 +124,7 @@ impl Source<'_> {
         }
     }
 
-    fn list<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [Node]> {
+    pub(crate) fn list<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [Node]> {
         match &node.value {
             Value::Seq(items) if items.len() > rules::MAX_LIST_LEN => Err(self.error(
                 node.mark,
@@ -134,7 +144,7 @@ impl Source<'_> {
     }
 
     /// A list of unique texts, each passing `check`, sorted.
-    fn texts(
+    pub(crate) fn texts(
         &self,
         node: &Node,
         field: &str,
@@ -161,7 +171,7 @@ impl Source<'_> {
         Ok((out, locations))
     }
 
-    fn bool(&self, node: &Node, field: &str) -> Result<bool> {
+    pub(crate) fn bool(&self, node: &Node, field: &str) -> Result<bool> {
         match &node.value {
             Value::Scalar { text, plain: true }
                 if matches!(text.as_str(), "true" | "True" | "TRUE") =>
@@ -183,13 +193,13 @@ impl Source<'_> {
 }
 
 /// A map's entries, after [`Source::map`] refused unknown keys.
-struct Fields<'n> {
+pub(crate) struct Fields<'n> {
     mark: Mark,
     entries: &'n [(Node, Node)],
 }
 
 impl<'n> Fields<'n> {
-    fn get(&self, name: &str) -> Option<&'n Node> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'n Node> {
         self.entries
             .iter()
             .find(|(k, _)| k.key_text() == name)
@@ -197,7 +207,7 @@ impl<'n> Fields<'n> {
     }
 }
 
-fn join(parent: &str, name: &str) -> String {
+pub(crate) fn join(parent: &str, name: &str) -> String {
     let name = rules::key_segment(name);
     if parent.is_empty() {
         name
@@ -207,7 +217,7 @@ fn join(parent: &str, name: &str) -> String {
 }
 
 /// A node's kind and, for a scalar, its text, for "expected …, found …".
-fn describe(node: &Node) -> String {
+pub(crate) fn describe(node: &Node) -> String {
     match &node.value {
         Value::Scalar { text, plain: true } if yaml::is_null(text) => "nothing".into(),
         Value::Scalar { text, .. } => rules::shown(text),
@@ -261,6 +271,11 @@ impl Builder {
         match src.text(kind_node, "kind")? {
             "role" => self.role(src, doc),
             "user" => self.user(src, doc),
+            "node" => Err(src.error(
+                kind_node.mark,
+                "kind",
+                "a node is applied with `signet-ca nodes apply`, not with the roles: keep nodes in their own files",
+            )),
             other => Err(src.error(
                 kind_node.mark,
                 "kind",

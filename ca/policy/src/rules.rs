@@ -168,6 +168,75 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+/// Longest node address (`host:port`).
+pub const MAX_ADDRESS_LEN: usize = 261;
+
+/// A node's address as the proxy dials it: `host:port`, where host is a DNS
+/// name (letters, digits, `-`, dot-separated labels of 1–63 characters, at
+/// most 253 in all), an IPv4 address, or an IPv6 address in brackets
+/// (`[2001:db8::1]:22`); port 1–65535 in plain decimal. Narrow so that the
+/// address means one thing to every resolver and in every log line.
+pub fn check_address(value: &str) -> Result<(), String> {
+    let help = "write it as host:port (e.g. web-1.internal:22, 10.0.0.5:22, [2001:db8::5]:22)";
+    if value.len() > MAX_ADDRESS_LEN {
+        return Err(format!("{} is too long; {help}", shown(value)));
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(format!("{} has no port; {help}", shown(value)));
+    };
+    let port_ok = !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && !port.starts_with('0')
+        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+    if !port_ok {
+        return Err(format!(
+            "port {} is not a number from 1 to 65535; {help}",
+            shown(port)
+        ));
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .map(|_| ())
+            .map_err(|_| format!("{} is not an IPv6 address", shown(inner)));
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    let labels_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    // A name of digits and dots only would be read as a malformed IPv4 address.
+    let numeric = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if !labels_ok || numeric {
+        return Err(format!(
+            "host {} is not a DNS name, an IPv4 address or a bracketed IPv6 address; {help}",
+            shown(host)
+        ));
+    }
+    Ok(())
+}
+
+/// A node's label: the key as [`check_label_key`] and the value as
+/// [`check_label_value`], but neither may be the wildcard `*`, which only
+/// roles use.
+pub fn check_node_label(key: &str, value: &str) -> Result<(), String> {
+    if key == WILDCARD || value == WILDCARD {
+        return Err("\"*\" is a wildcard for roles; a node's labels are plain values".into());
+    }
+    check_label_key(key)?;
+    check_label_value(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +295,51 @@ mod tests {
         assert!(parse_ttl("8").is_err());
         assert!(parse_ttl("forever").is_err());
         assert!(parse_ttl("99999999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        for ok in [
+            "web-1:22",
+            "web-1.internal.example:2222",
+            "10.0.0.5:22",
+            "[2001:db8::5]:22",
+            "[::1]:65535",
+            "a:1",
+        ] {
+            assert!(check_address(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "web-1",
+            "web-1:",
+            "web-1:0",
+            "web-1:65536",
+            "web-1:022",
+            "web-1:+22",
+            ":22",
+            "2001:db8::5:22",
+            "[2001:db8::zz]:22",
+            "-web:22",
+            "web-:22",
+            "we b:22",
+            "web..x:22",
+            "10.0.0.300:22",
+            "1.2.3:22",
+            "web/1:22",
+            "web\n:22",
+        ] {
+            assert!(check_address(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_address(&format!("{}:22", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn node_labels_have_no_wildcards() {
+        assert!(check_node_label("env", "prod").is_ok());
+        assert!(check_node_label("*", "prod").is_err());
+        assert!(check_node_label("env", "*").is_err());
+        assert!(check_node_label("env", " prod").is_err());
+        assert!(check_node_label("e v", "prod").is_err());
     }
 }
