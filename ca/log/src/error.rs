@@ -28,6 +28,52 @@ pub enum Error {
     /// A log entry is malformed, non-canonical or of an unknown version.
     #[error("entry: {0}")]
     Entry(#[from] EntryError),
+    /// A witness policy is invalid, or a checkpoint does not meet it.
+    #[error("witness: {0}")]
+    Witness(#[from] WitnessError),
+}
+
+/// Witness policy errors: a bad configuration, or a checkpoint without the
+/// cosignatures the policy demands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WitnessError {
+    /// The policy is invalid; `field` names it as in the TOML form
+    /// (`witnesses.threshold`, `witnesses.witness[1].vkey`, ...).
+    #[error("{field}: {reason}")]
+    BadPolicy {
+        /// The offending field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Fewer distinct configured witnesses cosigned than the threshold.
+    #[error(
+        "checkpoint cosigned by {} of the {} witnesses needed ({}); no valid cosignature from: {}",
+        cosigned.len(),
+        threshold,
+        if cosigned.is_empty() { "none".to_owned() } else { cosigned.join(", ") },
+        if missing.is_empty() { "none".to_owned() } else { missing.join(", ") }
+    )]
+    ThresholdNotMet {
+        /// The policy's threshold.
+        threshold: usize,
+        /// Witnesses (display names) whose cosignature verified.
+        cosigned: Vec<String>,
+        /// Configured witnesses without a cosignature on the note.
+        missing: Vec<String>,
+    },
+    /// A cosignature line by a configured witness's key does not verify.
+    #[error("cosignature by witness {witness:?} is invalid: {reason}")]
+    BadCosignature {
+        /// The witness's display name.
+        witness: String,
+        /// Why.
+        reason: String,
+    },
+    /// The log key given is a `cosignature/v1` key, which signs no checkpoint.
+    #[error("log key {0:?} is a cosignature/v1 key, not a note signing key")]
+    LogKeyIsCosignatureKey(String),
 }
 
 /// Merkle tree errors: bad sizes and indices, proofs of the wrong shape, and
@@ -250,6 +296,16 @@ pub enum NoteError {
         "text to sign must be non-empty UTF-8, end in a newline and hold no control characters"
     )]
     BadText,
+    /// A cosignature line by this key name is not a 72-byte `cosignature/v1`
+    /// timestamped signature with a timestamp of at most 2^63 - 1.
+    #[error("malformed cosignature by {0:?}")]
+    MalformedCosignature(String),
+    /// A cosignature was checked against a key that is not a `cosignature/v1` key.
+    #[error("key {0:?} is not a cosignature/v1 (type 0x04) key")]
+    NotACosignatureKey(String),
+    /// A cosignature timestamp above 2^63 - 1 was asked for.
+    #[error("cosignature timestamp above 2^63 - 1")]
+    BadTimestamp,
 }
 
 /// Log entry errors.

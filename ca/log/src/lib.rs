@@ -9,7 +9,8 @@
 //! - [`tiles`]: the C2SP tlog-tiles layout the log is served in;
 //! - [`checkpoint`]: the C2SP tlog-checkpoint tree head;
 //! - [`note`]: C2SP signed notes, signed through a trait so the key can stay
-//!   in an HSM;
+//!   in an HSM, and witnesses' `cosignature/v1` cosignatures;
+//! - [`witness`]: k-of-n witness policies and cosigned checkpoints;
 //! - [`entry`]: the versioned, canonical-JSON entry format;
 //! - [`replay`]: the auditor's end-to-end replay of a whole log.
 //!
@@ -66,5 +67,8 @@ pub mod merkle;
 pub mod note;
 pub mod replay;
 pub mod tiles;
+pub mod witness;
 
-pub use error::{CheckpointError, EntryError, Error, MerkleError, NoteError, Result, TileError};
+pub use error::{
+    CheckpointError, EntryError, Error, MerkleError, NoteError, Result, TileError, WitnessError,
+};

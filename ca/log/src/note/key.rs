@@ -32,6 +32,9 @@ pub enum SignatureType {
     Ed25519,
     /// `0x02`: ECDSA over SHA-256, P-256 only here.
     EcdsaP256Sha256,
+    /// `0x04`: a C2SP tlog-cosignature `cosignature/v1` Ed25519 key (a
+    /// witness): it signs a timestamp and the note text, not the text alone.
+    CosignatureV1,
 }
 
 impl SignatureType {
@@ -40,6 +43,7 @@ impl SignatureType {
         match self {
             Self::Ed25519 => 0x01,
             Self::EcdsaP256Sha256 => 0x02,
+            Self::CosignatureV1 => 0x04,
         }
     }
 }
@@ -51,6 +55,7 @@ enum PublicKey {
         key: p256::ecdsa::VerifyingKey,
         spki_der: Vec<u8>,
     },
+    CosignatureV1(ed25519_dalek::VerifyingKey),
 }
 
 /// A trusted public key with its note name and key id.
@@ -104,6 +109,24 @@ impl VerifierKey {
         })
     }
 
+    /// A `cosignature/v1` (witness) key: Ed25519, signature type `0x04`, key id
+    /// `SHA-256(name ‖ 0x0A ‖ 0x04 ‖ public key)[:4]` as C2SP tlog-cosignature
+    /// requires.
+    pub fn cosignature_v1(name: &str, public_key: &[u8; 32]) -> Result<Self> {
+        check_name(name)?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(public_key)
+            .map_err(|_| NoteError::BadVerifierKey)?;
+        let mut h = Sha256::new();
+        h.update(name.as_bytes());
+        h.update([b'\n', SignatureType::CosignatureV1.id()]);
+        h.update(public_key);
+        Ok(Self {
+            name: name.to_owned(),
+            id: first4(&h.finalize()),
+            key: PublicKey::CosignatureV1(key),
+        })
+    }
+
     /// An ECDSA P-256 verifier key from its DER SubjectPublicKeyInfo; the key id
     /// is `SHA-256(spki_der)[:4]`, as for signature type `0x02`.
     pub fn ecdsa_p256(name: &str, spki_der: &[u8]) -> Result<Self> {
@@ -145,6 +168,10 @@ impl VerifierKey {
                 Self::ed25519(name, pk)?
             }
             0x02 => Self::ecdsa_p256(name, material)?,
+            0x04 => {
+                let pk: &[u8; 32] = material.try_into().map_err(|_| bad.clone())?;
+                Self::cosignature_v1(name, pk)?
+            }
             other => return Err(NoteError::UnsupportedKeyType(other).into()),
         };
         if key.id.to_string() != id_hex {
@@ -168,6 +195,16 @@ impl VerifierKey {
         match self.key {
             PublicKey::Ed25519(_) => SignatureType::Ed25519,
             PublicKey::EcdsaP256 { .. } => SignatureType::EcdsaP256Sha256,
+            PublicKey::CosignatureV1(_) => SignatureType::CosignatureV1,
+        }
+    }
+
+    /// The public key material as the vkey encodes it (after the type byte):
+    /// the 32-byte Ed25519 key, or the P-256 SubjectPublicKeyInfo.
+    pub fn key_material(&self) -> &[u8] {
+        match &self.key {
+            PublicKey::Ed25519(k) | PublicKey::CosignatureV1(k) => k.as_bytes(),
+            PublicKey::EcdsaP256 { spki_der, .. } => spki_der,
         }
     }
 
@@ -175,7 +212,9 @@ impl VerifierKey {
     ///
     /// Ed25519 is checked with `verify_strict` (RFC 8032 plus rejection of
     /// small-order keys and points), which no honest signer ever fails.
-    /// ECDSA takes the ASN.1 DER form only.
+    /// ECDSA takes the ASN.1 DER form only. For a `cosignature/v1` key,
+    /// `signature` is the 72-byte timestamped signature and `msg` the
+    /// cosigned note text (see [`super::cosignature`]).
     pub fn verify(&self, msg: &[u8], signature: &[u8]) -> bool {
         match &self.key {
             PublicKey::Ed25519(k) => match ed25519_dalek::Signature::from_slice(signature) {
@@ -186,6 +225,9 @@ impl VerifierKey {
                 Ok(sig) => key.verify(msg, &sig).is_ok(),
                 Err(_) => false,
             },
+            PublicKey::CosignatureV1(k) => {
+                super::cosignature::verify_v1(k, msg, signature).is_some()
+            }
         }
     }
 }
@@ -194,10 +236,7 @@ impl fmt::Display for VerifierKey {
     /// The vkey text form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut raw = vec![self.signature_type().id()];
-        match &self.key {
-            PublicKey::Ed25519(k) => raw.extend_from_slice(k.as_bytes()),
-            PublicKey::EcdsaP256 { spki_der, .. } => raw.extend_from_slice(spki_der),
-        }
+        raw.extend_from_slice(self.key_material());
         write!(f, "{}+{}+{}", self.name, self.id, STANDARD.encode(raw))
     }
 }

@@ -31,7 +31,10 @@
 //!   `SHA-256(SPKI DER)[:4]` (without the name, unlike Ed25519). The spec
 //!   allows P-256, P-384 and P-521; Signet supports P-256 only. An HSM that
 //!   returns raw `r ‖ s` must be wrapped by a signer that converts to DER.
+//! - `0x04` `cosignature/v1` (C2SP tlog-cosignature): a witness's Ed25519
+//!   signature over a timestamp and the note text; see [`cosignature`].
 
+pub mod cosignature;
 mod key;
 mod signer;
 
@@ -64,14 +67,17 @@ pub struct Signature {
 }
 
 impl Signature {
-    fn to_line(&self) -> String {
+    /// The signature line, `— <name> <base64(key id ‖ signature)>`, with its
+    /// final newline.
+    pub fn to_line(&self) -> String {
         let mut raw = Vec::with_capacity(4 + self.signature.len());
         raw.extend_from_slice(&self.key_id.0);
         raw.extend_from_slice(&self.signature);
         format!("{SIG_PREFIX}{} {}\n", self.name, STANDARD.encode(raw))
     }
 
-    fn parse_line(line: &str) -> Result<Self> {
+    /// Parses one signature line, without its final newline.
+    pub fn parse_line(line: &str) -> Result<Self> {
         let bad = NoteError::BadSignatureLine;
         let rest = line.strip_prefix(SIG_PREFIX).ok_or(bad.clone())?;
         let (name, b64) = rest.split_once(' ').ok_or(bad.clone())?;
