@@ -12,6 +12,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use signet_log::entry::{PinPolicy, TouchPolicy};
+
 use crate::log::LogProof;
 use crate::webauthn::{AssertionResponse, RequestOptions};
 use crate::B64;
@@ -118,6 +120,26 @@ pub struct Device {
     pub pin_policy: String,
     /// Touch policy of the key: `never`, `always` or `cached`.
     pub touch_policy: String,
+}
+
+/// What the user's roles demand of the key to certify: sent with a
+/// [`crate::ErrorCode::KeyPolicyTooWeak`] refusal of `begin` (or of `finish`,
+/// when the roles changed in between), so the client can tell its user
+/// exactly what a qualifying key needs and, with their consent, make one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicyRequired {
+    /// The strongest `hardware_key` of the roles that would grant the
+    /// request: `attested`, `touch` or `touch_and_pin`.
+    pub hardware_key: String,
+    /// The PIN policies a qualifying key may have, weakest first.
+    pub pin_policies: Vec<PinPolicy>,
+    /// The touch policies a qualifying key may have (`always` before `cached`).
+    pub touch_policies: Vec<TouchPolicy>,
+    /// The PIN policy of the key sent, as its attestation says.
+    pub key_pin_policy: PinPolicy,
+    /// The touch policy of the key sent, as its attestation says.
+    pub key_touch_policy: TouchPolicy,
 }
 
 /// An issued OpenSSH user certificate.

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::certs::KeyPolicyRequired;
+
 /// Why a request failed. The string forms are a contract: scripts, the
 /// proxy and the client match on them, so a code is never renamed or reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,6 +31,11 @@ pub enum ErrorCode {
     /// The PIV attestation of the key to certify did not verify, or does not
     /// attest the requested key.
     AttestationRefused,
+    /// The roles would allow the request, but the key's attested PIN or
+    /// touch policy is weaker than their `hardware_key` demands. The error
+    /// carries [`ApiError::key_policy`], so a client can make a key that
+    /// qualifies (with its owner's consent) and ask again.
+    KeyPolicyTooWeak,
     /// The user's roles do not allow this request (principals, TTL,
     /// hardware key policy) — or there is no such user.
     NotAllowed,
@@ -52,7 +59,11 @@ impl ErrorCode {
         match self {
             Self::MalformedRequest | Self::InvalidRequest => 400,
             Self::WebauthnRefused | Self::CounterRegression => 401,
-            Self::NotAllowed | Self::AttestationRefused | Self::Locked | Self::Forbidden => 403,
+            Self::NotAllowed
+            | Self::AttestationRefused
+            | Self::KeyPolicyTooWeak
+            | Self::Locked
+            | Self::Forbidden => 403,
             Self::NotFound | Self::InviteInvalid => 404,
             Self::CeremonyExpired => 410,
             Self::BodyTooLarge => 413,
@@ -73,6 +84,7 @@ impl ErrorCode {
             Self::WebauthnRefused => "webauthn_refused",
             Self::CounterRegression => "counter_regression",
             Self::AttestationRefused => "attestation_refused",
+            Self::KeyPolicyTooWeak => "key_policy_too_weak",
             Self::NotAllowed => "not_allowed",
             Self::Locked => "locked",
             Self::InviteInvalid => "invite_invalid",
@@ -98,6 +110,10 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// What happened and what to do, for people.
     pub message: String,
+    /// With [`ErrorCode::KeyPolicyTooWeak`] only: what the roles demand of
+    /// the key, for a program to act on without parsing the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_policy: Option<KeyPolicyRequired>,
 }
 
 impl ApiError {
@@ -106,6 +122,16 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            key_policy: None,
+        }
+    }
+
+    /// A [`ErrorCode::KeyPolicyTooWeak`] error saying what would qualify.
+    pub fn key_policy_too_weak(message: impl Into<String>, required: KeyPolicyRequired) -> Self {
+        Self {
+            code: ErrorCode::KeyPolicyTooWeak,
+            message: message.into(),
+            key_policy: Some(required),
         }
     }
 }
@@ -128,11 +154,45 @@ mod tests {
             ErrorCode::MalformedRequest,
             ErrorCode::CeremonyExpired,
             ErrorCode::CounterRegression,
+            ErrorCode::KeyPolicyTooWeak,
             ErrorCode::Unavailable,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
+    }
+
+    #[test]
+    fn plain_errors_have_no_key_policy_field() {
+        let json = serde_json::to_string(&ApiError::new(ErrorCode::NotAllowed, "no")).unwrap();
+        assert_eq!(json, r#"{"code":"not_allowed","message":"no"}"#);
+        let back: ApiError = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.key_policy, None);
+    }
+
+    #[test]
+    fn a_key_policy_error_round_trips_with_what_qualifies() {
+        use signet_log::entry::{PinPolicy, TouchPolicy};
+        let err = ApiError::key_policy_too_weak(
+            "weak",
+            KeyPolicyRequired {
+                hardware_key: "touch_and_pin".into(),
+                pin_policies: vec![PinPolicy::Once, PinPolicy::Always],
+                touch_policies: vec![TouchPolicy::Always, TouchPolicy::Cached],
+                key_pin_policy: PinPolicy::Never,
+                key_touch_policy: TouchPolicy::Always,
+            },
+        );
+        let json = serde_json::to_value(&err).unwrap();
+        assert_eq!(json["code"], "key_policy_too_weak");
+        assert_eq!(
+            json["key_policy"],
+            serde_json::json!({"hardware_key":"touch_and_pin",
+                "pin_policies":["once","always"],"touch_policies":["always","cached"],
+                "key_pin_policy":"never","key_touch_policy":"always"})
+        );
+        assert_eq!(serde_json::from_value::<ApiError>(json).unwrap(), err);
+        assert_eq!(ErrorCode::KeyPolicyTooWeak.http_status(), 403);
     }
 
     #[test]

@@ -77,6 +77,19 @@ fn refused(got: (u16, Value), status: u16, code: &str, says: &str) -> String {
     message
 }
 
+/// Asserts a `key_policy_too_weak` refusal (403, a message containing
+/// `says`, nothing issued) and returns its `key_policy`.
+fn key_policy_refused(got: (u16, Value), says: &str) -> Value {
+    let (status, body) = got;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "key_policy_too_weak", "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{says:?} not in {message:?}");
+    // {code, message, key_policy} and nothing else.
+    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
+    body["key_policy"].clone()
+}
+
 /// The `webauthn` options of a begin answer with their allow list replaced.
 fn allowing(options: &Value, credential_id: &str) -> Value {
     let mut options = options.clone();
@@ -669,8 +682,9 @@ fn requests_that_must_not_begin() {
         "attestation_refused",
         "another key than public_key",
     );
-    // PIN policy never where the role (prod) wants touch and PIN.
-    refused(
+    // PIN policy never where the role (prod) wants touch and PIN: its own
+    // code, with what would qualify, so the client can offer a new key.
+    let weak = key_policy_refused(
         begin(
             &t,
             &TouchCa::request(
@@ -680,12 +694,27 @@ fn requests_that_must_not_begin() {
                 3600,
             ),
         ),
-        403,
-        "not_allowed",
         "touch policy always or cached and PIN policy once or always",
     );
+    assert_eq!(
+        weak,
+        json!({"hardware_key":"touch_and_pin",
+               "pin_policies":["once","always"],"touch_policies":["always","cached"],
+               "key_pin_policy":"never","key_touch_policy":"always"})
+    );
+    // The same key is fine for a login whose role (dev) wants touch only.
+    let (status, body) = begin(
+        &t,
+        &TouchCa::request(
+            "alice",
+            &device.slot_key(PIN_NEVER, TOUCH_ALWAYS),
+            &["ubuntu"],
+            3600,
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
     // Touch policy never where the role (dev) wants touch.
-    refused(
+    let weak = key_policy_refused(
         begin(
             &t,
             &TouchCa::request(
@@ -695,9 +724,27 @@ fn requests_that_must_not_begin() {
                 3600,
             ),
         ),
+        "touch policy always or cached (hardware_key: touch)",
+    );
+    assert_eq!(weak["hardware_key"], "touch");
+    assert_eq!(weak["pin_policies"], json!(["never", "once", "always"]));
+    assert_eq!(weak["touch_policies"], json!(["always", "cached"]));
+    assert_eq!(weak["key_touch_policy"], "never");
+    // A weak key asking for a login no role allows learns nothing about
+    // key policies: the login is refused first.
+    refused(
+        begin(
+            &t,
+            &TouchCa::request(
+                "bob",
+                &device.slot_key(PIN_NEVER, TOUCH_NEVER),
+                &["root"],
+                3600,
+            ),
+        ),
         403,
         "not_allowed",
-        "touch policy always or cached (hardware_key: touch)",
+        "none of your roles allows the login \"root\"",
     );
     // An intermediate above f9 that is no CA, and one that has expired.
     let now = SystemTime::now();

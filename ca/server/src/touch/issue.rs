@@ -7,13 +7,13 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use signet_api::certs::{
-    self, BeginRequest, BeginResponse, Device, FinishRequest, FinishResponse, SshCertificate,
-    X509Certificate,
+    self, BeginRequest, BeginResponse, Device, FinishRequest, FinishResponse, KeyPolicyRequired,
+    SshCertificate, X509Certificate,
 };
 use signet_api::log::LogProof;
 use signet_api::{ErrorCode, B64};
 use signet_hsm::PublicKey;
-use signet_log::entry::{Actor, Base64Bytes, PivDevice};
+use signet_log::entry::{Actor, Base64Bytes, PinPolicy, PivDevice, TouchPolicy};
 use signet_policy::{AccessRequest, HardwareKey};
 use signet_webauthn::{CredentialId, UserVerification, WebauthnError};
 
@@ -93,10 +93,20 @@ fn parse(request: &BeginRequest) -> Result<Parsed, Refusal> {
 
 /// The policy's refusals as the client sees them. An unknown user, a user
 /// without roles and a login no role allows read the same, so `begin` is
-/// no oracle for which users exist.
-fn policy_refusal(refusal: signet_policy::Refusal, principals: &[String]) -> Refusal {
+/// no oracle for which users exist. A key too weak for the roles says what
+/// would qualify (`key` is the attested PIN and touch policy), so the
+/// client can offer to make such a key.
+fn policy_refusal(
+    refusal: signet_policy::Refusal,
+    principals: &[String],
+    key: (PinPolicy, TouchPolicy),
+) -> Refusal {
     use signet_policy::Refusal as R;
     match refusal {
+        R::HardwareKeyTooWeak { required } => {
+            let message = refusal.to_string();
+            Refusal::key_policy_too_weak(message, key_policy_required(required, key))
+        }
         R::NoSuchUser | R::NoRoles => not_allowed(format!(
             "none of your roles allows the login {:?}; ask for one your roles allow",
             principals.first().map(String::as_str).unwrap_or_default()
@@ -105,6 +115,40 @@ fn policy_refusal(refusal: signet_policy::Refusal, principals: &[String]) -> Ref
             "none of your roles allows the login {p:?}; ask for one your roles allow"
         )),
         other => Refusal::new(ErrorCode::NotAllowed, "not_allowed", other.to_string()),
+    }
+}
+
+/// Every PIN and touch policy a key may have, weakest first (`always`
+/// before `cached` for touch: the stricter of the two that satisfy).
+const PIN_POLICIES: [PinPolicy; 3] = [PinPolicy::Never, PinPolicy::Once, PinPolicy::Always];
+const TOUCH_POLICIES: [TouchPolicy; 3] =
+    [TouchPolicy::Never, TouchPolicy::Always, TouchPolicy::Cached];
+
+/// The policies that satisfy `required`, from the policy crate's own rule
+/// ([`HardwareKey::satisfied_by`]), so the answer and the decision agree.
+fn key_policy_required(required: HardwareKey, key: (PinPolicy, TouchPolicy)) -> KeyPolicyRequired {
+    let pins = PIN_POLICIES
+        .into_iter()
+        .filter(|p| {
+            TOUCH_POLICIES
+                .iter()
+                .any(|t| required.satisfied_by(Some((*p, *t))))
+        })
+        .collect();
+    let touches = TOUCH_POLICIES
+        .into_iter()
+        .filter(|t| {
+            PIN_POLICIES
+                .iter()
+                .any(|p| required.satisfied_by(Some((*p, *t))))
+        })
+        .collect();
+    KeyPolicyRequired {
+        hardware_key: required.as_str().to_owned(),
+        pin_policies: pins,
+        touch_policies: touches,
+        key_pin_policy: key.0,
+        key_touch_policy: key.1,
     }
 }
 
@@ -216,7 +260,13 @@ impl Service {
                     key: Some((attested.pin_policy, attested.touch_policy)),
                 },
             )
-            .map_err(|r| policy_refusal(r, &parsed.principals))?;
+            .map_err(|r| {
+                policy_refusal(
+                    r,
+                    &parsed.principals,
+                    (attested.pin_policy, attested.touch_policy),
+                )
+            })?;
         if let Some(lock) = directory.lock_of(&parsed.user, now()) {
             return Err(Refusal::new(
                 ErrorCode::Locked,
@@ -227,6 +277,7 @@ impl Service {
                 ),
             ));
         }
+        super::nodes::device_lock_refusal(&directory, attested.serial)?;
         let allow: Vec<CredentialId> = directory
             .account(&parsed.user)
             .map(|a| a.credentials.iter().map(|c| c.stored.id.clone()).collect())
@@ -323,6 +374,7 @@ impl Service {
                 ),
             ));
         }
+        super::nodes::device_lock_refusal(&directory, ceremony.attested.serial)?;
         let credential_id = CredentialId(
             URL_SAFE_NO_PAD
                 .decode(request.assertion.raw_id.trim_end_matches('='))
@@ -383,7 +435,13 @@ impl Service {
                     key: Some((ceremony.attested.pin_policy, ceremony.attested.touch_policy)),
                 },
             )
-            .map_err(|r| policy_refusal(r, &ceremony.principals))?;
+            .map_err(|r| {
+                policy_refusal(
+                    r,
+                    &ceremony.principals,
+                    (ceremony.attested.pin_policy, ceremony.attested.touch_policy),
+                )
+            })?;
         drop(directory);
         self.failures.reset(user);
 
@@ -536,5 +594,65 @@ fn validity_of(issued: &Issued) -> Result<(u64, u64), Refusal> {
                 v.not_after.to_unix_duration().as_secs(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_qualifies_follows_the_policy_rule() {
+        let weak = (PinPolicy::Never, TouchPolicy::Never);
+        let both = key_policy_required(HardwareKey::TouchAndPin, weak);
+        assert_eq!(both.hardware_key, "touch_and_pin");
+        assert_eq!(both.pin_policies, [PinPolicy::Once, PinPolicy::Always]);
+        assert_eq!(
+            both.touch_policies,
+            [TouchPolicy::Always, TouchPolicy::Cached]
+        );
+        assert_eq!((both.key_pin_policy, both.key_touch_policy), weak);
+        let touch = key_policy_required(HardwareKey::Touch, weak);
+        assert_eq!(touch.pin_policies, PIN_POLICIES);
+        assert_eq!(
+            touch.touch_policies,
+            [TouchPolicy::Always, TouchPolicy::Cached]
+        );
+        let attested = key_policy_required(HardwareKey::Attested, weak);
+        assert_eq!(attested.pin_policies, PIN_POLICIES);
+        assert_eq!(attested.touch_policies, TOUCH_POLICIES);
+    }
+
+    #[test]
+    fn a_weak_key_refusal_carries_what_qualifies_on_the_wire() {
+        let refusal = policy_refusal(
+            signet_policy::Refusal::HardwareKeyTooWeak {
+                required: HardwareKey::TouchAndPin,
+            },
+            &["root".into()],
+            (PinPolicy::Never, TouchPolicy::Always),
+        );
+        let api = serde_json::to_value(refusal.to_api()).unwrap();
+        assert_eq!(api["code"], "key_policy_too_weak");
+        assert_eq!(
+            api["key_policy"]["pin_policies"],
+            serde_json::json!(["once", "always"])
+        );
+        assert_eq!(api["key_policy"]["key_pin_policy"], "never");
+        assert!(
+            api["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("hardware_key: touch_and_pin"),
+            "{api}"
+        );
+        // Other refusals carry no key policy.
+        let other = policy_refusal(
+            signet_policy::Refusal::NoPrincipals,
+            &[],
+            (PinPolicy::Once, TouchPolicy::Always),
+        );
+        assert_eq!(other.code, ErrorCode::NotAllowed);
+        assert_eq!(other.key_policy, None);
     }
 }

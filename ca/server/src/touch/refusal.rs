@@ -1,6 +1,7 @@
 //! A refused request: the code and message the client gets, and the reason
 //! label logs and metrics count it under.
 
+use signet_api::certs::KeyPolicyRequired;
 use signet_api::{ApiError, ErrorCode};
 
 /// Why the CA said no. The message is for the client (specific enough to
@@ -14,6 +15,8 @@ pub struct Refusal {
     pub message: String,
     /// The label for logs and metrics (`counter_regression`, `bad_origin`, …).
     pub reason: &'static str,
+    /// What would qualify, when the key's policy is what was refused.
+    pub key_policy: Option<KeyPolicyRequired>,
 }
 
 impl Refusal {
@@ -23,6 +26,16 @@ impl Refusal {
             code,
             message: message.into(),
             reason,
+            key_policy: None,
+        }
+    }
+
+    /// The key's attested PIN or touch policy is weaker than the roles
+    /// demand: [`ErrorCode::KeyPolicyTooWeak`], carrying what would qualify.
+    pub fn key_policy_too_weak(message: impl Into<String>, required: KeyPolicyRequired) -> Self {
+        Self {
+            key_policy: Some(required),
+            ..Self::new(ErrorCode::KeyPolicyTooWeak, "key_policy_too_weak", message)
         }
     }
 
@@ -49,7 +62,9 @@ impl Refusal {
 
     /// The wire form.
     pub fn to_api(&self) -> ApiError {
-        ApiError::new(self.code, self.message.clone())
+        let mut api = ApiError::new(self.code, self.message.clone());
+        api.key_policy = self.key_policy.clone();
+        api
     }
 }
 
