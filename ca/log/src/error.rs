@@ -31,6 +31,10 @@ pub enum Error {
     /// A witness policy is invalid, or a checkpoint does not meet it.
     #[error("witness: {0}")]
     Witness(#[from] WitnessError),
+    /// A certificate's proof of logging is missing, malformed or does not
+    /// verify, or a certificate is not what its entry records.
+    #[error("{0}")]
+    Proof(#[from] ProofError),
 }
 
 /// Witness policy errors: a bad configuration, or a checkpoint without the
@@ -331,4 +335,57 @@ pub enum EntryError {
     /// else than the entry (the message names the field).
     #[error("the certificate does not match the entry: {0}")]
     CertificateMismatch(&'static str),
+}
+
+/// Why a certificate is not provably logged (`crate::certificate`). Each
+/// refusal has its own variant, and its message names the reason, because
+/// the node-side check writes it to sshd's log for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProofError {
+    /// The certificate has no log-proof extension.
+    #[error("the certificate carries no log proof (no {0} extension)")]
+    NoProof(&'static str),
+    /// The proof text is not in the format (the message names the part).
+    #[error("malformed log proof: {0}")]
+    Malformed(&'static str),
+    /// The certificate cannot be taken back to the precertificate the log
+    /// records: the proof extension is critical, repeated, not last, or the
+    /// certificate does not re-encode to its own bytes.
+    #[error("the certificate does not reduce to a precertificate: {0}")]
+    NotReducible(&'static str),
+    /// The proof's checkpoint is not signed by the trusted log key (or names
+    /// another log).
+    #[error("the proof's checkpoint is not signed by the log key {key:?}: {reason}")]
+    NotSignedByLog {
+        /// The trusted log key's name (the log's origin).
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A configured witness's cosignature on the checkpoint is invalid.
+    #[error("the proof's checkpoint has an invalid cosignature by witness {witness:?}")]
+    BadCosignature {
+        /// The witness's name in the policy.
+        witness: String,
+    },
+    /// Too few configured witnesses cosigned the checkpoint.
+    #[error("witness policy not met: {0}")]
+    WitnessPolicyNotMet(String),
+    /// The proof's entry records another certificate (its `sha256` is not
+    /// the hash of this certificate's precertificate).
+    #[error(
+        "the proof is for another entry (its sha256 is not this certificate's precertificate)"
+    )]
+    OtherEntry,
+    /// The proof's entry is not a precertificate entry.
+    #[error("the proof's entry does not record a precertificate")]
+    NotPrecertificateEntry,
+    /// The entry's leaf is not at the index in the checkpoint's tree.
+    #[error("the inclusion proof does not verify: {0}")]
+    Inclusion(MerkleError),
+    /// The logged entry says something else than the certificate (the
+    /// message names the field).
+    #[error("the logged entry does not match the certificate: {0}")]
+    ContentsMismatch(&'static str),
 }

@@ -12,6 +12,8 @@
 //!   in an HSM, and witnesses' `cosignature/v1` cosignatures;
 //! - [`witness`]: k-of-n witness policies and cosigned checkpoints;
 //! - [`entry`]: the versioned, canonical-JSON entry format;
+//! - [`certificate`]: precertificates, and the proof of logging a
+//!   certificate carries (checked offline, e.g. by the node-side check);
 //! - [`replay`]: the auditor's end-to-end replay of a whole log.
 //!
 //! # The whole round trip
@@ -60,6 +62,7 @@
 
 #![deny(missing_docs)]
 
+pub mod certificate;
 pub mod checkpoint;
 pub mod entry;
 mod error;
@@ -70,5 +73,6 @@ pub mod tiles;
 pub mod witness;
 
 pub use error::{
-    CheckpointError, EntryError, Error, MerkleError, NoteError, Result, TileError, WitnessError,
+    CheckpointError, EntryError, Error, MerkleError, NoteError, ProofError, Result, TileError,
+    WitnessError,
 };

@@ -21,7 +21,10 @@ use ssh_key::certificate::CertType;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectAltName};
 
-use super::{Actor, Entry, EntryKind, IssuedCertificate};
+use super::{Actor, CertificateForm, Entry, EntryKind, IssuedCertificate};
+use crate::certificate::{
+    has_proof_extension, parse_ssh_precertificate, parse_x509_precertificate, SSH_PROOF_EXTENSION,
+};
 use crate::{EntryError, Result};
 
 fn mismatch(field: &'static str) -> crate::Error {
@@ -51,6 +54,13 @@ fn mismatch(field: &'static str) -> crate::Error {
 /// subject as its whole DN (RFC 4514 text), and is refused for `x509-cert`
 /// entries, as is a CA certificate.
 ///
+/// A precertificate entry (`form: precertificate`) is checked just as
+/// strictly: its bytes must be a precertificate in its one encoding (for
+/// OpenSSH, the certificate's fields up to the signature key; for X.509, a
+/// DER `TBSCertificate`) without a log-proof extension, and its fields are
+/// compared as above. A full certificate must not carry a log-proof
+/// extension (a proof in a logged certificate would be of another entry).
+///
 /// Every entry with a certificate needs a subject.
 pub fn check_certificate_contents(entry: &Entry) -> Result<()> {
     let Some(cert) = &entry.certificate else {
@@ -75,8 +85,23 @@ fn check_ssh(
     cert: &IssuedCertificate,
     cert_type: Option<CertType>,
 ) -> Result<()> {
-    let parsed = ssh_key::Certificate::from_bytes(&cert.bytes.0)
-        .map_err(|_| mismatch("certificate (not an OpenSSH certificate)"))?;
+    let parsed = match cert.form {
+        CertificateForm::Precertificate => {
+            parse_ssh_precertificate(&cert.bytes.0).map_err(mismatch)?
+        }
+        _ => {
+            let parsed = ssh_key::Certificate::from_bytes(&cert.bytes.0)
+                .map_err(|_| mismatch("certificate (not an OpenSSH certificate)"))?;
+            if parsed.extensions().contains_key(SSH_PROOF_EXTENSION)
+                || parsed.critical_options().contains_key(SSH_PROOF_EXTENSION)
+            {
+                return Err(mismatch(
+                    "certificate (a logged certificate holding a log proof)",
+                ));
+            }
+            parsed
+        }
+    };
     if cert_type.is_some_and(|t| t != parsed.cert_type()) {
         return Err(mismatch("kind (certificate type)"));
     }
@@ -146,9 +171,24 @@ fn piv_device(entry: &Entry) -> Option<&super::PivDevice> {
 }
 
 fn check_x509(entry: &Entry, subject: &str, cert: &IssuedCertificate) -> Result<()> {
-    let parsed = x509_cert::Certificate::from_der(&cert.bytes.0)
-        .map_err(|_| mismatch("certificate (not a DER X.509 certificate)"))?;
-    let tbs = parsed.tbs_certificate();
+    let full;
+    let pre;
+    let tbs = match cert.form {
+        CertificateForm::Precertificate => {
+            pre = parse_x509_precertificate(&cert.bytes.0).map_err(mismatch)?;
+            &pre
+        }
+        _ => {
+            full = x509_cert::Certificate::from_der(&cert.bytes.0)
+                .map_err(|_| mismatch("certificate (not a DER X.509 certificate)"))?;
+            if has_proof_extension(full.tbs_certificate()) {
+                return Err(mismatch(
+                    "certificate (a logged certificate holding a log proof)",
+                ));
+            }
+            full.tbs_certificate()
+        }
+    };
     let serial = tbs.serial_number().as_bytes();
     let first = serial.iter().position(|&b| b != 0).unwrap_or(serial.len());
     let serial_hex: String = serial[first..].iter().map(|b| format!("{b:02x}")).collect();
@@ -162,7 +202,7 @@ fn check_x509(entry: &Entry, subject: &str, cert: &IssuedCertificate) -> Result<
     if unix(&tbs.validity().not_after) != cert.not_after {
         return Err(mismatch("certificate.not_after"));
     }
-    if x509_key_fingerprint(&parsed)? != cert.public_key_fingerprint {
+    if spki_fingerprint(tbs.subject_public_key_info())? != cert.public_key_fingerprint {
         return Err(mismatch("certificate.public_key_fingerprint"));
     }
     let is_ca = tbs
@@ -344,11 +384,16 @@ fn device_serial(entry: &Entry) -> Option<u32> {
 /// entries name keys the same way whatever the certificate format.
 /// Ed25519, ECDSA P-256/P-384/P-521 and RSA keys; other types are a mismatch.
 pub fn x509_key_fingerprint(cert: &x509_cert::Certificate) -> Result<String> {
+    spki_fingerprint(cert.tbs_certificate().subject_public_key_info())
+}
+
+/// [`x509_key_fingerprint`] of a SubjectPublicKeyInfo (a precertificate has
+/// no certificate around it).
+fn spki_fingerprint(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> Result<String> {
     use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
     const ED25519: &str = "1.3.101.112";
     const EC: &str = "1.2.840.10045.2.1";
     const RSA: &str = "1.2.840.113549.1.1.1";
-    let spki = cert.tbs_certificate().subject_public_key_info();
     let bits = spki
         .subject_public_key
         .as_bytes()

@@ -381,6 +381,63 @@ impl Entry {
         Ok(entry)
     }
 
+    /// The canonical encoding with the certificate's `bytes` emptied
+    /// (`"bytes":""`): what a certificate's proof of logging carries, since
+    /// the certificate itself gives the bytes back (`crate::certificate`).
+    ///
+    /// Fails like [`Entry::to_canonical_bytes`], and if the entry records no
+    /// certificate.
+    pub fn to_detached_bytes(&self) -> Result<Vec<u8>> {
+        self.check()?;
+        if self.certificate.is_none() {
+            return Err(EntryError::BadField("certificate").into());
+        }
+        let mut value =
+            serde_json::to_value(self).map_err(|e| EntryError::Invalid(e.to_string()))?;
+        let Some(bytes) = value.pointer_mut("/certificate/bytes") else {
+            return Err(EntryError::BadField("certificate").into());
+        };
+        *bytes = Value::from("");
+        if let Value::Object(map) = &mut value {
+            map.insert("version".into(), Value::from(ENTRY_VERSION));
+        }
+        canonical::to_canonical(&value).map_err(Into::into)
+    }
+
+    /// The entry whose detached encoding (see [`Entry::to_detached_bytes`])
+    /// is `detached`, with `certificate` put back as its certificate bytes.
+    ///
+    /// As strict as [`Entry::from_bytes`]: the detached bytes must be the
+    /// canonical detached encoding, with `"bytes":""`, and the whole entry
+    /// must pass every rule, so a `sha256` that is not the hash of
+    /// `certificate` fails with [`EntryError::BadField`]`("certificate.sha256")`.
+    pub fn from_detached_bytes(detached: &[u8], certificate: &[u8]) -> Result<Self> {
+        use base64::engine::general_purpose::STANDARD;
+        use base64::Engine as _;
+        if detached.len() > MAX_ENTRY_LEN {
+            return Err(EntryError::TooLarge(detached.len()).into());
+        }
+        let mut value: Value =
+            serde_json::from_slice(detached).map_err(|e| EntryError::Invalid(e.to_string()))?;
+        match value.pointer_mut("/certificate/bytes") {
+            Some(bytes) if bytes.as_str() == Some("") => {
+                *bytes = Value::from(STANDARD.encode(certificate));
+            }
+            _ => {
+                return Err(EntryError::Invalid(
+                    "a detached entry has a certificate with empty bytes".into(),
+                )
+                .into())
+            }
+        }
+        let whole = canonical::to_canonical(&value)?;
+        let entry = Self::from_bytes(&whole)?;
+        if entry.to_detached_bytes()? != detached {
+            return Err(EntryError::NonCanonical.into());
+        }
+        Ok(entry)
+    }
+
     /// The entry's Merkle leaf hash, `SHA-256(0x00 ‖ canonical bytes)`.
     pub fn leaf_hash(&self) -> Result<Hash> {
         Ok(leaf_hash(&self.to_canonical_bytes()?))

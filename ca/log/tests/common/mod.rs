@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)] // test helpers may panic
 
+pub mod prooflog;
+
 use std::path::PathBuf;
 
 use base64::engine::general_purpose::STANDARD;
