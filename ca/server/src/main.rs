@@ -17,6 +17,8 @@ use signet_ca::store::{CommitMode, LocalStore, LogStore, StoreOptions};
 use signet_ca::{bench, serve, x509, Error};
 use signet_hsm::Pin;
 
+mod cli_nodes;
+
 const AFTER_HELP: &str = "\
 Every command reads the configuration given with --config (TOML; see
 deploy/signet-ca.example.toml). The CA keys live on a PKCS#11 token, or on
@@ -103,6 +105,17 @@ enum Command {
         #[command(subcommand)]
         command: RolesCommand,
     },
+    /// Nodes the access proxy reaches, from YAML files kept in git.
+    Nodes {
+        #[command(subcommand)]
+        command: cli_nodes::NodesCommand,
+    },
+    /// Lock a user (--user) or a YubiKey (--device): the CA issues nothing
+    /// for them and every proxy closes their tunnels, until the lock ends
+    /// (--ttl) or `signet-ca unlock`. A log entry, durable first.
+    Lock(cli_nodes::LockArgs),
+    /// Unlock a user or a YubiKey. A log entry.
+    Unlock(cli_nodes::UnlockArgs),
     /// Token administration.
     Token {
         #[command(subcommand)]
@@ -489,6 +502,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             serve::run(config, keys, store)
         }
         Command::Users { command } => users(&config, command),
+        Command::Nodes { command } => cli_nodes::nodes(&config, command),
+        Command::Lock(args) => cli_nodes::lock(&config, args),
+        Command::Unlock(args) => cli_nodes::unlock(&config, args),
         Command::Roles {
             command:
                 RolesCommand::Apply {

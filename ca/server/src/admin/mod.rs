@@ -9,6 +9,7 @@
 
 mod client;
 mod direct;
+mod nodes;
 mod protocol;
 mod render;
 mod server;
@@ -55,6 +56,10 @@ pub fn handle(service: &Service, request: AdminRequest, actor: Actor) -> AdminRe
         AdminRequest::Unlock { user, reason } => service
             .unlock_user(&user, &reason, actor)
             .map(|index| render::done(&format!("Unlocked {user}"), index)),
+        request @ (AdminRequest::ApplyNodes { .. }
+        | AdminRequest::ListNodes
+        | AdminRequest::LockDevice { .. }
+        | AdminRequest::UnlockDevice { .. }) => nodes::handle(service, request, actor),
         AdminRequest::ApplyPolicy { changes, dry_run } => {
             let mut desired = Policy::new();
             for change in &changes {

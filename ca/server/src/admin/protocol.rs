@@ -3,7 +3,7 @@
 //! binary, so this is Signet's own business and not part of signet-api.
 
 use serde::{Deserialize, Serialize};
-use signet_policy::Change;
+use signet_policy::{Change, NodeChange};
 
 /// The largest request line accepted (a large roles directory fits).
 pub const MAX_REQUEST: usize = 8 * 1024 * 1024;
@@ -59,6 +59,33 @@ pub enum AdminRequest {
         /// Only compute the diff.
         dry_run: bool,
     },
+    /// `nodes apply [--dry-run] PATH...`: the whole desired inventory, as
+    /// the puts that build it from nothing.
+    ApplyNodes {
+        /// Puts of every node wanted.
+        changes: Vec<NodeChange>,
+        /// Only compute the diff.
+        dry_run: bool,
+    },
+    /// `nodes list`.
+    ListNodes,
+    /// `lock --device SERIAL --reason R [--ttl D]`.
+    LockDevice {
+        /// The PIV device's serial.
+        serial: u32,
+        /// Why.
+        reason: String,
+        /// How long; absent: until unlocked.
+        #[serde(default)]
+        ttl_seconds: Option<u64>,
+    },
+    /// `unlock --device SERIAL`.
+    UnlockDevice {
+        /// The PIV device's serial.
+        serial: u32,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl AdminRequest {
@@ -72,6 +99,10 @@ impl AdminRequest {
             Self::Lock { .. } => "lock",
             Self::Unlock { .. } => "unlock",
             Self::ApplyPolicy { .. } => "apply-policy",
+            Self::ApplyNodes { .. } => "apply-nodes",
+            Self::ListNodes => "list-nodes",
+            Self::LockDevice { .. } => "lock-device",
+            Self::UnlockDevice { .. } => "unlock-device",
         }
     }
 }

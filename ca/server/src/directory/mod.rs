@@ -1,5 +1,5 @@
-//! The CA's users, security keys, roles, invites and locks, rebuilt from the
-//! log.
+//! The CA's users, security keys, roles, nodes, invites and locks (of users
+//! and of PIV devices), rebuilt from the log.
 //!
 //! Every admin action is a log entry whose `change` records it in full, and
 //! every touch issuance records the credential and its signature counter.
@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use signet_log::entry::{Actor, Change, Entry, EntryKind};
-use signet_policy::Policy;
+use signet_policy::{Inventory, NodeChange, Policy};
 use signet_webauthn::{CredentialId, StoredCredential};
 
 use crate::store::LogStore;
@@ -31,7 +31,25 @@ pub struct Credential {
     pub last_used: Option<u64>,
 }
 
-/// An admin lock on a user.
+/// The subject of a lock entry on a PIV device rather than a user:
+/// `device:` and the device's serial in decimal. User names cannot hold a
+/// `:`, so the two never collide.
+pub const DEVICE_SUBJECT_PREFIX: &str = "device:";
+
+/// The subject a device lock or unlock entry names.
+pub fn device_subject(serial: u32) -> String {
+    format!("{DEVICE_SUBJECT_PREFIX}{serial}")
+}
+
+/// The device serial a lock subject names, if it names one (canonical
+/// decimal only, so one device has one spelling in the log).
+pub fn device_of_subject(subject: &str) -> Option<u32> {
+    let digits = subject.strip_prefix(DEVICE_SUBJECT_PREFIX)?;
+    let serial: u32 = digits.parse().ok()?;
+    (serial.to_string() == digits).then_some(serial)
+}
+
+/// An admin lock on a user or a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
     /// Why.
@@ -73,6 +91,8 @@ pub struct Invite {
 #[derive(Debug, Default)]
 pub struct Directory {
     policy: Policy,
+    inventory: Inventory,
+    device_locks: BTreeMap<u32, Lock>,
     accounts: BTreeMap<String, Account>,
     invites: HashMap<[u8; 32], Invite>,
     applied: u64,
@@ -196,12 +216,37 @@ impl Directory {
                     return Err(inconsistent(index, "a key removed that was not enrolled"));
                 }
             }
+            (EntryKind::RoleChange, Some(Change::Policy { change })) if is_node_change(change) => {
+                let change: NodeChange = serde_json::from_value(change.clone()).map_err(|e| {
+                    inconsistent(index, format!("a node change that does not parse: {e}"))
+                })?;
+                self.inventory.apply(&change);
+            }
             (EntryKind::RoleChange, Some(Change::Policy { change })) => {
                 let change: signet_policy::Change = serde_json::from_value(change.clone())
                     .map_err(|e| {
                         inconsistent(index, format!("a policy change that does not parse: {e}"))
                     })?;
                 self.policy.apply(&change);
+            }
+            (EntryKind::Lock, Some(Change::Lock { reason, until }))
+                if subject(index, entry)?.starts_with(DEVICE_SUBJECT_PREFIX) =>
+            {
+                let serial = device_serial(index, entry)?;
+                self.device_locks.insert(
+                    serial,
+                    Lock {
+                        reason: reason.clone(),
+                        since: entry.time,
+                        until: *until,
+                    },
+                );
+            }
+            (EntryKind::Unlock, Some(Change::Unlock { .. }))
+                if subject(index, entry)?.starts_with(DEVICE_SUBJECT_PREFIX) =>
+            {
+                let serial = device_serial(index, entry)?;
+                self.device_locks.remove(&serial);
             }
             (EntryKind::Lock, Some(Change::Lock { reason, until })) => {
                 let user = subject(index, entry)?;
@@ -312,6 +357,42 @@ impl Directory {
             .and_then(|a| a.lock.as_ref())
             .filter(|l| l.holds(now))
     }
+
+    /// The nodes in force.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// The lock holding on the PIV device with this serial at `now`, if any.
+    pub fn device_lock(&self, serial: u32, now: u64) -> Option<&Lock> {
+        self.device_locks.get(&serial).filter(|l| l.holds(now))
+    }
+
+    /// Every device lock recorded (some may have ended: see [`Lock::holds`]).
+    pub fn device_locks(&self) -> &BTreeMap<u32, Lock> {
+        &self.device_locks
+    }
+
+    /// Every user lock recorded (some may have ended: see [`Lock::holds`]).
+    pub fn user_locks(&self) -> impl Iterator<Item = (&str, &Lock)> {
+        self.accounts
+            .iter()
+            .filter_map(|(name, a)| a.lock.as_ref().map(|l| (name.as_str(), l)))
+    }
+}
+
+/// Whether a policy change record is about a node (`put_node`,
+/// `remove_node`) rather than a role or user: nodes are recorded under the
+/// same entry kind, as changes applied from git.
+pub fn is_node_change(change: &serde_json::Value) -> bool {
+    change
+        .as_object()
+        .is_some_and(|o| o.contains_key("put_node") || o.contains_key("remove_node"))
+}
+
+fn device_serial(index: u64, entry: &Entry) -> Result<u32> {
+    device_of_subject(subject(index, entry)?)
+        .ok_or_else(|| inconsistent(index, "a device lock whose subject is not device:<serial>"))
 }
 
 fn subject(index: u64, entry: &Entry) -> Result<&str> {

@@ -174,3 +174,118 @@ fn admin_actions_must_record_their_change() {
     );
     assert!(d.apply(1, &garbage).is_err());
 }
+
+fn lock(subject: &str, until: Option<u64>) -> Entry {
+    admin(
+        EntryKind::Lock,
+        subject,
+        Change::Lock {
+            reason: "lost".into(),
+            until,
+        },
+    )
+}
+
+fn unlock(subject: &str) -> Entry {
+    admin(
+        EntryKind::Unlock,
+        subject,
+        Change::Unlock {
+            reason: "found".into(),
+        },
+    )
+}
+
+#[test]
+fn device_locks_are_apart_from_user_locks_and_end() {
+    use super::{device_of_subject, device_subject};
+    assert_eq!(device_subject(12345), "device:12345");
+    assert_eq!(device_of_subject("device:12345"), Some(12345));
+    for bad in [
+        "device:",
+        "device:012",
+        "device:-1",
+        "device:4294967296",
+        "alice",
+        "device:1 ",
+    ] {
+        assert_eq!(device_of_subject(bad), None, "{bad:?}");
+    }
+
+    let mut d = Directory::default();
+    d.apply(0, &lock(&device_subject(7), Some(1_500))).unwrap();
+    assert!(d.device_lock(7, 1_499).is_some());
+    assert!(d.device_lock(7, 1_500).is_none(), "a lock with a TTL ends");
+    assert!(d.device_lock(8, 1_000).is_none());
+    // A device lock is no user lock, not even of a user named like it.
+    assert!(d.lock_of("device:7", 1_000).is_none());
+    assert_eq!(d.user_locks().count(), 0);
+
+    d.apply(1, &lock(&device_subject(8), None)).unwrap();
+    assert!(d.device_lock(8, u64::MAX).is_some());
+    d.apply(2, &unlock(&device_subject(8))).unwrap();
+    assert!(d.device_lock(8, 1_000).is_none());
+
+    // A subject that is not a canonical serial is refused, state unchanged.
+    let err = d.apply(3, &lock("device:08", None)).unwrap_err();
+    assert!(err.to_string().contains("device:<serial>"), "{err}");
+    assert!(d.apply(3, &unlock("device:x")).is_err());
+    assert_eq!(d.applied(), 3);
+    assert_eq!(d.device_locks().len(), 1);
+}
+
+#[test]
+fn node_changes_build_the_inventory_apart_from_the_roles() {
+    let put = serde_json::json!({"put_node": {"name": "web-1", "address": "web-1:22", "labels": {"env": "prod"}}});
+    d_apply_policy_value(put.clone(), |d| {
+        assert_eq!(d.inventory().len(), 1);
+        assert_eq!(d.inventory().node("web-1").unwrap().labels["env"], "prod");
+        assert_eq!(d.policy().roles().count(), 0);
+    });
+    // A node change that breaks the rules does not apply: the CA would
+    // rather not serve than act on a state the log does not explain.
+    let mut d = Directory::default();
+    let bad = serde_json::json!({"put_node": {"name": "web-1", "address": "web-1", "labels": {}}});
+    let err = d
+        .apply(
+            0,
+            &admin(
+                EntryKind::RoleChange,
+                "web-1",
+                Change::Policy { change: bad },
+            ),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("node change"), "{err}");
+    assert!(d.inventory().is_empty());
+    d.apply(
+        0,
+        &admin(
+            EntryKind::RoleChange,
+            "web-1",
+            Change::Policy { change: put },
+        ),
+    )
+    .unwrap();
+    let remove = serde_json::json!({"remove_node": "web-1"});
+    d.apply(
+        1,
+        &admin(
+            EntryKind::RoleChange,
+            "web-1",
+            Change::Policy { change: remove },
+        ),
+    )
+    .unwrap();
+    assert!(d.inventory().is_empty());
+}
+
+fn d_apply_policy_value(change: serde_json::Value, check: impl FnOnce(&Directory)) {
+    let mut d = Directory::default();
+    d.apply(
+        0,
+        &admin(EntryKind::RoleChange, "x", Change::Policy { change }),
+    )
+    .unwrap();
+    check(&d);
+}

@@ -11,6 +11,7 @@ mod ceremony;
 mod enroll;
 mod issue;
 mod limits;
+mod nodes;
 mod refusal;
 
 use std::collections::HashMap;

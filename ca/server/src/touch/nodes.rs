@@ -1,0 +1,172 @@
+//! Admin actions for the access proxy's world: the node inventory applied
+//! from git, and locks on PIV devices. Each is a log entry with the admin
+//! as actor, durable before it takes effect, like every other admin action.
+
+use std::time::Duration;
+
+use signet_api::ErrorCode;
+use signet_log::entry::{Actor, Change, Entry, EntryKind};
+use signet_policy::{Inventory, InventoryDiff, Node};
+
+use super::{now, Refusal, Service};
+use crate::directory::{device_subject, Directory};
+use crate::{Error, Result};
+
+/// The longest lock with an end (longer ones are locks until unlocked).
+const MAX_LOCK_TTL: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+/// Refuses issuance for a key on a locked PIV device, as a user lock does.
+// The touch flow's refusals are all `Refusal`, whatever its size; this one
+// returns the same type as the checks around it.
+#[allow(clippy::result_large_err)]
+pub(super) fn device_lock_refusal(
+    directory: &Directory,
+    serial: u32,
+) -> std::result::Result<(), Refusal> {
+    match directory.device_lock(serial, now()) {
+        Some(lock) => Err(Refusal::new(
+            ErrorCode::Locked,
+            "device_locked",
+            format!(
+                "the YubiKey with serial {serial} is locked ({}); an administrator can unlock it",
+                lock.reason
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_reason(reason: &str) -> Result<()> {
+    if reason.trim().is_empty() || reason.chars().any(char::is_control) || reason.len() > 512 {
+        return Err(Error::bad("--reason", "1 to 512 printable characters"));
+    }
+    Ok(())
+}
+
+fn entry(kind: EntryKind, actor: Actor, subject: String, change: Change) -> Entry {
+    Entry {
+        kind,
+        time: now(),
+        actor,
+        request_hash: None,
+        subject: Some(subject),
+        principals: Vec::new(),
+        roles: Vec::new(),
+        certificate: None,
+        change: Some(change),
+    }
+}
+
+impl Service {
+    /// Every node in force, by name.
+    pub fn list_nodes(&self) -> Vec<Node> {
+        self.directory().inventory().nodes().cloned().collect()
+    }
+
+    /// What applying `new` would change.
+    pub fn nodes_diff(&self, new: &Inventory) -> InventoryDiff {
+        self.directory().inventory().diff(new)
+    }
+
+    /// Applies `new`: one log entry per node added, changed or removed,
+    /// each durable before it takes effect. Returns the diff applied and
+    /// the log index of each change.
+    pub fn apply_nodes(&self, new: &Inventory, actor: Actor) -> Result<(InventoryDiff, Vec<u64>)> {
+        // Serialized with `roles apply`: the diff is against the state in
+        // force until this apply's last entry is applied.
+        let _serialized = crate::store::lock(&self.policy_writer);
+        let diff = self.nodes_diff(new);
+        let mut indices = Vec::with_capacity(diff.changes.len());
+        for change in &diff.changes {
+            let value = serde_json::to_value(change).map_err(|e| Error::Store(e.to_string()))?;
+            let entry = entry(
+                EntryKind::RoleChange,
+                actor.clone(),
+                change.name().to_owned(),
+                Change::Policy { change: value },
+            );
+            let index = self.record(&entry)?.index;
+            tracing::info!(
+                event = "node_changed",
+                node = change.name(),
+                log_index = index,
+                "node changed"
+            );
+            indices.push(index);
+        }
+        Ok((diff, indices))
+    }
+
+    /// Locks a PIV device: no issuance for keys it holds, and every proxy
+    /// closes its tunnels, until the lock ends or an admin unlocks.
+    pub fn lock_device(
+        &self,
+        serial: u32,
+        reason: &str,
+        ttl: Option<Duration>,
+        actor: Actor,
+    ) -> Result<u64> {
+        check_reason(reason)?;
+        if ttl.is_some_and(|t| t.as_secs() == 0 || t > MAX_LOCK_TTL) {
+            return Err(Error::bad(
+                "--ttl",
+                "between 1 s and 10 years (leave it out to lock until unlocked)",
+            ));
+        }
+        let until = ttl.map(|t| now() + t.as_secs());
+        let subject = device_subject(serial);
+        let guard = self.user_lock(&subject);
+        let _serialized = crate::store::lock(&guard);
+        let index = self
+            .record(&entry(
+                EntryKind::Lock,
+                actor,
+                subject,
+                Change::Lock {
+                    reason: reason.to_owned(),
+                    until,
+                },
+            ))?
+            .index;
+        tracing::info!(
+            event = "device_locked",
+            serial,
+            until,
+            log_index = index,
+            "device locked"
+        );
+        Ok(index)
+    }
+
+    /// Ends a PIV device's lock. Refuses a device that is not locked: an
+    /// unlock of a mistyped serial would otherwise pass unnoticed.
+    pub fn unlock_device(&self, serial: u32, reason: &str, actor: Actor) -> Result<u64> {
+        check_reason(reason)?;
+        let subject = device_subject(serial);
+        let guard = self.user_lock(&subject);
+        let _serialized = crate::store::lock(&guard);
+        if !self.directory().device_locks().contains_key(&serial) {
+            return Err(Error::bad(
+                "--device",
+                format!("the device with serial {serial} is not locked"),
+            ));
+        }
+        let index = self
+            .record(&entry(
+                EntryKind::Unlock,
+                actor,
+                subject,
+                Change::Unlock {
+                    reason: reason.to_owned(),
+                },
+            ))?
+            .index;
+        tracing::info!(
+            event = "device_unlocked",
+            serial,
+            log_index = index,
+            "device unlocked"
+        );
+        Ok(index)
+    }
+}
