@@ -124,6 +124,14 @@ impl Sshd {
     /// One start: sshd in the foreground, up when its log says it listens.
     /// A daemon that does not come up is killed and reaped here (dropped).
     fn attempt(config: &Path, log: &Path, port: u16) -> Attempt {
+        // sshd's stderr goes to its log as well: that is where the
+        // helpers it runs (AuthorizedPrincipalsCommand, …) write why they
+        // refused, as they do into journald in production.
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
         let child = spawn_tied(
             "/usr/sbin/sshd",
             &[
@@ -134,7 +142,7 @@ impl Sshd {
                 log.as_os_str(),
             ],
             |command| {
-                command.stdin(Stdio::null());
+                command.stdin(Stdio::null()).stderr(stderr);
             },
         )
         .expect("starting /usr/sbin/sshd (openssh-server) under setpriv (util-linux)");

@@ -154,8 +154,8 @@ fn checkpoint_refusal(e: Error, log_key: &VerifierKey) -> Error {
         reason,
     };
     match e {
-        Error::Witness(WitnessError::ThresholdNotMet { .. }) => {
-            ProofError::WitnessPolicyNotMet(e.to_string()).into()
+        Error::Witness(w @ WitnessError::ThresholdNotMet { .. }) => {
+            ProofError::WitnessPolicyNotMet(w.to_string()).into()
         }
         Error::Witness(WitnessError::BadCosignature { witness, .. }) => {
             ProofError::BadCosignature { witness }.into()
