@@ -13,3 +13,4 @@ pub mod audit;
 pub mod card;
 pub mod login;
 pub mod profile;
+pub mod ui;

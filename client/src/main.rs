@@ -14,10 +14,15 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if std::env::args_os().any(|a| a == "--json") {
+        // Programs read this output: no colour anywhere, errors included.
+        signet::ui::set_plain();
+    }
     match cli::run(args) {
         Ok(()) => ExitCode::from(cli::EXIT_OK),
         Err(e) => {
-            eprintln!("signet: error: {e:#}");
+            let painter = signet::ui::Painter::stderr();
+            eprintln!("{} {e:#}", painter.error("signet: error:"));
             ExitCode::from(cli::exit_code(&e))
         }
     }

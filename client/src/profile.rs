@@ -64,6 +64,41 @@ pub struct Profile {
     /// The SSH principals `signet login` asks for (empty: the user name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub principals: Vec<String>,
+    /// SHA-256 (hex) of the public keys `signet login` generated in slot 9a,
+    /// newest last: a key listed here was made by Signet, so Signet may
+    /// replace it when the CA says it is weaker than the roles demand. A key
+    /// made by anything else is replaced only with the owner's consent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signet_keys: Vec<String>,
+    /// How to reach the security key for the touch: `auto` (USB HID when a
+    /// FIDO HID key is plugged in, else PC/SC), `usb` or `pcsc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<crate::login::TransportSetting>,
+}
+
+/// How many generated keys the profile remembers (one per YubiKey in use
+/// is enough; a few cover switching between keys).
+const SIGNET_KEYS_KEPT: usize = 8;
+
+impl Profile {
+    /// Whether Signet generated the key with this SubjectPublicKeyInfo.
+    pub fn made_by_signet(&self, spki_der: &[u8]) -> bool {
+        self.signet_keys.contains(&key_id(spki_der))
+    }
+
+    /// Remembers that Signet generated the key with this SubjectPublicKeyInfo.
+    pub fn remember_signet_key(&mut self, spki_der: &[u8]) {
+        let id = key_id(spki_der);
+        self.signet_keys.retain(|k| *k != id);
+        self.signet_keys.push(id);
+        let extra = self.signet_keys.len().saturating_sub(SIGNET_KEYS_KEPT);
+        self.signet_keys.drain(..extra);
+    }
+}
+
+fn key_id(spki_der: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(spki_der))
 }
 
 fn base_dir(xdg: &str, fallback: &str) -> Result<PathBuf, ProfileError> {
@@ -206,6 +241,8 @@ mod tests {
             log_key: Some("ca.example.com/signet-log+01234567+AQID".into()),
             ca_root: Some(dir.path().join("root.pem")),
             principals: vec!["ubuntu".into()],
+            signet_keys: vec!["00".repeat(32)],
+            transport: Some(crate::login::TransportSetting::Pcsc),
         };
         profile.save_to(&path).unwrap();
         assert_eq!(Profile::load_from(&path).unwrap(), Some(profile));
@@ -217,5 +254,22 @@ mod tests {
         assert!(err.contains("not a valid Signet profile"), "{err}");
         std::fs::write(&path, "ca_url = \"x\"\nuser = \"a\"\nsurprise = 1\n").unwrap();
         assert!(Profile::load_from(&path).is_err());
+    }
+
+    #[test]
+    fn generated_keys_are_remembered_and_bounded() {
+        let mut profile = Profile::default();
+        assert!(!profile.made_by_signet(b"key 0"));
+        for i in 0..20 {
+            profile.remember_signet_key(format!("key {i}").as_bytes());
+        }
+        assert_eq!(profile.signet_keys.len(), SIGNET_KEYS_KEPT);
+        assert!(profile.made_by_signet(b"key 19"));
+        assert!(profile.made_by_signet(b"key 12"));
+        assert!(!profile.made_by_signet(b"key 11"));
+        // Remembering one again moves it to the end, without a duplicate.
+        profile.remember_signet_key(b"key 12");
+        assert_eq!(profile.signet_keys.len(), SIGNET_KEYS_KEPT);
+        assert_eq!(profile.signet_keys.last(), Some(&key_id(b"key 12")));
     }
 }

@@ -31,6 +31,8 @@ use signet_testkit::{free_port, softhsm_module, SoftHsm, Sshd};
 
 const PIN: &str = "123456";
 const ORIGIN: &str = "ca.example.com/signet-log";
+/// A login only the `ops` role allows; it demands `touch_and_pin`.
+const OPS_LOGIN: &str = "ops-admin";
 
 fn signet_ca_binary() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_signet")).with_file_name("signet-ca");
@@ -123,7 +125,9 @@ impl Ca {
             format!(
                 "kind: role\nname: dev\nallow:\n  logins: [{user}, deploy]\n  node_labels: {{ env: [dev] }}\n\
                  options:\n  max_session_ttl: 8h\n  hardware_key: touch\n  session_mfa: false\n\
-                 ---\nkind: user\nname: alice\nroles: [dev]\n"
+                 ---\nkind: role\nname: ops\nallow:\n  logins: [{OPS_LOGIN}]\n  node_labels: {{ env: [prod] }}\n\
+                 options:\n  max_session_ttl: 1h\n  hardware_key: touch_and_pin\n  session_mfa: false\n\
+                 ---\nkind: user\nname: alice\nroles: [dev, ops]\n"
             ),
         )
         .unwrap();
@@ -964,6 +968,160 @@ fn role_refusal_denied_touch_and_a_second_card() {
         "PIN is blocked; unblock it with the PUK",
     );
     assert_eq!(std::fs::read_to_string(client.ssh_cert()).unwrap(), stored);
+}
+
+fn argv(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The SHA-256 of slot 9a's public key and its policies, from `signet key info`.
+fn slot_9a(client: &Client) -> (String, String, String) {
+    let info: Value = serde_json::from_str(&client.ok(&["key", "info", "--json"]).stdout).unwrap();
+    (
+        info["slot_9a_public_key_sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        info["slot_9a"]["pin_policy"].as_str().unwrap().to_owned(),
+        info["slot_9a"]["touch_policy"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn a_key_weaker_than_the_role_demands() {
+    let (key, ca, client, root) = enrolled();
+    let proxy = format!("localhost:{}", ca.port);
+    let user = current_user();
+    let login = |principal: &str, extra: &[&str]| {
+        let mut args = vec![
+            "login".to_owned(),
+            "--proxy".into(),
+            proxy.clone(),
+            "--user".into(),
+            "alice".into(),
+            "--ca-cert".into(),
+            root.display().to_string(),
+            "--principal".into(),
+            principal.into(),
+            "--ttl".into(),
+            "1h".into(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+
+    // A key made by another tool (yubico-piv-tool): touch always, PIN never.
+    let out = Command::new("yubico-piv-tool")
+        .args([
+            "-r",
+            "Yubico YubiKey",
+            "-a",
+            "generate",
+            "-s",
+            "9a",
+            "-A",
+            "ECCP256",
+            "--pin-policy=never",
+            "--touch-policy=always",
+        ])
+        .envs(key.pcscd().envs())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "yubico-piv-tool generate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let foreign = slot_9a(&client);
+    assert_eq!(
+        (foreign.1.as_str(), foreign.2.as_str()),
+        ("never", "always")
+    );
+
+    // The ops login demands touch_and_pin: the CA says what qualifies, the
+    // client explains, leaves the key it did not make alone (no terminal,
+    // no flag) and stores nothing.
+    let run = client.refused(&argv(&login(OPS_LOGIN, &[])), 6, "key_policy_too_weak");
+    for part in [
+        "the key in slot 9a has PIN policy never and touch policy always",
+        "hardware_key: touch_and_pin",
+        "PIN policy once or always",
+        "signet login --replace-weak-key",
+    ] {
+        assert!(run.stderr.contains(part), "{part:?} not in {}", run.stderr);
+    }
+    assert_eq!(slot_9a(&client), foreign, "the key was replaced");
+    assert!(!client.ssh_cert().exists());
+    assert_eq!(client.slot_9a_certificate(), None);
+
+    // The same key is good enough where the role wants a touch only.
+    let record: Value =
+        serde_json::from_str(&client.ok(&argv(&login(&user, &["--json"]))).stdout).unwrap();
+    assert_eq!(record["pin_policy"], "never");
+    assert_eq!(slot_9a(&client), foreign);
+
+    // With --replace-weak-key: a new key with PIN once, touch always, and
+    // the login goes through for the ops login.
+    let run = client.ok(&argv(&login(OPS_LOGIN, &["--replace-weak-key", "--json"])));
+    assert!(
+        run.stderr.contains("The CA refused this key")
+            && run
+                .stderr
+                .contains("Generated a P-256 key in slot 9a (PIN once, touch always)"),
+        "{}",
+        run.stderr
+    );
+    let record: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(record["roles"], serde_json::json!(["ops"]));
+    assert_eq!(record["principals"], serde_json::json!([OPS_LOGIN]));
+    assert_eq!(
+        (&record["pin_policy"], &record["touch_policy"]),
+        (&"once".into(), &"always".into())
+    );
+    let replaced = slot_9a(&client);
+    assert_ne!(replaced.0, foreign.0);
+    assert_eq!(
+        (replaced.1.as_str(), replaced.2.as_str()),
+        ("once", "always")
+    );
+
+    // A key Signet made itself, too weak for ops (asked for with
+    // --pin-policy never): replaced without asking, and said so.
+    let made = client.ok(&argv(&login(
+        &user,
+        &[
+            "--new-key",
+            "--pin-policy",
+            "never",
+            "--touch-policy",
+            "cached",
+        ],
+    )));
+    assert!(
+        made.stderr.contains("(PIN never, touch cached)"),
+        "{}",
+        made.stderr
+    );
+    let weak = slot_9a(&client);
+    let run = client.ok(&argv(&login(OPS_LOGIN, &["--json"])));
+    assert!(
+        run.stderr
+            .contains("Signet made this key, so it replaces it"),
+        "{}",
+        run.stderr
+    );
+    // The touch policy asked for (cached) qualifies and is kept; the PIN
+    // policy becomes the weakest that does.
+    assert!(
+        run.stderr.contains("(PIN once, touch cached)"),
+        "{}",
+        run.stderr
+    );
+    let now = slot_9a(&client);
+    assert_ne!(now.0, weak.0);
+    assert_eq!((now.1.as_str(), now.2.as_str()), ("once", "cached"));
+    let record: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(record["principals"], serde_json::json!([OPS_LOGIN]));
 }
 
 /// A tmux session running one command on a terminal of its own.

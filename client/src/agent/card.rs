@@ -98,10 +98,12 @@ impl AgentKey for CardKey {
             _ => Some(pin_from_env()?),
         };
         if slot.touch_policy != KeyTouchPolicy::Never {
-            (self.log)(&format!(
+            // Bold yellow when the log is a terminal (a foreground agent);
+            // plain in a daemon's log file.
+            (self.log)(&crate::ui::Painter::stderr().attention(&format!(
                 "Touch your YubiKey (serial {}) to sign in…",
                 card.serial()
-            ));
+            )));
         }
         let der = card.sign_slot_9a(pin.as_ref(), data).map_err(device)?;
         ssh_signature(public, &der)

@@ -187,6 +187,13 @@ impl KeyPinPolicy {
             Self::Always => "always",
         }
     }
+
+    /// The policy with this name (`never`, `once`, `always`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Never, Self::Once, Self::Always]
+            .into_iter()
+            .find(|p| p.as_str() == name)
+    }
 }
 
 impl KeyTouchPolicy {
@@ -214,6 +221,13 @@ impl KeyTouchPolicy {
             Self::Always => "always",
             Self::Cached => "cached",
         }
+    }
+
+    /// The policy with this name (`never`, `always`, `cached`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Never, Self::Always, Self::Cached]
+            .into_iter()
+            .find(|p| p.as_str() == name)
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use signet::card::{KeyPinPolicy, KeyTouchPolicy};
-use signet::login::{self, LoginOptions};
+use signet::login::{self, LoginOptions, TransportSetting};
 
 /// The exit statuses of the engineer's commands (also in each --help).
 pub(crate) const EXIT_HELP: &str = "\
@@ -21,8 +21,10 @@ Exit status:
      wrong PIN (with the tries left), PIN blocked, no touch in time
   5  the CA could not be reached, its TLS certificate is not trusted, or it
      answered something unusable
-  6  the CA refused: your roles do not allow it, you are locked, the invite
-     is invalid, too many requests";
+  6  the CA refused: your roles do not allow it (a login, the lifetime, or
+     a key whose PIN/touch policy is weaker than they demand and that was
+     not replaced), you are locked, the invite is invalid, too many
+     requests";
 
 const LOGIN_LONG: &str = "\
 Get short-lived SSH and X.509 certificates for the key on your YubiKey,
@@ -46,6 +48,15 @@ checks that both certificates are for the card's key and provably in the
 CA's log; only then writes the X.509 certificate into slot 9a and the SSH
 certificate to $XDG_STATE_HOME/signet/ssh-cert.pub (default
 ~/.local/state/signet/). A failure stores nothing.
+
+The key's policy is the CA's call: when your roles (their hardware_key)
+demand a stronger PIN or touch policy than the key in slot 9a has, the CA
+refuses it (key_policy_too_weak) and says what qualifies. signet login then
+explains, and replaces the key with one that qualifies, keeping the old
+key's policies where they do, only if Signet made that key (the profile
+remembers the keys it generated), if you pass --replace-weak-key, or if you
+answer yes on the terminal. A key made by another tool is never replaced
+silently; the old key is destroyed when it is.
 
 The PIN: asked on the terminal (no echo), or read from the file named by
 SIGNET_PIN_FILE (owner-only permissions; never pass a PIN in argv). The
@@ -93,18 +104,47 @@ pub(crate) struct LoginArgs {
     /// How long the certificates should last (the CA caps it by role).
     #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
     ttl: std::time::Duration,
-    /// PIN policy of a key generated now.
-    #[arg(long, value_enum, default_value = "once")]
-    pin_policy: PinPolicyArg,
-    /// Touch policy of a key generated now.
-    #[arg(long, value_enum, default_value = "always")]
-    touch_policy: TouchPolicyArg,
+    /// PIN policy of a key generated now [default: once; when a key too
+    /// weak for your roles is replaced, the old key's if it qualifies].
+    #[arg(long, value_enum)]
+    pin_policy: Option<PinPolicyArg>,
+    /// Touch policy of a key generated now [default: always; likewise].
+    #[arg(long, value_enum)]
+    touch_policy: Option<TouchPolicyArg>,
     /// Generate a new key in slot 9a even if one is there (replaces it).
     #[arg(long)]
     new_key: bool,
+    /// When the CA says the key in slot 9a is weaker than your roles demand
+    /// (its PIN or touch policy), replace it with one that qualifies even if
+    /// Signet did not make it (the old key is destroyed). Without this flag
+    /// only a key Signet made is replaced; on a terminal you are asked.
+    #[arg(long)]
+    replace_weak_key: bool,
+    /// How to reach the security key for the touch: auto (USB HID when a
+    /// FIDO key is plugged into USB, else PC/SC), usb, or pcsc (NFC readers,
+    /// and keys whose FIDO2 applet answers over CCID) (remembered).
+    #[arg(long, value_enum, value_name = "HOW")]
+    transport: Option<TransportArg>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum TransportArg {
+    Auto,
+    Usb,
+    Pcsc,
+}
+
+impl From<TransportArg> for TransportSetting {
+    fn from(arg: TransportArg) -> Self {
+        match arg {
+            TransportArg::Auto => Self::Auto,
+            TransportArg::Usb => Self::Usb,
+            TransportArg::Pcsc => Self::Pcsc,
+        }
+    }
 }
 
 /// Register your security key with an invite link.
@@ -120,6 +160,10 @@ pub(crate) struct EnrollArgs {
     /// FIDO2 applet is asked, in the same reader as its PIV applet).
     #[arg(long, value_name = "N")]
     serial: Option<u32>,
+    /// How to reach the security key: auto, usb or pcsc (as for login;
+    /// default: the profile's, else auto).
+    #[arg(long, value_enum, value_name = "HOW")]
+    transport: Option<TransportArg>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -188,17 +232,19 @@ pub(crate) fn run_login(args: LoginArgs) -> anyhow::Result<()> {
         log_key: args.log_key,
         principals: args.principals,
         ttl_seconds: args.ttl.as_secs().max(1),
-        pin_policy: match args.pin_policy {
+        pin_policy: args.pin_policy.map(|p| match p {
             PinPolicyArg::Never => KeyPinPolicy::Never,
             PinPolicyArg::Once => KeyPinPolicy::Once,
             PinPolicyArg::Always => KeyPinPolicy::Always,
-        },
-        touch_policy: match args.touch_policy {
+        }),
+        touch_policy: args.touch_policy.map(|t| match t {
             TouchPolicyArg::Never => KeyTouchPolicy::Never,
             TouchPolicyArg::Always => KeyTouchPolicy::Always,
             TouchPolicyArg::Cached => KeyTouchPolicy::Cached,
-        },
+        }),
         new_key: args.new_key,
+        replace_weak_key: args.replace_weak_key,
+        transport: args.transport.map(TransportSetting::from),
         interactive: interactive() && !args.json,
     };
     let record = login::login(&opts)?;
@@ -233,7 +279,12 @@ pub(crate) fn run_login(args: LoginArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn run_enroll(args: EnrollArgs) -> anyhow::Result<()> {
-    let done = login::enroll(&args.link, args.ca_cert.as_deref(), args.serial)?;
+    let done = login::enroll(
+        &args.link,
+        args.ca_cert.as_deref(),
+        args.serial,
+        args.transport.map(TransportSetting::from),
+    )?;
     if args.json {
         return print_json(&done);
     }

@@ -1,14 +1,16 @@
 //! The security key over CTAP2 (webauthn-authenticator-rs): registration
 //! for `signet enroll`, the assertion for `signet login`.
 //!
-//! The transport is PC/SC (the library's `nfc` transport): NFC readers, and
-//! cards whose FIDO2 applet answers over CCID, like the virtual YubiKey.
-//! The login asks the FIDO2 applet in the same reader as the PIV card, so
-//! with several keys present the touch is asked of the right one. A YubiKey
-//! plugged into USB offers FIDO2 over HID only; the library's `usb`
-//! transport needs bindgen and libclang at build time, which the CI image
-//! lacks, so it is not built yet: adding it means choosing the HID token
-//! whose serial matches the PIV card beside the PC/SC one here.
+//! Two transports, one CTAP2 code path ([`perform`]) once a token is
+//! chosen: USB HID (the library's `usb` transport, this crate's `usb`
+//! feature, on by default) for a YubiKey plugged into USB, which offers
+//! FIDO2 over HID only; and PC/SC (the library's `nfc` transport) for NFC
+//! readers and cards whose FIDO2 applet answers over CCID, like the virtual
+//! YubiKey. `auto` takes USB HID when a FIDO HID key answers, else PC/SC
+//! ([`choose`]). Over PC/SC the FIDO2 applet in the same reader as the PIV
+//! card is asked, so with several keys present the touch is asked of the
+//! right one; HID names no reader, so over USB only one key may be plugged
+//! in.
 
 use std::sync::Mutex;
 
@@ -20,7 +22,7 @@ use webauthn_authenticator_rs::nfc::{NFCCard, NFCTransport};
 use webauthn_authenticator_rs::prelude::{
     CreationChallengeResponse, RequestChallengeResponse, Url,
 };
-use webauthn_authenticator_rs::transport::Transport as _;
+use webauthn_authenticator_rs::transport::{Token, Transport as _};
 use webauthn_authenticator_rs::types::{CableRequestType, CableState, EnrollSampleStatus};
 use webauthn_authenticator_rs::ui::UiCallback;
 use webauthn_authenticator_rs::WebauthnAuthenticator as _;
@@ -82,7 +84,10 @@ impl UiCallback for Prompter {
 
     fn request_touch(&self) {
         if !self.quiet {
-            eprintln!("Touch your security key…");
+            eprintln!(
+                "{}",
+                crate::ui::Painter::stderr().attention("Touch your security key…")
+            );
         }
     }
 
@@ -135,15 +140,154 @@ fn ctap_error(e: impl std::fmt::Debug) -> LoginError {
     }
 }
 
-/// Runs `work` with the security key: the one in `reader` (the PIV card's
-/// reader, so the touch is asked of the same YubiKey) when given and
-/// present, else the only one present.
-fn with_authenticator<T>(
+/// Which transport carries CTAP2 to the security key: `--transport`, or
+/// `transport` in the profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportSetting {
+    /// USB HID when a FIDO HID security key is present, else PC/SC.
+    #[default]
+    Auto,
+    /// USB HID only (a YubiKey plugged into USB).
+    Usb,
+    /// PC/SC only: NFC readers, and keys whose FIDO2 applet answers over
+    /// CCID (the virtual YubiKey).
+    Pcsc,
+}
+
+impl TransportSetting {
+    /// The setting's name, as on the command line and in the profile.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Usb => "usb",
+            Self::Pcsc => "pcsc",
+        }
+    }
+}
+
+/// The transport chosen for one ceremony.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chosen {
+    /// CTAP2 over USB HID.
+    Usb,
+    /// CTAP2 over PC/SC (ISO 7816 APDUs).
+    Pcsc,
+}
+
+/// Whether this build speaks USB HID (the `usb` feature).
+pub(crate) const USB_BUILT: bool = cfg!(feature = "usb");
+
+/// Chooses the transport: `usb_tokens` is how many FIDO HID security keys
+/// answered (0 when USB HID is not built in). Pure, so every case is tested.
+pub(crate) fn choose(
+    setting: TransportSetting,
+    usb_built: bool,
+    usb_tokens: usize,
+) -> Result<Chosen, LoginError> {
+    match setting {
+        TransportSetting::Pcsc => Ok(Chosen::Pcsc),
+        TransportSetting::Usb if !usb_built => Err(LoginError::Usage(
+            "--transport usb: this signet was built without USB HID support (the `usb` feature); use --transport pcsc, or rebuild with it".into(),
+        )),
+        TransportSetting::Usb => Ok(Chosen::Usb),
+        TransportSetting::Auto if usb_tokens > 0 => Ok(Chosen::Usb),
+        TransportSetting::Auto => Ok(Chosen::Pcsc),
+    }
+}
+
+/// One WebAuthn ceremony, before the transport is known.
+enum Ceremony {
+    Register(Url, CreationChallengeResponse),
+    Assert(Url, RequestChallengeResponse),
+}
+
+/// What a ceremony gave, in the CA's wire form.
+enum Outcome {
+    Registered(RegistrationResponse),
+    Asserted(AssertionResponse),
+}
+
+/// The CTAP2 exchange itself, the same whatever the transport.
+fn perform<T: Token>(
+    rt: &tokio::runtime::Runtime,
+    token: T,
+    prompter: &Prompter,
+    ceremony: Ceremony,
+) -> Result<Outcome, LoginError> {
+    let mut client = rt
+        .block_on(CtapAuthenticator::new(token, prompter))
+        .ok_or_else(|| LoginError::SecurityKey("the security key does not speak CTAP2".into()))?;
+    match ceremony {
+        Ceremony::Register(url, ccr) => {
+            let reg = client.do_registration(url, ccr).map_err(ctap_error)?;
+            convert(&reg).map(Outcome::Registered)
+        }
+        Ceremony::Assert(url, rcr) => {
+            let assertion = client.do_authentication(url, rcr).map_err(ctap_error)?;
+            convert(&assertion).map(Outcome::Asserted)
+        }
+    }
+}
+
+/// The FIDO HID security keys on USB, or none when USB HID cannot be used
+/// here (not built in, no udev, no permission): PC/SC is then the way.
+#[cfg(feature = "usb")]
+fn usb_tokens(rt: &tokio::runtime::Runtime) -> Vec<webauthn_authenticator_rs::usb::USBToken> {
+    use webauthn_authenticator_rs::usb::USBTransport;
+    let Ok(transport) = rt.block_on(USBTransport::new()) else {
+        return Vec::new();
+    };
+    rt.block_on(transport.tokens()).unwrap_or_default()
+}
+
+/// Runs `ceremony` with the security key, over the transport `setting`
+/// chooses. Over PC/SC: the key in `reader` (the PIV card's reader, so the
+/// touch is asked of the same YubiKey) when given and present, else the
+/// only one present. Over USB HID: the only FIDO HID key plugged in (HID
+/// does not name the PIV card beside it, so with several, leave one).
+fn run(
     prompter: &Prompter,
     reader: Option<&str>,
-    work: impl FnOnce(&mut CtapAuthenticator<'_, NFCCard, Prompter>) -> Result<T, LoginError>,
-) -> Result<T, LoginError> {
+    setting: TransportSetting,
+    ceremony: Ceremony,
+) -> Result<Outcome, LoginError> {
     let rt = runtime()?;
+    #[cfg(feature = "usb")]
+    let mut usb = match setting {
+        TransportSetting::Pcsc => Vec::new(),
+        TransportSetting::Auto | TransportSetting::Usb => usb_tokens(&rt),
+    };
+    #[cfg(not(feature = "usb"))]
+    let usb: Vec<()> = Vec::new();
+    match choose(setting, USB_BUILT, usb.len())? {
+        #[cfg(feature = "usb")]
+        Chosen::Usb => {
+            let token = match usb.len() {
+                0 => return Err(LoginError::NoSecurityKey),
+                1 => usb.pop().ok_or(LoginError::NoSecurityKey)?,
+                n => {
+                    return Err(LoginError::SecurityKey(format!(
+                        "{n} security keys are plugged into USB; leave only the one to use plugged in (or choose --transport pcsc)"
+                    )))
+                }
+            };
+            perform(&rt, token, prompter, ceremony)
+        }
+        #[cfg(not(feature = "usb"))]
+        Chosen::Usb => Err(LoginError::Internal(
+            "USB HID chosen in a build without it".into(),
+        )),
+        Chosen::Pcsc => {
+            let token = pcsc_token(&rt, reader)?;
+            perform(&rt, token, prompter, ceremony)
+        }
+    }
+}
+
+/// The security key over PC/SC: the one in `reader` when given and
+/// present, else the only one present.
+fn pcsc_token(rt: &tokio::runtime::Runtime, reader: Option<&str>) -> Result<NFCCard, LoginError> {
     let transport = NFCTransport::new(pcsc::Scope::User).map_err(|e| {
         LoginError::SecurityKey(format!(
             "cannot look for security keys (is pcscd running?): {e:?}"
@@ -154,20 +298,14 @@ fn with_authenticator<T>(
         .map_err(|e| LoginError::SecurityKey(format!("cannot list security keys: {e:?}")))?;
     let same_reader =
         reader.and_then(|name| tokens.iter().position(|t| t.reader_name() == Some(name)));
-    let token = match (same_reader, tokens.len()) {
-        (Some(i), _) => tokens.swap_remove(i),
-        (None, 0) => return Err(LoginError::NoSecurityKey),
-        (None, 1) => tokens.pop().ok_or(LoginError::NoSecurityKey)?,
-        (None, n) => {
-            return Err(LoginError::SecurityKey(format!(
-                "{n} security keys are present; name the YubiKey with --serial (or leave only the one to use plugged in)"
-            )))
-        }
-    };
-    let mut client = rt
-        .block_on(CtapAuthenticator::new(token, prompter))
-        .ok_or_else(|| LoginError::SecurityKey("the security key does not speak CTAP2".into()))?;
-    work(&mut client)
+    match (same_reader, tokens.len()) {
+        (Some(i), _) => Ok(tokens.swap_remove(i)),
+        (None, 0) => Err(LoginError::NoSecurityKey),
+        (None, 1) => tokens.pop().ok_or(LoginError::NoSecurityKey),
+        (None, n) => Err(LoginError::SecurityKey(format!(
+            "{n} security keys are present; name the YubiKey with --serial (or leave only the one to use plugged in)"
+        ))),
+    }
 }
 
 fn origin_url(origin: &str) -> Result<Url, LoginError> {
@@ -182,13 +320,16 @@ pub(crate) fn register(
     options: &CreationOptions,
     prompter: &Prompter,
     reader: Option<&str>,
+    transport: TransportSetting,
 ) -> Result<RegistrationResponse, LoginError> {
     let ccr: CreationChallengeResponse = convert(options)?;
     let url = origin_url(origin)?;
-    with_authenticator(prompter, reader, |client| {
-        let reg = client.do_registration(url, ccr).map_err(ctap_error)?;
-        convert(&reg)
-    })
+    match run(prompter, reader, transport, Ceremony::Register(url, ccr))? {
+        Outcome::Registered(reg) => Ok(reg),
+        Outcome::Asserted(_) => Err(LoginError::Internal(
+            "an assertion for a registration".into(),
+        )),
+    }
 }
 
 /// Asserts over `options` (from `/v1/certs/begin`): the touch, on the
@@ -198,13 +339,16 @@ pub(crate) fn assert(
     options: &RequestOptions,
     prompter: &Prompter,
     reader: Option<&str>,
+    transport: TransportSetting,
 ) -> Result<AssertionResponse, LoginError> {
     let rcr: RequestChallengeResponse = convert(options)?;
     let url = origin_url(origin)?;
-    with_authenticator(prompter, reader, |client| {
-        let assertion = client.do_authentication(url, rcr).map_err(ctap_error)?;
-        convert(&assertion)
-    })
+    match run(prompter, reader, transport, Ceremony::Assert(url, rcr))? {
+        Outcome::Asserted(assertion) => Ok(assertion),
+        Outcome::Registered(_) => Err(LoginError::Internal(
+            "a registration for an assertion".into(),
+        )),
+    }
 }
 
 /// Between the two libraries' JSON forms of the same WebAuthn structure.
@@ -212,4 +356,62 @@ fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Result
     serde_json::to_value(a)
         .and_then(serde_json::from_value)
         .map_err(|e| LoginError::Internal(format!("WebAuthn structure conversion: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_takes_usb_hid_when_a_key_answers_there() {
+        assert_eq!(
+            choose(TransportSetting::Auto, true, 1).ok(),
+            Some(Chosen::Usb)
+        );
+        assert_eq!(
+            choose(TransportSetting::Auto, true, 2).ok(),
+            Some(Chosen::Usb)
+        );
+        assert_eq!(
+            choose(TransportSetting::Auto, true, 0).ok(),
+            Some(Chosen::Pcsc)
+        );
+        // A build without USB HID never finds a token there.
+        assert_eq!(
+            choose(TransportSetting::Auto, false, 0).ok(),
+            Some(Chosen::Pcsc)
+        );
+    }
+
+    #[test]
+    fn an_explicit_setting_wins() {
+        assert_eq!(
+            choose(TransportSetting::Pcsc, true, 1).ok(),
+            Some(Chosen::Pcsc)
+        );
+        assert_eq!(
+            choose(TransportSetting::Usb, true, 0).ok(),
+            Some(Chosen::Usb)
+        );
+        let err = choose(TransportSetting::Usb, false, 0).unwrap_err();
+        assert!(err.to_string().contains("built without USB HID"), "{err}");
+        assert_eq!(err.class(), super::super::LoginClass::Usage);
+    }
+
+    #[test]
+    fn settings_read_and_write_their_names() {
+        for setting in [
+            TransportSetting::Auto,
+            TransportSetting::Usb,
+            TransportSetting::Pcsc,
+        ] {
+            let json = serde_json::to_string(&setting).unwrap();
+            assert_eq!(json, format!("\"{}\"", setting.as_str()));
+            assert_eq!(
+                serde_json::from_str::<TransportSetting>(&json).unwrap(),
+                setting
+            );
+        }
+        assert!(serde_json::from_str::<TransportSetting>("\"hid\"").is_err());
+    }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use signet_api::certs::KeyPolicyRequired;
+use signet_api::ErrorCode;
 
 use super::LoginError;
 
@@ -52,10 +54,36 @@ pub fn origin_of(base: &str) -> String {
     base.strip_suffix(":443").unwrap_or(base).to_owned()
 }
 
+/// The API's error body, read leniently: a field this client does not know
+/// must not hide the CA's code and message.
 #[derive(serde::Deserialize)]
 struct WireError {
     code: String,
     message: String,
+    /// With `key_policy_too_weak`: what would qualify.
+    #[serde(default)]
+    key_policy: Option<serde_json::Value>,
+}
+
+/// The error a refusal becomes: a key too weak for the roles, when the CA
+/// said what would qualify in a form this client reads; else the code and
+/// message as they came.
+fn refusal(err: WireError) -> LoginError {
+    if err.code == ErrorCode::KeyPolicyTooWeak.as_str() {
+        if let Some(required) = err
+            .key_policy
+            .and_then(|v| serde_json::from_value::<KeyPolicyRequired>(v).ok())
+        {
+            return LoginError::KeyPolicyTooWeak {
+                message: err.message,
+                required,
+            };
+        }
+    }
+    LoginError::Refused {
+        code: err.code,
+        message: err.message,
+    }
 }
 
 impl CaClient {
@@ -126,10 +154,7 @@ impl CaClient {
             });
         }
         match serde_json::from_str::<WireError>(&text) {
-            Ok(err) => Err(LoginError::Refused {
-                code: err.code,
-                message: err.message,
-            }),
+            Ok(err) => Err(refusal(err)),
             Err(_) => Err(LoginError::CaAnswer {
                 what: path.to_owned(),
                 detail: format!("HTTP {status} without an API error body"),
@@ -229,6 +254,32 @@ mod tests {
             origin_of("https://localhost:8441"),
             "https://localhost:8441"
         );
+    }
+
+    #[test]
+    fn a_weak_key_refusal_is_read_with_what_qualifies() {
+        let body = r#"{"code":"key_policy_too_weak","message":"too weak",
+            "key_policy":{"hardware_key":"touch_and_pin","pin_policies":["once","always"],
+            "touch_policies":["always","cached"],"key_pin_policy":"never","key_touch_policy":"always"}}"#;
+        match refusal(serde_json::from_str(body).unwrap()) {
+            LoginError::KeyPolicyTooWeak { message, required } => {
+                assert_eq!(message, "too weak");
+                assert_eq!(required.hardware_key, "touch_and_pin");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without a readable key_policy it stays a plain refusal (exit 6
+        // with the CA's words), never a panic or a lost message.
+        for body in [
+            r#"{"code":"key_policy_too_weak","message":"too weak"}"#,
+            r#"{"code":"key_policy_too_weak","message":"too weak","key_policy":{"hardware_key":7}}"#,
+            r#"{"code":"not_allowed","message":"no","something_new":1}"#,
+        ] {
+            match refusal(serde_json::from_str(body).unwrap()) {
+                LoginError::Refused { message, .. } => assert!(!message.is_empty()),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

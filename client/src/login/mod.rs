@@ -26,7 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::Digest as _;
 use signet_api::ca::CaInfo;
-use signet_api::certs::{BeginRequest, BeginResponse, FinishRequest, FinishResponse};
+use signet_api::certs::{
+    BeginRequest, BeginResponse, FinishRequest, FinishResponse, KeyPolicyRequired,
+};
 use signet_api::enroll::{
     EnrollBeginRequest, EnrollBeginResponse, EnrollFinishRequest, EnrollFinishResponse,
 };
@@ -35,8 +37,9 @@ use signet_log::note::VerifierKey;
 
 use crate::card::{Card, CardError, KeyAlgorithm, KeyPinPolicy, KeyTouchPolicy, Pin};
 use crate::profile::{self, Profile, ProfileError};
+use crate::ui::Painter;
 
-pub use fido::FIDO_PIN_FILE_ENV;
+pub use fido::{TransportSetting, FIDO_PIN_FILE_ENV};
 pub use http::{base_url, origin_of};
 
 /// Why a login (or enroll, status, logout, key info) failed, worded for
@@ -79,6 +82,16 @@ pub enum LoginError {
         code: String,
         /// The CA's message.
         message: String,
+    },
+    /// The CA refused the key: its PIN or touch policy is weaker than the
+    /// roles demand, and it was not replaced (not made by Signet, and
+    /// neither `--replace-weak-key` nor a yes on the terminal).
+    #[error("{}", weak_key_text(.message, .required))]
+    KeyPolicyTooWeak {
+        /// The CA's message.
+        message: String,
+        /// What the roles demand.
+        required: KeyPolicyRequired,
     },
     /// The CA's answer was not what the API promises.
     #[error("the CA's answer to {what} is not usable: {detail}")]
@@ -151,9 +164,72 @@ impl LoginError {
             Self::CaUnreachable { .. } | Self::TlsUntrusted { .. } | Self::CaAnswer { .. } => {
                 LoginClass::Unreachable
             }
-            Self::Refused { .. } => LoginClass::Refused,
+            Self::Refused { .. } | Self::KeyPolicyTooWeak { .. } => LoginClass::Refused,
         }
     }
+}
+
+/// The words for a list of policies: `once or always`.
+fn policy_words<T>(list: &[T], word: impl Fn(&T) -> &'static str) -> String {
+    let words: Vec<&str> = list.iter().map(word).collect();
+    match words.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "none".to_owned(),
+    }
+}
+
+/// What the CA demands, worded for the person: the key's policies, the
+/// ones that qualify.
+fn weak_key_explained(required: &KeyPolicyRequired) -> String {
+    format!(
+        "the key in slot 9a has PIN policy {} and touch policy {}; your roles (hardware_key: {}) need PIN policy {} and touch policy {}",
+        required.key_pin_policy.as_str(),
+        required.key_touch_policy.as_str(),
+        required.hardware_key,
+        policy_words(&required.pin_policies, |p| p.as_str()),
+        policy_words(&required.touch_policies, |t| t.as_str()),
+    )
+}
+
+/// The refusal when the key was kept. (The CA's own message says the same
+/// in its words; the policies shown are from its `key_policy`.)
+fn weak_key_text(_message: &str, required: &KeyPolicyRequired) -> String {
+    format!(
+        "the CA refused the key (key_policy_too_weak): {}. Signet did not make this key, so it left it alone: run `signet login --replace-weak-key` (or `signet login` on a terminal, which asks) to replace it with a new key that qualifies — the old key is destroyed, and anything else that uses it stops working",
+        weak_key_explained(required)
+    )
+}
+
+/// The policies for a new key that satisfies `required`: the preferred
+/// ones where they qualify, else the weakest that does (the CA lists them
+/// weakest first). `None` when the CA names no policy this client can set.
+pub fn qualifying_policies(
+    required: &KeyPolicyRequired,
+    pin_preferred: KeyPinPolicy,
+    touch_preferred: KeyTouchPolicy,
+) -> Option<(KeyPinPolicy, KeyTouchPolicy)> {
+    let pins: Vec<KeyPinPolicy> = required
+        .pin_policies
+        .iter()
+        .filter_map(|p| KeyPinPolicy::from_name(p.as_str()))
+        .collect();
+    let touches: Vec<KeyTouchPolicy> = required
+        .touch_policies
+        .iter()
+        .filter_map(|t| KeyTouchPolicy::from_name(t.as_str()))
+        .collect();
+    let pin = if pins.contains(&pin_preferred) {
+        pin_preferred
+    } else {
+        *pins.first()?
+    };
+    let touch = if touches.contains(&touch_preferred) {
+        touch_preferred
+    } else {
+        *touches.first()?
+    };
+    Some((pin, touch))
 }
 
 /// What `signet login` is asked to do.
@@ -173,12 +249,20 @@ pub struct LoginOptions {
     pub principals: Vec<String>,
     /// Requested certificate lifetime.
     pub ttl_seconds: u64,
-    /// Policies for a key generated now.
-    pub pin_policy: KeyPinPolicy,
-    /// See `pin_policy`.
-    pub touch_policy: KeyTouchPolicy,
+    /// The PIN policy for a key generated now: `None` for Signet's default
+    /// (once), or, when a key too weak for the roles is replaced, the old
+    /// key's where it qualifies.
+    pub pin_policy: Option<KeyPinPolicy>,
+    /// The touch policy, likewise (default: always).
+    pub touch_policy: Option<KeyTouchPolicy>,
     /// Generate a new key in slot 9a even if one is there.
     pub new_key: bool,
+    /// Replace a key the CA finds weaker than the roles demand, even when
+    /// Signet did not make it.
+    pub replace_weak_key: bool,
+    /// `--transport`: how to reach the security key (remembered; default:
+    /// the profile's, else auto).
+    pub transport: Option<TransportSetting>,
     /// May ask questions on the terminal.
     pub interactive: bool,
 }
@@ -218,6 +302,12 @@ pub struct LoginRecord {
 
 fn note(message: impl std::fmt::Display) {
     eprintln!("{message}");
+}
+
+/// A line that asks something of the person (the touch) or warns them:
+/// bold yellow on a terminal.
+fn attention(message: impl std::fmt::Display) {
+    eprintln!("{}", Painter::stderr().attention(&message.to_string()));
 }
 
 fn ask_yes(question: &str) -> bool {
@@ -282,6 +372,32 @@ fn read_log_key_arg(arg: &str) -> Result<String, LoginError> {
     }
 }
 
+/// Generates a P-256 key in slot 9a with these policies, says so, and
+/// remembers in the profile that Signet made it.
+fn generate_key(
+    card: &Card,
+    pin: &Pin,
+    pin_policy: KeyPinPolicy,
+    touch_policy: KeyTouchPolicy,
+    profile: &mut Profile,
+) -> Result<crate::card::SlotKey, LoginError> {
+    let key = card.generate_9a(Some(pin), KeyAlgorithm::P256, pin_policy, touch_policy)?;
+    profile.remember_signet_key(&key.spki_der);
+    // Remembered at once in the profile on disk, if there is one, so a
+    // login that fails later still knows who made the key next time; the
+    // rest of the profile changes only when the login succeeds.
+    if let Some(mut stored) = Profile::load()? {
+        stored.remember_signet_key(&key.spki_der);
+        stored.save()?;
+    }
+    note(format!(
+        "Generated a P-256 key in slot 9a (PIN {}, touch {}).",
+        key.pin_policy.as_str(),
+        key.touch_policy.as_str()
+    ));
+    Ok(key)
+}
+
 /// Runs `signet login`. Progress goes to stderr; the result is returned for
 /// the caller to print.
 pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
@@ -312,6 +428,10 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
     if opts.serial.is_some() {
         profile.serial = opts.serial;
     }
+    if opts.transport.is_some() {
+        profile.transport = opts.transport;
+    }
+    let transport = profile.transport.unwrap_or_default();
     let principals = if !opts.principals.is_empty() {
         opts.principals.clone()
     } else if !profile.principals.is_empty() {
@@ -385,13 +505,13 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
     card.check_pin(&pin)?;
     let defaults = card.defaults()?;
     if defaults.pin == Some(true) {
-        note("Warning: the YubiKey still has the default PIN; change it (ykman piv access change-pin).");
+        attention("Warning: the YubiKey still has the default PIN; change it (ykman piv access change-pin).");
     }
     if defaults.puk == Some(true) {
-        note("Warning: the YubiKey still has the default PUK; change it (ykman piv access change-puk).");
+        attention("Warning: the YubiKey still has the default PUK; change it (ykman piv access change-puk).");
     }
     if defaults.management_key == Some(true) && !defaults.management_key_protected {
-        note("Warning: the YubiKey still has the default management key: anyone holding it can replace its keys.");
+        attention("Warning: the YubiKey still has the default management key: anyone holding it can replace its keys.");
         if opts.interactive
             && ask_yes("Set a random management key, stored on the card and protected by the PIN?")
         {
@@ -403,22 +523,15 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
     }
 
     // The key in slot 9a.
-    let key = match card.slot_9a()? {
+    let mut key = match card.slot_9a()? {
         Some(key) if !opts.new_key => key,
-        _ => {
-            let key = card.generate_9a(
-                Some(&pin),
-                KeyAlgorithm::P256,
-                opts.pin_policy,
-                opts.touch_policy,
-            )?;
-            note(format!(
-                "Generated a P-256 key in slot 9a (PIN {}, touch {}).",
-                key.pin_policy.as_str(),
-                key.touch_policy.as_str()
-            ));
-            key
-        }
+        _ => generate_key(
+            &card,
+            &pin,
+            opts.pin_policy.unwrap_or(KeyPinPolicy::Once),
+            opts.touch_policy.unwrap_or(KeyTouchPolicy::Always),
+            &mut profile,
+        )?,
     };
     if !key.generated {
         return Err(CardError::Unsupported(
@@ -426,23 +539,66 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
         )
         .into());
     }
-    let (statement, f9) = card.attest_9a()?;
 
-    // Begin, and check the challenge commits to this request.
-    let request = BeginRequest {
-        user: user.clone(),
-        public_key: B64(key.spki_der.clone()),
-        attestation: vec![B64(statement), B64(f9)],
-        principals,
-        ttl_seconds: opts.ttl_seconds,
+    // Begin. A key weaker than the roles demand is replaced (once) when
+    // Signet made it or its owner agrees, never silently.
+    let mut replaced = false;
+    let (request, begun) = loop {
+        let (statement, f9) = card.attest_9a()?;
+        let request = BeginRequest {
+            user: user.clone(),
+            public_key: B64(key.spki_der.clone()),
+            attestation: vec![B64(statement), B64(f9)],
+            principals: principals.clone(),
+            ttl_seconds: opts.ttl_seconds,
+        };
+        match client.post::<_, BeginResponse>("/v1/certs/begin", &request) {
+            Ok(begun) => break (request, begun),
+            Err(LoginError::KeyPolicyTooWeak { message, required }) if !replaced => {
+                let Some((pin_policy, touch_policy)) = qualifying_policies(
+                    &required,
+                    opts.pin_policy.unwrap_or(key.pin_policy),
+                    opts.touch_policy.unwrap_or(key.touch_policy),
+                ) else {
+                    return Err(LoginError::KeyPolicyTooWeak { message, required });
+                };
+                let made_by_signet = profile.made_by_signet(&key.spki_der);
+                if made_by_signet || opts.replace_weak_key || opts.interactive {
+                    attention(format!(
+                        "The CA refused this key: {}.",
+                        weak_key_explained(&required)
+                    ));
+                }
+                let consent = if made_by_signet {
+                    note("Signet made this key, so it replaces it with one that qualifies.");
+                    true
+                } else if opts.replace_weak_key {
+                    note("Replacing it, as --replace-weak-key says.");
+                    true
+                } else if opts.interactive {
+                    ask_yes(&format!(
+                        "Replace the key in slot 9a with a new one (PIN {}, touch {})? The old key is destroyed.",
+                        pin_policy.as_str(),
+                        touch_policy.as_str()
+                    ))
+                } else {
+                    false
+                };
+                if !consent {
+                    return Err(LoginError::KeyPolicyTooWeak { message, required });
+                }
+                key = generate_key(&card, &pin, pin_policy, touch_policy, &mut profile)?;
+                replaced = true;
+            }
+            Err(e) => return Err(e),
+        }
     };
-    let begun: BeginResponse = client.post("/v1/certs/begin", &request)?;
     verify::check_begin(&request, &begun)?;
     // The ceremony expires 60 s after the CA's now: a large difference to
     // ours is clock skew, which breaks certificate validity checks later.
     let skew = i128::from(begun.expires_at) - 60 - i128::from(now());
     if skew.abs() > 120 {
-        note(format!(
+        attention(format!(
             "Warning: this machine's clock is {} s {} the CA's; fix the clock (NTP) or certificates may look not yet valid or expired.",
             skew.abs(),
             if skew > 0 { "behind" } else { "ahead of" }
@@ -450,13 +606,14 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
     }
 
     // The touch.
-    note("Touch your security key…");
+    attention("Touch your security key…");
     let prompter = fido::Prompter::new(true);
     let assertion = fido::assert(
         &http::origin_of(client.base()),
         &begun.webauthn,
         &prompter,
         Some(card.reader()),
+        transport,
     )?;
     let finish: FinishResponse = client.post(
         "/v1/certs/finish",
@@ -526,6 +683,7 @@ pub fn enroll(
     link: &str,
     ca_cert: Option<&std::path::Path>,
     serial: Option<u32>,
+    transport: Option<TransportSetting>,
 ) -> Result<EnrollFinishResponse, LoginError> {
     let link = link.trim();
     let bad = || {
@@ -559,7 +717,7 @@ pub fn enroll(
         },
     )?;
     note(format!("Enrolling a security key for {}.", begun.user));
-    note("Touch your security key…");
+    attention("Touch your security key…");
     let prompter = fido::Prompter::new(true);
     // With a serial (given, or the profile's), the security key is the one
     // in that YubiKey's reader; without, the only one present.
@@ -572,6 +730,9 @@ pub fn enroll(
         &begun.webauthn,
         &prompter,
         card.as_ref().map(Card::reader),
+        transport
+            .or(existing.as_ref().and_then(|p| p.transport))
+            .unwrap_or_default(),
     )?;
     let done: EnrollFinishResponse = client.post(
         "/v1/enroll/finish",
@@ -586,6 +747,7 @@ pub fn enroll(
         let mut profile = Profile {
             ca_url: base,
             user: done.user.clone(),
+            transport,
             ..Profile::default()
         };
         if let Some(pem) = &root_pem {
@@ -798,4 +960,64 @@ pub fn key_info(serial: Option<u32>) -> Result<KeyInfo, LoginError> {
         attestation,
         certificate_9a,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signet_api::certs::{PinPolicy, TouchPolicy};
+
+    fn touch_and_pin() -> KeyPolicyRequired {
+        KeyPolicyRequired {
+            hardware_key: "touch_and_pin".into(),
+            pin_policies: vec![PinPolicy::Once, PinPolicy::Always],
+            touch_policies: vec![TouchPolicy::Always, TouchPolicy::Cached],
+            key_pin_policy: PinPolicy::Never,
+            key_touch_policy: TouchPolicy::Always,
+        }
+    }
+
+    #[test]
+    fn a_new_key_keeps_the_preferences_that_qualify() {
+        let required = touch_and_pin();
+        // Preferred and qualifying: kept.
+        assert_eq!(
+            qualifying_policies(&required, KeyPinPolicy::Always, KeyTouchPolicy::Cached),
+            Some((KeyPinPolicy::Always, KeyTouchPolicy::Cached))
+        );
+        // Preferred but too weak: the weakest that qualifies.
+        assert_eq!(
+            qualifying_policies(&required, KeyPinPolicy::Never, KeyTouchPolicy::Never),
+            Some((KeyPinPolicy::Once, KeyTouchPolicy::Always))
+        );
+        // The CA names nothing this client can set: no key is made.
+        let empty = KeyPolicyRequired {
+            pin_policies: Vec::new(),
+            ..touch_and_pin()
+        };
+        assert_eq!(
+            qualifying_policies(&empty, KeyPinPolicy::Once, KeyTouchPolicy::Always),
+            None
+        );
+    }
+
+    #[test]
+    fn the_refusal_says_what_the_key_has_and_what_qualifies() {
+        let err = LoginError::KeyPolicyTooWeak {
+            message: "this key is not strong enough".into(),
+            required: touch_and_pin(),
+        };
+        let text = err.to_string();
+        for part in [
+            "PIN policy never and touch policy always",
+            "hardware_key: touch_and_pin",
+            "PIN policy once or always and touch policy always or cached",
+            "key_policy_too_weak",
+            "signet login --replace-weak-key",
+            "the old key is destroyed",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+        assert_eq!(err.class(), LoginClass::Refused);
+    }
 }
