@@ -1,15 +1,17 @@
 # Shared helpers for Signet's deploy scripts. Sourced, not run.
 
 # Debian packages the test suite drives as real peers.
-SIGNET_TEST_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev pcscd pcsc-tools vsmartcard-vpcd ykcs11 yubico-piv-tool procps python3-pip python3-dev swig chromium python3-websocket tmux python3-cryptography"
+SIGNET_TEST_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev pcscd pcsc-tools vsmartcard-vpcd ykcs11 yubico-piv-tool procps python3-pip python3-dev swig chromium python3-websocket tmux python3-cryptography"
 # python-fido2 (PyPI, with pyscard, built against libpcsclite-dev) drives the
 # FIDO2 applet's conformance tests: see ensure_python_fido2.
 # chromium and python3-websocket: the enrollment page in a real headless
 # browser with a virtual security key (ca/server/tests/chromium_enroll.rs).
 # tmux: an interactive `signet login` on a real terminal (client/tests/login.rs).
+# libclang-dev (bindgen) and libudev-dev: the client's USB HID transport
+# (fido-hid-rs), built by default, in both lists.
 # python3-cryptography: independent checks of witness cosignatures (witness/tests/verify_cosignature.py).
 # What the quickstart needs.
-SIGNET_RUN_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev procps"
+SIGNET_RUN_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev procps"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 note() { printf '    %s\n' "$*" >&2; }
