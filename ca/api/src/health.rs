@@ -37,4 +37,24 @@ pub struct Health {
     pub store: Component,
     /// The log.
     pub log: LogStatus,
+    /// The witnesses that must cosign each checkpoint before it is
+    /// released (absent when none are configured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<WitnessStatus>,
+}
+
+/// One witness as the CA last heard from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessStatus {
+    /// Its name in the CA's configuration.
+    pub name: String,
+    /// Whether its last answer was a valid cosignature.
+    pub ok: bool,
+    /// Why not, when it was not (unreachable, refused and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The log size it last cosigned, as far as the CA knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }

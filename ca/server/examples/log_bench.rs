@@ -41,6 +41,7 @@ fn open(path: std::path::PathBuf, mode: CommitMode) -> LocalStore {
         signer: Arc::new(SoftSigner(key, verifier.clone())),
         verifier,
         mode,
+        witnesses: None,
     })
     .unwrap()
 }

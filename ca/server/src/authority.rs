@@ -3,16 +3,22 @@
 //! log entry is durable comes back as [`Issued`]. The types make the wrong
 //! order impossible.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::Digest;
 use signet_hsm::PublicKey;
 use signet_hsm::{Pkcs11Key, SigningBackend, SshSigner, Token, X509Signer};
-use signet_log::entry::{
-    Actor, Base64Bytes, Entry, EntryKind, IssuedCertificate, PivDevice, Sha256Hex,
+use signet_log::certificate::{
+    verify_ssh_certificate, verify_x509_certificate, CertificateProof, LogTrust,
+    SshCertificateFields,
 };
-use ssh_key::certificate::Builder;
+use signet_log::entry::{
+    Actor, Base64Bytes, CertificateForm, Entry, EntryKind, IssuedCertificate, PivDevice, Sha256Hex,
+};
+use signet_log::witness::WitnessPolicy;
+use x509_cert::serial_number::SerialNumber;
 use x509_cert::Certificate;
 
 use crate::config::Config;
@@ -95,38 +101,35 @@ pub enum IssuedCert {
     X509(Vec<u8>),
 }
 
-/// A certificate signed but not yet logged: it cannot leave the CA. It holds
-/// the reservation of its serial; only [`Authority::log`] consumes it, and
-/// that is the only way to an [`Issued`].
+/// A server certificate signed but not yet logged: it cannot leave the CA.
+/// It holds the reservation of its serial; only [`Authority::log`] consumes
+/// it. (Every other certificate is logged before it is signed.)
 struct Signed {
     certificate: IssuedCert,
     serial: SerialReservation,
     bytes: Vec<u8>,
 }
 
-/// A signed certificate and its checked log entry, not yet appended.
-struct PreparedEntry {
+/// What a certificate will say, fixed before it is logged: signed only
+/// after its precertificate's entry is durable and released.
+enum Contents {
+    /// An OpenSSH certificate's fields (user or host CA).
+    Ssh {
+        fields: SshCertificateFields,
+        host: bool,
+    },
+    /// An X.509 client certificate: the request and this serial make it.
+    X509 { serial: SerialNumber },
+}
+
+/// A certificate drafted and its checked log entry (holding the
+/// precertificate), not yet appended.
+struct Draft {
+    contents: Contents,
     entry: Entry,
-    entry_bytes: Vec<u8>,
-    certificate: IssuedCert,
     serial_text: String,
     /// Consumed by the append.
     serial: Option<SerialReservation>,
-}
-
-impl PreparedEntry {
-    /// The certificate, once its entry is durable.
-    fn issued(self, appended: Appended) -> Issued {
-        Issued {
-            certificate: self.certificate,
-            serial: self.serial_text,
-            log_index: appended.index,
-            entry: self.entry_bytes,
-            checkpoint: appended.checkpoint,
-            inclusion_proof: appended.inclusion_proof,
-            _sealed: Sealed,
-        }
-    }
 }
 
 /// Keeps the types below from being built outside this module: their
@@ -390,82 +393,190 @@ impl<B: SigningBackend> Authority<B> {
             .map_err(|e| Error::Certificate(e.to_string()))
     }
 
-    /// Signs an approved request, appends its entry durably, and only then
-    /// returns the certificate.
+    /// Logs an approved request's precertificate, waits until its entry is
+    /// durable and in a checkpoint released under the witness policy, and
+    /// only then signs the certificate, with the proof of its logging inside.
     pub fn issue(&self, request: ApprovedRequest, actor: Actor) -> Result<Issued> {
-        let signed = self.sign(&request)?;
-        self.log(&request, signed, actor)
+        self.issue_all(vec![request], actor)?
+            .pop()
+            .ok_or_else(|| Error::Store("the store answered no append".into()))
     }
 
     /// [`Authority::issue`] for requests that belong together (the SSH and
-    /// X.509 certificates of one sign-in): each is signed (and its signature
-    /// verified) as usual, then their entries are appended in one call, so
-    /// they share one commit and one high-water mark update. Returns the
-    /// certificates in the order of `requests`, only once every entry is
-    /// durable; if any step fails, none is returned.
+    /// X.509 certificates of one sign-in): their precertificates are logged
+    /// in one call, so they share one commit, one high-water mark update and
+    /// one round of witness cosignatures; then each certificate is signed
+    /// with its proof and checked as a relying party will check it. Returns
+    /// the certificates in the order of `requests`; if any step fails, none
+    /// is returned (entries already logged stay in the log: it may hold
+    /// more than was issued, never less).
     pub fn issue_all(&self, requests: Vec<ApprovedRequest>, actor: Actor) -> Result<Vec<Issued>> {
-        let mut prepared = Vec::with_capacity(requests.len());
+        let mut drafts = Vec::with_capacity(requests.len());
         for request in &requests {
-            let signed = self.sign(request)?;
-            prepared.push(self.entry_for(request, signed, actor.clone())?);
+            drafts.push(self.draft(request, actor.clone())?);
         }
         let appended = self.store.append_all(
-            prepared
+            drafts
                 .iter_mut()
-                .map(|p| (&p.entry, p.serial.take()))
+                .map(|d| (&d.entry, d.serial.take()))
                 .collect(),
         )?;
-        if appended.len() != prepared.len() {
+        if appended.len() != drafts.len() {
             return Err(Error::Store(
                 "the store answered a different number of appends".into(),
             ));
         }
-        Ok(prepared
-            .into_iter()
+        let trust = self.log_trust()?;
+        requests
+            .iter()
+            .zip(drafts)
             .zip(appended)
-            .map(|(p, appended)| p.issued(appended))
-            .collect())
+            .map(|((request, draft), appended)| self.finish(request, draft, appended, &trust))
+            .collect()
     }
 
-    fn sign(&self, request: &ApprovedRequest) -> Result<Signed> {
-        match request.kind {
-            CertKind::SshUser => self.sign_ssh(request, &SSH_USER, &self.ssh_user),
-            CertKind::SshHost => self.sign_ssh(request, &SSH_HOST, &self.ssh_host),
-            CertKind::X509Client => self.sign_x509(request),
-            CertKind::X509Server => Err(Error::bad(
-                "kind",
-                "server certificates come from issue_server",
-            )),
+    /// What relying parties trust: the log key and the witness policy.
+    fn log_trust(&self) -> Result<LogTrust> {
+        let log_key = self
+            .store
+            .verifier()
+            .ok_or_else(|| Error::Store("the store does not know its log key".into()))?;
+        Ok(LogTrust {
+            log_key,
+            witnesses: self
+                .config
+                .witnesses
+                .clone()
+                .unwrap_or_else(WitnessPolicy::none),
+        })
+    }
+
+    /// Fixes a certificate's contents and reserves its serial: the entry
+    /// holds the precertificate. Nothing is signed.
+    fn draft(&self, request: &ApprovedRequest, actor: Actor) -> Result<Draft> {
+        let (contents, serial, precertificate) = match request.kind {
+            CertKind::SshUser => self.draft_ssh(request, &SSH_USER, &self.ssh_user)?,
+            CertKind::SshHost => self.draft_ssh(request, &SSH_HOST, &self.ssh_host)?,
+            CertKind::X509Client => self.draft_x509(request)?,
+            CertKind::X509Server => {
+                return Err(Error::bad(
+                    "kind",
+                    "server certificates come from issue_server",
+                ))
+            }
+        };
+        let serial_text = serial.serial().to_owned();
+        let entry = self.entry_for(
+            request,
+            &serial_text,
+            precertificate,
+            CertificateForm::Precertificate,
+            actor,
+        )?;
+        Ok(Draft {
+            contents,
+            entry,
+            serial_text,
+            serial: Some(serial),
+        })
+    }
+
+    /// Signs a drafted certificate once its precertificate is logged, with
+    /// the proof against the released checkpoint, and checks the result
+    /// the way a node or client will.
+    fn finish(
+        &self,
+        request: &ApprovedRequest,
+        draft: Draft,
+        appended: Appended,
+        trust: &LogTrust,
+    ) -> Result<Issued> {
+        let proof = CertificateProof::new(
+            appended.index,
+            &draft.entry,
+            appended.inclusion_proof.clone(),
+            &appended.checkpoint.note,
+        )?;
+        let (certificate, verified) = match draft.contents {
+            Contents::Ssh { fields, host } => {
+                let signer = KeepHsmError::new(if host { &self.ssh_host } else { &self.ssh_user });
+                let cert = fields
+                    .builder(Some(&proof))?
+                    .sign(&signer)
+                    .map_err(|e| signer.failure_or(Error::Certificate(e.to_string())))?;
+                let verified = verify_ssh_certificate(&cert, trust);
+                (IssuedCert::Ssh(Box::new(cert)), verified)
+            }
+            Contents::X509 { serial } => {
+                let spec = self.client_spec(request)?;
+                let der_bytes =
+                    x509::issue_client_with_proof(&self.x509, &self.root, &spec, serial, &proof)?;
+                let verified = verify_x509_certificate(&der_bytes, trust);
+                (IssuedCert::X509(der_bytes), verified)
+            }
+        };
+        // The certificate must prove itself as relying parties will check
+        // it: the same entry, the same index. Anything else is a CA bug, and
+        // nothing leaves.
+        let verified = verified.map_err(|e| {
+            Error::Certificate(format!(
+                "the signed certificate's log proof does not verify: {e}"
+            ))
+        })?;
+        if verified.index != appended.index {
+            return Err(Error::Certificate(
+                "the signed certificate proves another entry".into(),
+            ));
         }
+        Ok(Issued {
+            certificate,
+            serial: draft.serial_text,
+            log_index: appended.index,
+            entry: draft.entry.to_canonical_bytes()?,
+            checkpoint: appended.checkpoint,
+            inclusion_proof: appended.inclusion_proof,
+            _sealed: Sealed,
+        })
     }
 
-    /// Appends the entry of a signed certificate and waits until it is
-    /// durable: the one way from [`Signed`] to [`Issued`].
+    /// Appends the entry of a certificate signed in full (the daemon's own
+    /// TLS certificate) and waits until it is durable.
     fn log(&self, request: &ApprovedRequest, signed: Signed, actor: Actor) -> Result<Issued> {
-        let mut prepared = self.entry_for(request, signed, actor)?;
-        let serial = prepared.serial.take();
-        let appended = self.store.append(&prepared.entry, serial)?;
-        Ok(prepared.issued(appended))
+        let Signed {
+            certificate,
+            serial,
+            bytes,
+        } = signed;
+        let serial_text = serial.serial().to_owned();
+        let entry = self.entry_for(request, &serial_text, bytes, CertificateForm::Full, actor)?;
+        let appended = self.store.append(&entry, Some(serial))?;
+        Ok(Issued {
+            certificate,
+            serial: serial_text,
+            log_index: appended.index,
+            entry: entry.to_canonical_bytes()?,
+            checkpoint: appended.checkpoint,
+            inclusion_proof: appended.inclusion_proof,
+            _sealed: Sealed,
+        })
     }
 
-    /// The log entry of a signed certificate, checked against it.
+    /// The log entry of a certificate (`bytes` in the given form), checked
+    /// against it.
     fn entry_for(
         &self,
         request: &ApprovedRequest,
-        signed: Signed,
+        serial: &str,
+        bytes: Vec<u8>,
+        form: CertificateForm,
         actor: Actor,
-    ) -> Result<PreparedEntry> {
+    ) -> Result<Entry> {
         let kind = match request.kind {
             CertKind::SshUser => EntryKind::SshUserCert,
             CertKind::SshHost => EntryKind::SshHostCert,
             CertKind::X509Client => EntryKind::X509Cert,
             CertKind::X509Server => EntryKind::AdminSign,
         };
-        let Signed {
-            certificate,
-            serial,
-            bytes,
-        } = signed;
         let entry = Entry {
             kind,
             time: unix(SystemTime::now()),
@@ -475,13 +586,13 @@ impl<B: SigningBackend> Authority<B> {
             principals: request.principals.clone(),
             roles: request.roles.clone(),
             certificate: Some(IssuedCertificate {
-                serial: serial.serial().to_owned(),
+                serial: serial.to_owned(),
                 public_key_fingerprint: request.public_key.fingerprint(),
                 not_before: request.not_before,
                 not_after: request.not_after,
                 sha256: Sha256Hex(sha2::Sha256::digest(&bytes).into()),
                 bytes: Base64Bytes(bytes),
-                form: signet_log::entry::CertificateForm::Full,
+                form,
             }),
             change: None,
         };
@@ -489,13 +600,7 @@ impl<B: SigningBackend> Authority<B> {
         // is what auditors check, so a disagreement is a CA bug and nothing
         // is issued.
         signet_log::entry::check_certificate_contents(&entry)?;
-        Ok(PreparedEntry {
-            serial_text: serial.serial().to_owned(),
-            entry_bytes: entry.to_canonical_bytes()?,
-            entry,
-            certificate,
-            serial: Some(serial),
-        })
+        Ok(entry)
     }
 
     /// Draws random serials until the store confirms one was never used
@@ -518,13 +623,12 @@ impl<B: SigningBackend> Authority<B> {
         ))
     }
 
-    fn sign_ssh(
+    fn draft_ssh(
         &self,
         request: &ApprovedRequest,
         profile: &SshProfile,
         signer: &SshSigner<B>,
-    ) -> Result<Signed> {
-        let cert_err = |e: ssh_key::Error| Error::Certificate(e.to_string());
+    ) -> Result<(Contents, SerialReservation, Vec<u8>)> {
         let (serial, reservation) = self.reserve(SerialKind::Ssh, || {
             let mut bytes = [0u8; 8];
             getrandom::fill(&mut bytes).map_err(|e| Error::Certificate(e.to_string()))?;
@@ -533,53 +637,36 @@ impl<B: SigningBackend> Authority<B> {
         })?;
         let mut nonce = [0u8; 32];
         getrandom::fill(&mut nonce).map_err(|e| Error::Certificate(e.to_string()))?;
-        let mut builder = Builder::new(
-            nonce.to_vec(),
-            request.public_key.ssh().clone(),
-            request.not_before,
-            request.not_after,
-        )
-        .map_err(cert_err)?;
-        builder
-            .serial(serial)
-            .map_err(cert_err)?
-            .cert_type(profile.cert_type)
-            .map_err(cert_err)?
-            .key_id(profile.key_id(&request.subject, serial))
-            .map_err(cert_err)?;
-        for principal in &request.principals {
-            builder
-                .valid_principal(principal.clone())
-                .map_err(cert_err)?;
-        }
-        for extension in profile.extensions {
-            builder.extension(*extension, "").map_err(cert_err)?;
-        }
+        let mut extensions: BTreeMap<String, String> = profile
+            .extensions
+            .iter()
+            .map(|name| ((*name).to_owned(), String::new()))
+            .collect();
         if let Some(device) = &request.device {
-            builder
-                .extension(
-                    crate::profile::SSH_DEVICE_EXTENSION,
-                    device.ssh_extension_value(),
-                )
-                .map_err(cert_err)?;
+            extensions.insert(
+                crate::profile::SSH_DEVICE_EXTENSION.to_owned(),
+                device.ssh_extension_value(),
+            );
         }
-        let signer = KeepHsmError::new(signer);
-        let cert = builder
-            .sign(&signer)
-            .map_err(|e| signer.failure_or(cert_err(e)))?;
-        let bytes = ssh_key::encoding::Encode::encode_vec(&cert)
-            .map_err(|e| Error::Certificate(e.to_string()))?;
-        Ok(Signed {
-            certificate: IssuedCert::Ssh(Box::new(cert)),
-            serial: reservation,
-            bytes,
-        })
+        let fields = SshCertificateFields {
+            nonce: nonce.to_vec(),
+            public_key: request.public_key.ssh().clone(),
+            serial,
+            cert_type: profile.cert_type,
+            key_id: profile.key_id(&request.subject, serial),
+            valid_principals: request.principals.clone(),
+            valid_after: request.not_before,
+            valid_before: request.not_after,
+            critical_options: BTreeMap::new(),
+            extensions,
+        };
+        let precertificate = fields.precertificate(signer.key_data())?;
+        let host = std::ptr::eq(profile, &SSH_HOST);
+        Ok((Contents::Ssh { fields, host }, reservation, precertificate))
     }
 
-    fn sign_x509(&self, request: &ApprovedRequest) -> Result<Signed> {
-        let (serial, reservation) =
-            self.reserve(SerialKind::X509, || x509::random_serial().map(Some))?;
-        let spec = x509::ClientCertSpec {
+    fn client_spec<'a>(&'a self, request: &'a ApprovedRequest) -> Result<x509::ClientCertSpec<'a>> {
+        Ok(x509::ClientCertSpec {
             user: &request.subject,
             public_key: request.public_key.x509("--public-key")?,
             not_before: UNIX_EPOCH + Duration::from_secs(request.not_before),
@@ -587,13 +674,19 @@ impl<B: SigningBackend> Authority<B> {
             trust_domain: &self.config.x509.trust_domain,
             roles: &request.roles,
             device: request.device.as_ref(),
-        };
-        let der_bytes = x509::issue_client(&self.x509, &self.root, &spec, serial)?;
-        Ok(Signed {
-            certificate: IssuedCert::X509(der_bytes.clone()),
-            serial: reservation,
-            bytes: der_bytes,
         })
+    }
+
+    fn draft_x509(
+        &self,
+        request: &ApprovedRequest,
+    ) -> Result<(Contents, SerialReservation, Vec<u8>)> {
+        let (serial, reservation) =
+            self.reserve(SerialKind::X509, || x509::random_serial().map(Some))?;
+        let spec = self.client_spec(request)?;
+        let precertificate =
+            x509::client_precertificate(&self.x509, &self.root, &spec, serial.clone())?;
+        Ok((Contents::X509 { serial }, reservation, precertificate))
     }
 }
 

@@ -240,6 +240,7 @@ pub fn run(
                 signer: log_signer,
                 mark: mark.clone(),
                 mode: CommitMode::Group,
+                witnesses: None,
             })?);
             let x509_signer = X509Signer::new(token.clone(), key.clone());
             let root = x509::create_root(

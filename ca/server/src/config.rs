@@ -50,6 +50,12 @@ pub struct Config {
     /// Rate limits and lockouts on the touch flow.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// The witnesses that must cosign every checkpoint before it, or any
+    /// certificate proven against it, leaves the CA (C2SP tlog-witness):
+    /// `threshold` and `[[witnesses.witness]]` with `name`, `url`, `vkey`.
+    /// Absent: checkpoints are released on the log key's signature alone.
+    #[serde(default)]
+    pub witnesses: Option<signet_log::witness::WitnessPolicy>,
 }
 
 pub use crate::daemon_config::{
@@ -57,7 +63,7 @@ pub use crate::daemon_config::{
 };
 
 /// `[log]`: the verifiable log.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSection {
     /// Checkpoint origin and note key name, `<CA host>/signet-log`
@@ -70,6 +76,25 @@ pub struct LogSection {
     /// without data objects). See docs/operations.md.
     #[serde(default)]
     pub high_water: HighWaterSetting,
+    /// How long to wait for one witness's answer (default `"3s"`). A
+    /// witness that does not answer in time counts as down for that
+    /// checkpoint.
+    #[serde(default = "default_witness_timeout", with = "humantime_serde_compat")]
+    pub witness_timeout: Duration,
+}
+
+fn default_witness_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            origin: None,
+            high_water: HighWaterSetting::default(),
+            witness_timeout: default_witness_timeout(),
+        }
+    }
 }
 
 /// Where the high-water mark lives.

@@ -58,6 +58,10 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// The witness policy was not met: the checkpoint (and every
+    /// certificate proven against it) is held back.
+    #[error("witnesses: {0}")]
+    Witness(String),
     /// A file could not be written or read.
     #[error("{path}: {reason}")]
     File {
@@ -84,6 +88,8 @@ pub enum ExitClass {
     Policy = 4,
     /// 5: the log failed its integrity check.
     Integrity = 5,
+    /// 6: the witnesses did not cosign (down, or refusing the checkpoint).
+    Witness = 6,
 }
 
 impl Error {
@@ -95,6 +101,7 @@ impl Error {
             }
             Self::Policy(_) => ExitClass::Policy,
             Self::Integrity { .. } => ExitClass::Integrity,
+            Self::Witness(_) => ExitClass::Witness,
             Self::Hsm(_) | Self::Signing(_) | Self::Attestation(_) => ExitClass::Hsm,
             Self::Store(_) | Self::Log(_) | Self::Certificate(_) | Self::File { .. } => {
                 ExitClass::Internal

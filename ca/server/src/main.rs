@@ -31,7 +31,8 @@ Exit codes:
   2  bad usage, configuration or request (the message names the field)
   3  the HSM is unreachable or refused (module, token, PIN, mechanism)
   4  refused by policy (e.g. a TTL above the configured maximum)
-  5  the log failed its integrity check (the CA will not issue)";
+  5  the log failed its integrity check (the CA will not issue)
+  6  the witnesses did not cosign the log (the CA holds issuance back)";
 
 /// Signet certificate authority: keys born in the HSM, every certificate logged.
 #[derive(Parser)]
@@ -587,6 +588,7 @@ fn open_store_as(
         verifier: signer.verifier().clone(),
         mark,
         mode: CommitMode::Group,
+        witnesses: signet_ca::store::witnessing::from_config(config, signer.verifier())?,
     })?;
     Ok((Arc::new(store), signer))
 }

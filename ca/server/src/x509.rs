@@ -129,6 +129,7 @@ impl BuilderProfile for RootProfile {
 /// Profile of an end-entity certificate: CA:FALSE, digitalSignature, one
 /// EKU (clientAuth for users, serverAuth for the daemon's TLS), the given
 /// subjectAltNames, SKI, AKI = the root's SKI.
+#[derive(Clone)]
 struct LeafProfile {
     issuer: Name,
     subject: Name,
@@ -240,18 +241,46 @@ pub fn issue_client<B: SigningBackend>(
     spec: &ClientCertSpec<'_>,
     serial: SerialNumber,
 ) -> Result<Vec<u8>> {
-    let mut names = Vec::new();
-    for uri in client_uris(spec) {
-        names.push(GeneralName::UniformResourceIdentifier(
-            Ia5String::new(&uri).map_err(cert_err)?,
-        ));
-    }
-    let profile = LeafProfile {
-        issuer: root.tbs_certificate().subject().clone(),
-        subject: name(spec.user, None)?,
-        extended_key_usage: ID_KP_CLIENT_AUTH,
-        names,
-    };
+    let cert = build(
+        client_profile(root, spec)?,
+        serial,
+        validity(spec.not_before, spec.not_after)?,
+        spec.public_key,
+        signer,
+    )?;
+    cert.to_der().map_err(cert_err)
+}
+
+/// The precertificate of a client certificate (what the log records before
+/// it is signed): the DER TBSCertificate [`issue_client_with_proof`] signs,
+/// without the log-proof extension. Nothing is signed.
+pub fn client_precertificate<B: SigningBackend>(
+    signer: &X509Signer<B>,
+    root: &Certificate,
+    spec: &ClientCertSpec<'_>,
+    serial: SerialNumber,
+) -> Result<Vec<u8>> {
+    let mut builder = CertificateBuilder::new(
+        client_profile(root, spec)?,
+        serial,
+        validity(spec.not_before, spec.not_after)?,
+        spki_of(spec.public_key)?,
+    )
+    .map_err(cert_err)?;
+    builder.finalize(signer).map_err(cert_err)
+}
+
+/// Issues the client certificate whose precertificate was logged, with the
+/// proof of that logging as its last extension.
+pub fn issue_client_with_proof<B: SigningBackend>(
+    signer: &X509Signer<B>,
+    root: &Certificate,
+    spec: &ClientCertSpec<'_>,
+    serial: SerialNumber,
+    proof: &signet_log::certificate::CertificateProof,
+) -> Result<Vec<u8>> {
+    let profile =
+        signet_log::certificate::LogProofProfile::new(client_profile(root, spec)?, proof)?;
     let cert = build(
         profile,
         serial,
@@ -260,6 +289,21 @@ pub fn issue_client<B: SigningBackend>(
         signer,
     )?;
     cert.to_der().map_err(cert_err)
+}
+
+fn client_profile(root: &Certificate, spec: &ClientCertSpec<'_>) -> Result<LeafProfile> {
+    let mut names = Vec::new();
+    for uri in client_uris(spec) {
+        names.push(GeneralName::UniformResourceIdentifier(
+            Ia5String::new(&uri).map_err(cert_err)?,
+        ));
+    }
+    Ok(LeafProfile {
+        issuer: root.tbs_certificate().subject().clone(),
+        subject: name(spec.user, None)?,
+        extended_key_usage: ID_KP_CLIENT_AUTH,
+        names,
+    })
 }
 
 fn client_uris(spec: &ClientCertSpec<'_>) -> Vec<String> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use signet_ca::authority::{Authority, CertKind, RawRequest};
 use signet_ca::config::Config;
 use signet_ca::log_signer::LogSigner;
-use signet_ca::store::{CommitMode, FileMark, LocalStore, LogStore, StoreOptions};
+use signet_ca::store::{CommitMode, FileMark, LocalStore, LogRead, LogStore, StoreOptions};
 use signet_hsm::{KeyAlgorithm, SshSigner, Token, X509Signer};
 use signet_testkit::SoftHsm;
 
@@ -55,6 +55,7 @@ fn fixture(label: &str, algorithm: KeyAlgorithm) -> Fixture {
             signer,
             mark: Arc::new(FileMark::new(hsm.dir().join("mark"))),
             mode: CommitMode::Group,
+            witnesses: None,
         })
         .unwrap(),
     );
@@ -104,7 +105,11 @@ fn actor() -> signet_log::entry::Actor {
 }
 
 #[test]
-fn a_faulty_certificate_signature_issues_nothing_and_logs_nothing() {
+fn a_faulty_certificate_signature_issues_nothing() {
+    // The precertificate is logged before the certificate is signed (the
+    // signature carries the proof of that logging), so a faulty signature
+    // leaves an entry that no certificate matches: the log holds more than
+    // was issued, never less.
     for (label, algorithm) in [
         ("faulty-p256", KeyAlgorithm::EcdsaP256),
         ("faulty-ed25519", KeyAlgorithm::Ed25519),
@@ -125,12 +130,24 @@ fn a_faulty_certificate_signature_issues_nothing_and_logs_nothing() {
             );
             assert_eq!(err.exit_class() as u8, 3, "an HSM error");
         }
-        assert_eq!(fx.store.latest_checkpoint().size, before, "{label}: logged");
+        let after = fx.store.latest_checkpoint().size;
+        assert_eq!(after, before + 2, "{label}: two precertificates logged");
+        let reader = fx.store.reader().unwrap();
+        for index in before..after {
+            let entry =
+                signet_log::entry::Entry::from_bytes(&reader.entry(index).unwrap().unwrap())
+                    .unwrap();
+            assert_eq!(
+                entry.certificate.unwrap().form,
+                signet_log::entry::CertificateForm::Precertificate
+            );
+        }
+        drop(reader);
         // The same token, healthy again, issues.
         fx.token.corrupt_signatures(false);
         let approved = fx.authority.approve(request(CertKind::SshUser)).unwrap();
         let issued = fx.authority.issue(approved, actor()).unwrap();
-        assert_eq!(issued.log_index, before);
+        assert_eq!(issued.log_index, after);
     }
 }
 

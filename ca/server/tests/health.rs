@@ -48,6 +48,7 @@ fn health_says_503_and_why_when_the_hsm_stops_answering() {
             verifier: signer.verifier().clone(),
             mark,
             mode: CommitMode::Group,
+            witnesses: None,
         })
         .unwrap(),
     );

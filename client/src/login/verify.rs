@@ -5,9 +5,12 @@
 //!   the request this client sent, and the WebAuthn challenge commits to it
 //!   (docs/api.md), so the touch authorizes exactly this request;
 //! - after: both certificates certify the card's key, and each `log` proof
-//!   shows the certificate is in the log — the entry's bytes record exactly
-//!   the certificate received, its leaf hash is included in the tree of the
-//!   checkpoint, and the checkpoint is signed by the pinned log key.
+//!   shows the certificate is in the log — the entry records exactly the
+//!   certificate received (as its precertificate: the certificate without
+//!   the proof it carries), its leaf hash is included in the tree of the
+//!   checkpoint, and the checkpoint is signed by the pinned log key; and the
+//!   proof each certificate carries inside verifies too, since nodes will
+//!   check it before every login.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -115,6 +118,9 @@ pub fn check_finish(
         .and_then(|b64| STANDARD.decode(b64).ok())
         .ok_or_else(|| refused("the SSH certificate line has no base64 blob"))?;
     let ssh_index = check_logged(&finish.ssh.log, &blob, log_key, "SSH")?;
+    // The proof the certificate carries is what nodes check before a login.
+    signet_log::certificate::verify_ssh_certificate(&cert, &carried_trust(log_key))
+        .map_err(|e| refused(format!("the SSH certificate's own log proof: {e}")))?;
 
     // The X.509 certificate: for the card's key, its DER is what was logged.
     let (label, x509_der) = der::pem::decode_vec(finish.x509.certificate_pem.as_bytes())
@@ -135,6 +141,8 @@ pub fn check_finish(
         ));
     }
     let x509_index = check_logged(&finish.x509.log, &x509_der, log_key, "X.509")?;
+    signet_log::certificate::verify_x509_certificate(&x509_der, &carried_trust(log_key))
+        .map_err(|e| refused(format!("the X.509 certificate's own log proof: {e}")))?;
 
     Ok(Verified {
         ssh_certificate: line.to_owned(),
@@ -147,6 +155,15 @@ pub fn check_finish(
         x509_log_index: x509_index,
         checkpoint_size: checkpoint_size(&finish.ssh.log).unwrap_or(0),
     })
+}
+
+/// The trust the carried proofs are checked under here: the pinned log
+/// key. (Nodes add their witness policy; the client has none to pin.)
+fn carried_trust(log_key: &VerifierKey) -> signet_log::certificate::LogTrust {
+    signet_log::certificate::LogTrust {
+        log_key: log_key.clone(),
+        witnesses: signet_log::witness::WitnessPolicy::none(),
+    }
 }
 
 fn checkpoint_size(log: &LogProof) -> Option<u64> {
@@ -168,15 +185,17 @@ fn check_logged(
             "the {which} certificate's log entry does not parse: {e}"
         ))
     })?;
-    let recorded = entry
+    entry
         .certificate
         .as_ref()
         .ok_or_else(|| refused(format!("the {which} log entry records no certificate")))?;
-    if recorded.bytes.0 != certificate {
-        return Err(refused(format!(
-            "the {which} log entry records another certificate than the one received"
-        )));
-    }
+    // The entry records the certificate (or its precertificate: the
+    // certificate without the proof it carries).
+    signet_log::certificate::certificate_matches_entry(certificate, &entry).map_err(|e| {
+        refused(format!(
+            "the {which} log entry records another certificate than the one received ({e})"
+        ))
+    })?;
     let set =
         VerifierSet::new(vec![log_key.clone()]).map_err(|e| LoginError::Internal(e.to_string()))?;
     let opened = open_checkpoint(log.checkpoint.as_bytes(), log_key.name(), &set).map_err(|e| {

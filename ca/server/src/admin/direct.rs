@@ -35,6 +35,7 @@ pub fn run(config: &Config, request: AdminRequest) -> Result<(AdminResponse, boo
         verifier: signer.verifier().clone(),
         mark,
         mode: CommitMode::Group,
+        witnesses: crate::store::witnessing::from_config(config, signer.verifier())?,
     })?);
     let authority = keys.authority(config.clone(), store.clone())?;
     let service = Service::new(config.clone(), authority, store)?;

@@ -228,10 +228,12 @@ async fn health(State(state): State<AppState>) -> Response {
         let hsm = probe();
         let store = service.store().failure();
         let checkpoint = service.store().latest_checkpoint();
-        (hsm, store, checkpoint)
+        let witnesses = service.store().witness_states();
+        let witness_failure = service.store().witness_failure();
+        (hsm, store, checkpoint, witnesses, witness_failure)
     })
     .await;
-    let Ok((hsm, store, checkpoint)) = result else {
+    let Ok((hsm, store, checkpoint, witnesses, witness_failure)) = result else {
         return error(ErrorCode::Internal, "the health check failed").into_response();
     };
     let component = |failure: Option<String>| Component {
@@ -239,7 +241,7 @@ async fn health(State(state): State<AppState>) -> Response {
         reason: failure,
     };
     let health = Health {
-        ok: hsm.is_ok() && store.is_none(),
+        ok: hsm.is_ok() && store.is_none() && witness_failure.is_none(),
         hsm: component(hsm.err()),
         store: component(store),
         log: LogStatus {
@@ -250,6 +252,15 @@ async fn health(State(state): State<AppState>) -> Response {
             ),
             origin: state.service.config().log_origin(),
         },
+        witnesses: witnesses
+            .into_iter()
+            .map(|w| signet_api::health::WitnessStatus {
+                name: w.name,
+                ok: w.ok,
+                reason: w.reason,
+                size: w.size,
+            })
+            .collect(),
     };
     let status = if health.ok {
         StatusCode::OK

@@ -65,8 +65,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// The latest released checkpoint: with witnesses, only one that met
+/// their policy is ever served.
+fn published(store: &Arc<dyn LogStore>) -> Result<Arc<crate::store::SignedCheckpoint>, ApiError> {
+    store.published_checkpoint().ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no checkpoint has met the witness policy since the CA started".into(),
+        )
+    })
+}
+
 async fn checkpoint(State(store): State<Arc<dyn LogStore>>) -> Result<Response, ApiError> {
-    let latest = store.latest_checkpoint();
+    let latest = published(&store)?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -130,7 +141,7 @@ async fn inclusion(
     let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let size = match query.size {
         Some(size) => size,
-        None => store.latest_checkpoint().size,
+        None => published(&store)?.size,
     };
     let index = query.index;
     let proof = blocking(move || store.inclusion_proof(index, size)).await?;
@@ -156,7 +167,7 @@ async fn consistency(
     let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let new = match query.new {
         Some(new) => new,
-        None => store.latest_checkpoint().size,
+        None => published(&store)?.size,
     };
     let old = query.old;
     let proof = blocking(move || store.consistency_proof(old, new)).await?;

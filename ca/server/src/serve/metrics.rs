@@ -20,6 +20,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessLabels {
+    witness: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
     route: &'static str,
     reason: &'static str,
@@ -33,6 +38,9 @@ pub struct Metrics {
     sign_seconds: Histogram,
     log_size: Gauge,
     pending: Gauge,
+    witness_up: Family<WitnessLabels, Gauge>,
+    witness_size: Family<WitnessLabels, Gauge>,
+    released_size: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -76,12 +84,33 @@ impl Metrics {
             "WebAuthn ceremonies waiting for finish",
             pending.clone(),
         );
+        let witness_up = Family::<WitnessLabels, Gauge>::default();
+        registry.register(
+            "witness_up",
+            "1 if the witness's last answer was a valid cosignature, else 0",
+            witness_up.clone(),
+        );
+        let witness_size = Family::<WitnessLabels, Gauge>::default();
+        registry.register(
+            "witness_cosigned_size",
+            "The log size each witness last cosigned, as far as the CA knows",
+            witness_size.clone(),
+        );
+        let released_size = Gauge::default();
+        registry.register(
+            "log_released_size",
+            "Entries in the latest checkpoint released under the witness policy",
+            released_size.clone(),
+        );
         Self {
             issuances,
             refusals,
             sign_seconds,
             log_size,
             pending,
+            witness_up,
+            witness_size,
+            released_size,
             registry: Arc::new(registry),
         }
     }
@@ -92,6 +121,22 @@ impl Metrics {
             .set(i64::try_from(service.store().latest_checkpoint().size).unwrap_or(i64::MAX));
         self.pending
             .set(i64::try_from(service.pending_ceremonies()).unwrap_or(i64::MAX));
+        let released = service.store().published_checkpoint().map_or(0, |c| c.size);
+        self.released_size
+            .set(i64::try_from(released).unwrap_or(i64::MAX));
+        for witness in service.store().witness_states() {
+            let labels = WitnessLabels {
+                witness: witness.name,
+            };
+            self.witness_up
+                .get_or_create(&labels)
+                .set(i64::from(witness.ok));
+            if let Some(size) = witness.size {
+                self.witness_size
+                    .get_or_create(&labels)
+                    .set(i64::try_from(size).unwrap_or(i64::MAX));
+            }
+        }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -19,8 +19,9 @@ use signet_log::merkle::{self, CompactRange, Hash, HashStore, NodeId};
 use signet_log::note::{NoteSigner, VerifierKey};
 
 use super::verify::{broken, verify_log, CheckReport};
+use super::witnessing::{WitnessState, Witnesses};
 use super::{
-    appended, lock, store_err, Appended, HighWaterMark, LogRead, LogStore, SerialKind,
+    appended, lock, store_err, Appended, HighWaterMark, LogRead, LogStore, Nodes, SerialKind,
     SerialLedger, SerialReservation, SignedCheckpoint,
 };
 use crate::{Error, Result};
@@ -52,6 +53,10 @@ pub struct StoreOptions {
     pub mark: Arc<dyn HighWaterMark>,
     /// Group commit or one commit per append.
     pub mode: CommitMode,
+    /// The witnesses whose cosignatures release a checkpoint (and every
+    /// append proven against it); `None` releases on the log key's
+    /// signature alone.
+    pub witnesses: Option<Arc<Witnesses>>,
 }
 
 pub(super) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
@@ -84,6 +89,9 @@ pub struct LocalStore {
 /// State the writer publishes and callers read.
 struct Shared {
     latest: Mutex<Arc<SignedCheckpoint>>,
+    /// The latest checkpoint released under the witness policy.
+    published: Mutex<Option<Arc<SignedCheckpoint>>>,
+    witnesses: Option<Arc<Witnesses>>,
     /// Why the store stopped accepting entries, for the health check.
     failure: Arc<Mutex<Option<String>>>,
     /// The log key's verifier, for `GET /v1/ca`.
@@ -119,6 +127,9 @@ struct Writer {
 /// commit for the mark.
 struct Marker {
     mark: Arc<dyn HighWaterMark>,
+    /// Reads the committed tree for consistency and inclusion proofs.
+    db: Arc<Database>,
+    witnesses: Option<Arc<Witnesses>>,
     verifier: VerifierKey,
     /// The note the mark holds now (as this CA wrote or found it); its size
     /// only ever grows.
@@ -206,6 +217,7 @@ impl LocalStore {
             verifier,
             mark,
             mode,
+            witnesses,
         } = options;
         let marked = super::high_water::load_mark(mark.as_ref(), &verifier)?;
         let exists = path.try_exists().map_err(|e| Error::File {
@@ -276,6 +288,8 @@ impl LocalStore {
         };
         let mut marker = Marker {
             mark,
+            db: db.clone(),
+            witnesses: witnesses.clone(),
             verifier: writer.verifier.clone(),
             marked: marked.map(Arc::new),
             shared: None,
@@ -291,8 +305,20 @@ impl LocalStore {
         // ahead of the mark; the store has just been verified to extend the
         // marked tree, so the mark catches up.
         marker.advance(&latest)?;
+        // Witnesses are asked at once: a log restored from an old backup,
+        // or a witness that is down, shows in the health check before the
+        // first request — and nothing is released until they cosign.
+        let published = match marker.release(&latest) {
+            Ok(cosigned) => Some(Arc::new(cosigned)),
+            Err(err) => {
+                log::error!("the latest checkpoint is held back: {err}");
+                None
+            }
+        };
         let shared = Arc::new(Shared {
             latest: Mutex::new(latest),
+            published: Mutex::new(published),
+            witnesses,
             failure: writer.failure.clone(),
             verifier: writer.verifier.clone(),
         });
@@ -437,6 +463,22 @@ impl LogStore for LocalStore {
 
     fn latest_checkpoint(&self) -> Arc<SignedCheckpoint> {
         lock(&self.shared.latest).clone()
+    }
+
+    fn published_checkpoint(&self) -> Option<Arc<SignedCheckpoint>> {
+        lock(&self.shared.published).clone()
+    }
+
+    fn witness_states(&self) -> Vec<WitnessState> {
+        self.shared
+            .witnesses
+            .as_ref()
+            .map(|w| w.states())
+            .unwrap_or_default()
+    }
+
+    fn witness_failure(&self) -> Option<String> {
+        self.shared.witnesses.as_ref().and_then(|w| w.failure())
     }
 
     fn verifier(&self) -> Option<VerifierKey> {
@@ -732,14 +774,25 @@ impl Marker {
                 Some(reason) => Err(Error::Store(reason.clone())),
                 None => self.advance(&newest),
             };
-            match outcome {
-                Ok(()) => {
-                    self.publish(&newest);
+            let released = outcome.and_then(|()| {
+                self.publish(&newest);
+                self.release(&newest).map(Arc::new)
+            });
+            match released {
+                Ok(cosigned) => {
+                    self.publish_released(&cosigned);
                     for (reply, result, serial) in done.into_iter().flat_map(|c| c.replies) {
-                        let _ = reply.send(result);
+                        let _ = reply.send(result.and_then(|a| self.prove_in(a, &cosigned)));
                         // Released only now, long after the serial index
                         // committed.
                         drop(serial);
+                    }
+                }
+                Err(Error::Witness(reason)) => {
+                    // Not a store failure: the next batch asks again.
+                    log::error!("checkpoint {} is held back: {reason}", newest.size);
+                    for (reply, _, _) in done.into_iter().flat_map(|c| c.replies) {
+                        let _ = reply.send(Err(Error::Witness(reason.clone())));
                     }
                 }
                 Err(err) => {
@@ -800,6 +853,45 @@ impl Marker {
         if let Some(shared) = &self.shared {
             *lock(&shared.latest) = checkpoint.clone();
         }
+    }
+
+    fn publish_released(&self, checkpoint: &Arc<SignedCheckpoint>) {
+        if let Some(shared) = &self.shared {
+            *lock(&shared.published) = Some(checkpoint.clone());
+        }
+    }
+
+    /// The checkpoint as released: cosigned as the witness policy demands,
+    /// or as it is without witnesses.
+    fn release(&self, checkpoint: &Arc<SignedCheckpoint>) -> Result<SignedCheckpoint> {
+        let Some(witnesses) = &self.witnesses else {
+            return Ok(checkpoint.as_ref().clone());
+        };
+        let db = self.db.clone();
+        let proofs = move |old: u64, new: u64| -> Result<Vec<Hash>> {
+            let read = db.begin_read().map_err(store_err)?;
+            let reader = LocalReader::new(&read)?;
+            Ok(merkle::consistency_proof(&Nodes(&reader), old, new)?)
+        };
+        witnesses.cosign(checkpoint, &proofs)
+    }
+
+    /// `appended` proven in the released checkpoint: batches marked
+    /// together are released under the newest one, so the older ones'
+    /// proofs are made again for its tree.
+    fn prove_in(
+        &self,
+        mut appended: Appended,
+        released: &Arc<SignedCheckpoint>,
+    ) -> Result<Appended> {
+        if appended.checkpoint.size != released.size {
+            let read = self.db.begin_read().map_err(store_err)?;
+            let reader = LocalReader::new(&read)?;
+            appended.inclusion_proof =
+                merkle::inclusion_proof(&Nodes(&reader), appended.index, released.size)?;
+        }
+        appended.checkpoint = released.clone();
+        Ok(appended)
     }
 }
 

@@ -28,10 +28,12 @@ pub mod high_water;
 pub mod local;
 pub mod restore;
 pub mod verify;
+pub mod witnessing;
 
 pub use high_water::{FileMark, HighWaterMark, TokenMark};
 pub use local::{CommitMode, LocalStore, StoreOptions};
 pub use verify::CheckReport;
+pub use witnessing::{WitnessState, Witnesses};
 
 /// Which namespace a serial number belongs to: OpenSSH and X.509 serials
 /// are unique within their kind.
@@ -101,6 +103,17 @@ impl SignedCheckpoint {
             note: text.to_owned(),
             _sealed: Sealed,
         })
+    }
+
+    /// The same checkpoint with the note the witnesses' cosignatures were
+    /// added to (checked by the caller against the witness policy).
+    pub(crate) fn with_note(&self, note: String) -> Self {
+        Self {
+            size: self.size,
+            root: self.root,
+            note,
+            _sealed: Sealed,
+        }
     }
 }
 
@@ -229,7 +242,28 @@ pub trait LogStore: Send + Sync {
     }
 
     /// The latest signed checkpoint (a verified store always has one).
+    /// With witnesses configured it may not have met their policy yet:
+    /// what is served to others is [`LogStore::published_checkpoint`].
     fn latest_checkpoint(&self) -> Arc<SignedCheckpoint>;
+
+    /// The latest checkpoint that met the witness policy (the log's
+    /// signature alone when no witnesses are configured): the one served at
+    /// `/log/checkpoint`. `None` while no checkpoint has met it since start.
+    fn published_checkpoint(&self) -> Option<Arc<SignedCheckpoint>> {
+        Some(self.latest_checkpoint())
+    }
+
+    /// The configured witnesses' states, for the health check (empty
+    /// without witnesses).
+    fn witness_states(&self) -> Vec<WitnessState> {
+        Vec::new()
+    }
+
+    /// Why the last checkpoint was not released (the witness policy was not
+    /// met), or `None`.
+    fn witness_failure(&self) -> Option<String> {
+        None
+    }
 
     /// The key checkpoints are signed with (its note verifier key), when
     /// the store knows it: `GET /v1/ca` publishes it for clients to pin.

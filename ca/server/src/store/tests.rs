@@ -98,6 +98,7 @@ impl Fixture {
             verifier: self.signer.verifier.clone(),
             mark: self.mark.clone(),
             mode: CommitMode::Group,
+            witnesses: None,
         }
     }
 

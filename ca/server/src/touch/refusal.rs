@@ -84,6 +84,15 @@ impl From<crate::Error> for Refusal {
                 err.to_string(),
             ),
             Error::Hsm(_) | Error::Store(_) | Error::Log(_) => Self::unavailable(err),
+            Error::Witness(_) => {
+                tracing::error!(detail = %err, "cannot issue");
+                Self::new(
+                    ErrorCode::Unavailable,
+                    "witnesses",
+                    "the log's witnesses have not cosigned, so the CA holds issuance back; \
+                     try again later",
+                )
+            }
             other => Self::internal(other),
         }
     }
