@@ -18,6 +18,7 @@ pub mod enroll;
 mod error;
 pub mod health;
 pub mod log;
+pub mod proxy;
 
 pub use error::{ApiError, ErrorCode};
 /// Bytes as standard padded base64: the log's own field type, so an entry
