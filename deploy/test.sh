@@ -26,13 +26,15 @@ status=0
 cargo nextest run --workspace --all-features --no-fail-fast "$@" || status=$?
 
 # Test daemons run as foreground children that die with their test (sshd,
-# signet-ca serve, headless Chromium and static mirrors under setpriv
-# --pdeathsig, pcscd under a watchdog and --pdeathsig); one still running
-# now is a leak. Zombies have no command line and are not
-# matched. (Other test runs on the same machine would show up here too.)
+# signet-ca serve, signet-witness serve, headless Chromium and static
+# mirrors under setpriv --pdeathsig, pcscd under a watchdog and
+# --pdeathsig); one still running now is a leak, and so is a signet-node
+# that a test's sshd started and never reaped. Zombies have no command line
+# and are not matched. (Other test runs on the same machine would show up
+# here too.)
 say "Checking that the tests left no daemon running"
 sleep 1 # a killed test's pcscd watchdog notices within 0.2 s
-if left=$(pgrep -af 'signet-sshd-|signet-pcscd-|target/[a-z]+/signet-ca --config .* serve|chromium.*--remote-debugging-port=0|http\.server --bind 127\.0\.0\.1'); then
+if left=$(pgrep -af 'signet-sshd-|signet-pcscd-|target/[a-z]+/signet-ca --config .* serve|signet-witness (serve|init) --config|signet-node principals --config|chromium.*--remote-debugging-port=0|http\.server --bind 127\.0\.0\.1'); then
     printf '%s\n' "$left" >&2
     note "test daemons outlived the suite (listed above)"
     status=1
