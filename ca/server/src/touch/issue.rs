@@ -277,6 +277,7 @@ impl Service {
                 ),
             ));
         }
+        super::nodes::device_lock_refusal(&directory, attested.serial)?;
         let allow: Vec<CredentialId> = directory
             .account(&parsed.user)
             .map(|a| a.credentials.iter().map(|c| c.stored.id.clone()).collect())
@@ -373,6 +374,7 @@ impl Service {
                 ),
             ));
         }
+        super::nodes::device_lock_refusal(&directory, ceremony.attested.serial)?;
         let credential_id = CredentialId(
             URL_SAFE_NO_PAD
                 .decode(request.assertion.raw_id.trim_end_matches('='))
