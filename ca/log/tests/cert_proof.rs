@@ -403,7 +403,7 @@ fn the_proof_text_has_one_spelling() {
     ));
     // 65 inclusion hashes.
     let many = format!(
-        "{PROOF_HEADER}\nindex 1\nentry e30=\n{}\n{}",
+        "{PROOF_HEADER}\nindex 1\nentry {{}}\n{}\n{}",
         vec![hash_line.as_str(); 65].join("\n"),
         proof.checkpoint_note
     );

@@ -105,16 +105,15 @@ fn verify_precertificate(
         .witnesses
         .verify_checkpoint(proof.checkpoint_note.as_bytes(), &trust.log_key)
         .map_err(|e| checkpoint_refusal(e, &trust.log_key))?;
-    let entry = Entry::from_detached_bytes(&proof.entry_without_bytes, precertificate).map_err(
-        |e| -> Error {
+    let entry = Entry::from_detached_bytes(proof.entry_without_bytes.as_bytes(), precertificate)
+        .map_err(|e| -> Error {
             match e {
                 Error::Entry(EntryError::BadField("certificate.sha256")) => {
                     ProofError::OtherEntry.into()
                 }
                 _ => ProofError::Malformed("entry line (not a valid log entry)").into(),
             }
-        },
-    )?;
+        })?;
     let certificate = entry
         .certificate
         .as_ref()

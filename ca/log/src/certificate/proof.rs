@@ -9,7 +9,7 @@
 //! ```text
 //! signet-cert-proof/v1
 //! index 73894
-//! entry eyJhY3RvciI6ey…
+//! entry {"actor":{"name":"alice",…},"certificate":{"bytes":"",…},…}
 //! gSKyXoYZUgZ6jduWYrkDOARinOMGJveXjgMkBTcdPlQ=
 //! B95lDa8R83lS8n0eG+o0buTxRKQTYFi//1U8anccXmA=
 //!
@@ -21,11 +21,14 @@
 //! — witness-a TnKKVHLX…
 //! ```
 //!
-//! The `entry` line is standard padded base64 of the entry's canonical JSON
-//! with the certificate's `bytes` emptied (see
-//! [`crate::entry::Entry::to_detached_bytes`]): the verifier puts the
-//! precertificate it derives from the certificate back in, so the proof does
-//! not carry the certificate twice.
+//! The `entry` line holds the entry's canonical JSON with the certificate's
+//! `bytes` emptied (see [`crate::entry::Entry::to_detached_bytes`]): the
+//! verifier puts the precertificate it derives from the certificate back
+//! in, so the proof does not carry the certificate twice. The JSON is
+//! written as it is, not in base64: canonical JSON is one line (control
+//! characters are escaped), and base64 would cost a third more, which an
+//! X.509 certificate in a YubiKey PIV slot (about 3 KB) cannot spare
+//! (`docs/log-format.md` has the sizes).
 //!
 //! Parsing is strict: one spelling per proof (canonical base64 and decimal,
 //! no extra lines or spaces, the note in its canonical form), and every part
@@ -57,8 +60,10 @@ pub const MAX_INCLUSION_HASHES: usize = 64;
 pub struct CertificateProof {
     /// The entry's index in the log.
     pub index: u64,
-    /// The entry's canonical JSON with the certificate's `bytes` emptied.
-    pub entry_without_bytes: Vec<u8>,
+    /// The entry's canonical JSON with the certificate's `bytes` emptied
+    /// (UTF-8 on one line: it is checked to be canonical when the proof is
+    /// verified).
+    pub entry_without_bytes: String,
     /// The inclusion proof of the entry's leaf at `index` in the
     /// checkpoint's tree, lowest hash first.
     pub inclusion: Vec<Hash>,
@@ -84,7 +89,8 @@ impl CertificateProof {
     ) -> Result<Self> {
         let proof = Self {
             index,
-            entry_without_bytes: entry.to_detached_bytes()?,
+            entry_without_bytes: String::from_utf8(entry.to_detached_bytes()?)
+                .map_err(|_| malformed("entry line (not UTF-8)"))?,
             inclusion,
             checkpoint_note: checkpoint_note.to_owned(),
         };
@@ -104,7 +110,7 @@ impl CertificateProof {
         out.push('\n');
         out.push_str(&format!("index {}\n", self.index));
         out.push_str("entry ");
-        out.push_str(&STANDARD.encode(&self.entry_without_bytes));
+        out.push_str(&self.entry_without_bytes);
         out.push('\n');
         for hash in &self.inclusion {
             out.push_str(&STANDARD.encode(hash));
@@ -139,9 +145,9 @@ impl CertificateProof {
         let entry_without_bytes = lines
             .next()
             .and_then(|l| l.strip_prefix("entry "))
-            .and_then(decode_canonical_base64)
-            .filter(|e| !e.is_empty())
-            .ok_or_else(|| malformed("entry line"))?;
+            .filter(|e| e.starts_with('{') && e.ends_with('}'))
+            .ok_or_else(|| malformed("entry line"))?
+            .to_owned();
         let mut inclusion = Vec::new();
         for line in lines {
             if inclusion.len() == MAX_INCLUSION_HASHES {
