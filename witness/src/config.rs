@@ -306,3 +306,71 @@ fn key_config(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const LOG_VKEY: &str =
+        "example.com/behind-the-sofa+ab9122a2+AeO/3v6Id+BWM0fLZuLY1xmpFp7MNwaU/1x8cSJYwvrq";
+
+    fn example() -> String {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/witness.example.toml"
+        ))
+        .unwrap();
+        let line = text.lines().find(|l| l.starts_with("vkey = ")).unwrap();
+        text.replace(line, &format!("vkey = \"{LOG_VKEY}\""))
+    }
+
+    #[test]
+    fn the_deploy_example_parses() {
+        let c = Config::parse(&example(), Path::new("/etc/signet-witness/witness.toml")).unwrap();
+        assert_eq!(c.name, "witness.example.net/w1");
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/signet-witness"));
+        assert_eq!(c.request_timeout, Duration::from_secs(10));
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY);
+        assert!(
+            matches!(&c.key, KeyConfig::File(p) if p == Path::new("/var/lib/signet-witness/witness.key"))
+        );
+        assert_eq!(c.logs.len(), 1);
+        assert_eq!(c.logs[0].key.to_string(), LOG_VKEY);
+    }
+
+    #[test]
+    fn the_commented_token_key_parses() {
+        // The example's commented [key] for a token, swapped in.
+        let text = example();
+        let token: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# [key]"))
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        let file_key = "[key]\nfile = \"/var/lib/signet-witness/witness.key\"\n";
+        assert!(text.contains(file_key));
+        let text = text.replace(file_key, &token);
+        let c = Config::parse(&text, Path::new("/etc/signet-witness/witness.toml")).unwrap();
+        match &c.key {
+            KeyConfig::Pkcs11 { token, key_label } => {
+                assert_eq!(key_label, DEFAULT_KEY_LABEL);
+                assert_eq!(token.token, TokenSelector::Label("YubiHSM".into()));
+                assert_eq!(
+                    token.pin,
+                    PinSource::File(PathBuf::from("/etc/signet-witness/pin"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Relative paths follow the configuration file.
+        let rel = text.replace("/etc/signet-witness/pin", "pin");
+        let c = Config::parse(&rel, Path::new("/srv/w/witness.toml")).unwrap();
+        let KeyConfig::Pkcs11 { token, .. } = &c.key else {
+            panic!()
+        };
+        assert_eq!(token.pin, PinSource::File(PathBuf::from("/srv/w/pin")));
+    }
+}
