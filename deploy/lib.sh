@@ -9,7 +9,8 @@ SIGNET_TEST_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl
 # tmux: an interactive `signet login` on a real terminal (client/tests/login.rs).
 # libclang-dev (bindgen) and libudev-dev: the client's USB HID transport
 # (fido-hid-rs), built by default, in both lists.
-# python3-cryptography: independent checks of witness cosignatures (witness/tests/verify_cosignature.py).
+# python3-cryptography: independent checks of witness cosignatures (witness/tests/verify_cosignature.py)
+# and of certificates' proofs of logging (node/tests/check_proof.py).
 # What the quickstart needs.
 SIGNET_RUN_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev procps"
 
