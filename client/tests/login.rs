@@ -26,27 +26,17 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::Value;
 use signet_firmware_tests::harness::{VirtualKeyOptions, VirtualYubiKey};
-use signet_testkit::child::spawn_tied;
-use signet_testkit::{free_port, softhsm_module, SoftHsm, Sshd};
+use signet_testkit::Sshd;
+
+#[path = "support/ca.rs"]
+mod support;
+use support::{current_user, Ca, Trust, OPS_LOGIN};
 
 const PIN: &str = "123456";
 const ORIGIN: &str = "ca.example.com/signet-log";
-/// A login only the `ops` role allows; it demands `touch_and_pin`.
-const OPS_LOGIN: &str = "ops-admin";
 
-fn signet_ca_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_signet")).with_file_name("signet-ca");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p signet-ca` (nextest over the workspace does)",
-        path.display()
-    );
-    path
-}
-
-fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+fn bin_dir() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_signet")).parent().unwrap()
 }
 
 fn owner_only(path: &Path) {
@@ -54,140 +44,13 @@ fn owner_only(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// The CA: a SoftHSM2 token, a configuration from the shipped example, and
-/// the daemon once started.
-struct Ca {
-    hsm: SoftHsm,
-    config: PathBuf,
-    port: u16,
-    daemon: Option<signet_testkit::child::Daemon>,
-}
-
-impl Ca {
-    fn new(key: &VirtualYubiKey, extra_origin: &str) -> Self {
-        let hsm = SoftHsm::create("signet-login");
-        let port = free_port();
-        let dir = hsm.dir().to_path_buf();
-        let roots = dir.join("virtual-key-root.pem");
-        std::fs::write(&roots, key.root().cert_pem().unwrap()).unwrap();
-        let example = include_str!("../../deploy/signet-ca.example.toml");
-        let text = example
-            .replace(
-                "data_dir = \"/var/lib/signet\"",
-                &format!("data_dir = \"{}\"", dir.join("data").display()),
-            )
-            .replace(
-                "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
-                &format!("module = \"{}\"", softhsm_module().display()),
-            )
-            .replace(
-                "token_label = \"signet-ca\"",
-                &format!("token_label = \"{}\"", hsm.label()),
-            )
-            .replace(
-                "pin_file = \"/etc/signet/hsm-pin\"",
-                &format!("pin_file = \"{}\"", hsm.pin_file().display()),
-            )
-            .replace(
-                "listen = \"127.0.0.1:8441\"",
-                &format!("listen = \"127.0.0.1:{port}\""),
-            )
-            .replace("rp_id = \"ca.example.com\"", "rp_id = \"localhost\"")
-            .replace(
-                "origin = \"https://ca.example.com\"",
-                &format!(
-                    "origin = \"https://localhost:{port}\"\nextra_origins = [\"{extra_origin}\"]"
-                ),
-            )
-            .replace(
-                "attestation_roots = [\"/usr/share/signet/yubico-fido-roots.pem\"]",
-                &format!("attestation_roots = [\"{}\"]", roots.display()),
-            )
-            .replace(
-                "yubico = true",
-                &format!("yubico = false\nroots = [\"{}\"]", roots.display()),
-            );
-        assert!(text.contains(&format!("https://localhost:{port}")));
-        let config = dir.join("signet-ca.toml");
-        std::fs::write(&config, text).unwrap();
-        let ca = Self {
-            hsm,
-            config,
-            port,
-            daemon: None,
-        };
-        ca.ok(&["init"]);
-        let user = current_user();
-        let roles = dir.join("roles");
-        std::fs::create_dir_all(&roles).unwrap();
-        std::fs::write(
-            roles.join("roles.yaml"),
-            format!(
-                "kind: role\nname: dev\nallow:\n  logins: [{user}, deploy]\n  node_labels: {{ env: [dev] }}\n\
-                 options:\n  max_session_ttl: 8h\n  hardware_key: touch\n  session_mfa: false\n\
-                 ---\nkind: role\nname: ops\nallow:\n  logins: [{OPS_LOGIN}]\n  node_labels: {{ env: [prod] }}\n\
-                 options:\n  max_session_ttl: 1h\n  hardware_key: touch_and_pin\n  session_mfa: false\n\
-                 ---\nkind: user\nname: alice\nroles: [dev, ops]\n"
-            ),
-        )
-        .unwrap();
-        ca.ok(&["roles", "apply", roles.to_str().unwrap()]);
-        ca
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(signet_ca_binary());
-        cmd.env("SOFTHSM2_CONF", self.hsm.conf())
-            .arg("--config")
-            .arg(&self.config);
-        cmd
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.command().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "signet-ca {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.hsm.dir().join(name)
-    }
-
-    fn serve(&mut self) {
-        let binary = signet_ca_binary();
-        let child = spawn_tied(
-            binary.to_str().unwrap(),
-            &[
-                "--config".as_ref(),
-                self.config.as_os_str(),
-                "serve".as_ref(),
-            ],
-            |command| {
-                command
-                    .env("SOFTHSM2_CONF", self.hsm.conf())
-                    .stderr(std::fs::File::create(self.path("serve.log")).unwrap());
-            },
-        )
-        .unwrap();
-        self.daemon = Some(signet_testkit::child::Daemon::new(child));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "signet-ca serve did not come up: {}",
-                std::fs::read_to_string(self.path("serve.log")).unwrap_or_default()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        self.daemon = None;
-    }
+/// The CA trusting the virtual key's root for PIV and FIDO attestation.
+fn ca_for(key: &VirtualYubiKey, extra_origin: &str) -> Ca {
+    Ca::new(
+        bin_dir(),
+        Trust::Root(&key.root().cert_pem().unwrap()),
+        extra_origin,
+    )
 }
 
 /// What the test double does to the CA's answers it relays.
@@ -495,6 +358,12 @@ impl Client {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        // Not a terminal (pipes): no colour codes, ever.
+        assert!(
+            !run.stderr.contains('\u{1b}') && !run.stdout.contains('\u{1b}'),
+            "colour codes on a pipe: {:?}",
+            run.stderr
+        );
         assert!(
             !run.stderr.contains(PIN) && !run.stdout.contains(PIN),
             "the PIN was printed"
@@ -608,7 +477,7 @@ fn enroll_login_ssh_and_every_refusal() {
         "https://localhost:{}",
         double_port_listener.local_addr().unwrap().port()
     );
-    let mut ca = Ca::new(&key, &double_origin);
+    let mut ca = ca_for(&key, &double_origin);
     let root = ca.path("ca-root.pem");
     std::fs::write(&root, ca.ok(&["export", "x509-ca"])).unwrap();
     ca.serve();
@@ -853,7 +722,7 @@ fn enrolled() -> (VirtualYubiKey, Ca, Client, PathBuf) {
     });
     key.fido().set_pin(PIN).unwrap();
     let client = Client::new(&key);
-    let mut ca = Ca::new(&key, "https://localhost:1");
+    let mut ca = ca_for(&key, "https://localhost:1");
     let root = ca.path("ca-root.pem");
     std::fs::write(&root, ca.ok(&["export", "x509-ca"])).unwrap();
     ca.serve();
@@ -1167,6 +1036,17 @@ impl Tmux {
         }
     }
 
+    /// The screen with its colours, as SGR escape sequences.
+    fn screen_with_colours(&self) -> String {
+        let out = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["capture-pane", "-e", "-p", "-S", "-100"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn type_line(&self, text: &str) {
         let status = Command::new("tmux")
             .arg("-S")
@@ -1220,6 +1100,7 @@ fn interactive_login_on_a_terminal() {
             shell_quote(&client.path(dir).display().to_string())
         ));
     }
+    let prefix = command.clone();
     command.push_str(&format!(
         " {} login --proxy localhost:{} --user alice --ca-cert {} --principal {}; echo signet-exit=$?; sleep 600",
         shell_quote(env!("CARGO_BIN_EXE_signet")),
@@ -1245,6 +1126,41 @@ fn interactive_login_on_a_terminal() {
     assert!(screen.contains("valid until:"), "{screen}");
     assert!(!screen.contains(PIN), "a PIN was echoed:\n{screen}");
     assert!(client.ssh_cert().exists());
+    // On a terminal: the touch prompt in colour, the summary's ✓ in colour.
+    let coloured = tmux.screen_with_colours();
+    let line_of = |text: &str| {
+        coloured
+            .lines()
+            .find(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("{text:?} not on:\n{coloured}"))
+            .to_owned()
+    };
+    assert!(
+        line_of("Touch your security key").contains('\u{1b}'),
+        "{coloured:?}"
+    );
+    assert!(
+        line_of("Logged in as alice").contains('\u{1b}'),
+        "{coloured:?}"
+    );
+    drop(tmux);
+    // NO_COLOR on the same terminal: plain.
+    let plain = Tmux::start(
+        client.path("tmux-plain.sock"),
+        &format!(
+            "{prefix} NO_COLOR=1 {} status; echo signet-exit=$?; sleep 600",
+            shell_quote(env!("CARGO_BIN_EXE_signet"))
+        ),
+    );
+    plain.wait_for("signet-exit=0");
+    let plain_screen = plain.screen_with_colours();
+    let status_line = plain_screen
+        .lines()
+        .find(|l| l.contains("alice at"))
+        .unwrap_or_else(|| panic!("no status on:\n{plain_screen}"));
+    assert!(!status_line.contains('\u{1b}'), "{plain_screen:?}");
+    assert!(status_line.contains("✓ alice at"), "{plain_screen:?}");
+    drop(plain);
 
     // The card now keeps a random management key under the PIN; the key in
     // slot 9a was generated and its certificate stored with it.

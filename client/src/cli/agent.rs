@@ -214,7 +214,10 @@ fn start_daemon(setup: &Setup, tell: bool) -> anyhow::Result<String> {
         if let Some(problem) =
             Identity::load(&setup.certificate, std::time::SystemTime::now()).problem()
         {
-            eprintln!("signet agent: {problem}");
+            eprintln!(
+                "signet agent: {}",
+                signet::ui::Painter::stderr().error(&problem.to_string())
+            );
         }
     }
     // Probe the lock: held means an agent runs (or is starting).

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use signet::card::{KeyPinPolicy, KeyTouchPolicy};
 use signet::login::{self, LoginOptions, TransportSetting};
+use signet::ui::Painter;
 
 /// The exit statuses of the engineer's commands (also in each --help).
 pub(crate) const EXIT_HELP: &str = "\
@@ -255,7 +256,14 @@ pub(crate) fn run_login(args: LoginArgs) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    println!("Logged in as {} at {}.", record.user, record.ca_url);
+    let paint = Painter::stdout();
+    println!(
+        "{}",
+        paint.ok(&format!(
+            "Logged in as {} at {}.",
+            record.user, record.ca_url
+        ))
+    );
     println!("  roles:       {}", record.roles.join(", "));
     println!("  principals:  {}", record.principals.join(", "));
     println!(
@@ -289,8 +297,11 @@ pub(crate) fn run_enroll(args: EnrollArgs) -> anyhow::Result<()> {
         return print_json(&done);
     }
     println!(
-        "Enrolled a security key for {} (log index {}). Next: signet login",
-        done.user, done.log_index
+        "{}",
+        Painter::stdout().ok(&format!(
+            "Enrolled a security key for {} (log index {}). Next: signet login",
+            done.user, done.log_index
+        ))
     );
     Ok(())
 }
@@ -300,22 +311,34 @@ pub(crate) fn run_status(args: StatusArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&status);
     }
+    let paint = Painter::stdout();
     if !status.logged_in {
-        println!("Not logged in: run `signet login`.");
+        println!("{}", paint.attention("Not logged in: run `signet login`."));
         return Ok(());
     }
-    println!(
+    let who = format!(
         "{} at {}",
         status.user.as_deref().unwrap_or("?"),
         status.ca_url.as_deref().unwrap_or("?")
     );
+    if status.expired {
+        println!("{}", paint.error(&who));
+    } else {
+        println!("{}", paint.ok(&who));
+    }
     println!("  principals:  {}", status.principals.join(", "));
     if !status.roles.is_empty() {
         println!("  roles:       {}", status.roles.join(", "));
     }
     if let Some(not_after) = status.not_after {
         if status.expired {
-            println!("  expired:     {} — run `signet login`", when(not_after));
+            println!(
+                "  {}",
+                paint.error(&format!(
+                    "expired:     {} — run `signet login`",
+                    when(not_after)
+                ))
+            );
         } else {
             println!(
                 "  valid until: {} ({} left)",
@@ -335,8 +358,9 @@ pub(crate) fn run_logout(_args: LogoutArgs) -> anyhow::Result<()> {
     if removed.is_empty() {
         println!("No certificates were stored.");
     } else {
+        let paint = Painter::stdout();
         for item in removed {
-            println!("Removed {item}");
+            println!("{}", paint.ok(&format!("Removed {item}")));
         }
         println!("The key in slot 9a stays; `signet login` gets new certificates.");
     }
