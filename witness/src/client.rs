@@ -23,7 +23,9 @@ use std::time::Duration;
 use signet_log::merkle::Hash;
 use signet_log::note::Signature;
 
-use crate::protocol::{format_request, parse_size, ADD_CHECKPOINT_PATH, TLOG_SIZE_CONTENT_TYPE};
+use crate::protocol::{
+    format_request, parse_size, ADD_CHECKPOINT_PATH, MAX_PROOF_LINES, TLOG_SIZE_CONTENT_TYPE,
+};
 
 /// Largest answer read from a witness.
 const MAX_RESPONSE: u64 = 64 * 1024;
@@ -59,6 +61,10 @@ pub enum ClientError {
     /// a 409 without a size).
     #[error("malformed answer from the witness: {0}")]
     Malformed(String),
+    /// The call was not made: the URL is not http(s), or the proof has more
+    /// than the 63 lines the protocol allows.
+    #[error("invalid witness request: {0}")]
+    InvalidRequest(String),
 }
 
 /// A witness client with its own connection pool.
@@ -137,8 +143,14 @@ impl WitnessClient {
         timeout: Duration,
     ) -> Result<Vec<String>, ClientError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(ClientError::Unreachable(format!(
+            return Err(ClientError::InvalidRequest(format!(
                 "{url:?} is not an http:// or https:// URL"
+            )));
+        }
+        if consistency_proof.len() > MAX_PROOF_LINES {
+            return Err(ClientError::InvalidRequest(format!(
+                "a consistency proof of {} hashes; the protocol allows {MAX_PROOF_LINES}",
+                consistency_proof.len()
             )));
         }
         let endpoint = format!("{}{ADD_CHECKPOINT_PATH}", url.trim_end_matches('/'));
@@ -274,7 +286,15 @@ mod tests {
         );
         assert!(matches!(r, Err(ClientError::Unreachable(_))), "{r:?}");
         let r = add_checkpoint("ftp://x", 0, &[], "", Duration::from_secs(1));
-        assert!(matches!(r, Err(ClientError::Unreachable(_))), "{r:?}");
+        assert!(matches!(r, Err(ClientError::InvalidRequest(_))), "{r:?}");
+        let r = add_checkpoint(
+            &format!("http://127.0.0.1:{port}"),
+            1,
+            &[[0; 32]; 64],
+            "",
+            Duration::from_secs(1),
+        );
+        assert!(matches!(r, Err(ClientError::InvalidRequest(_))), "{r:?}");
     }
 
     #[test]
