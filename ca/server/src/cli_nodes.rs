@@ -37,6 +37,19 @@ pub(crate) enum NodesCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub(crate) enum ProxiesCommand {
+    /// Print what the proxies' feed sends now (JSON): nodes, each user's
+    /// access by role, the locks holding, the X.509 root.
+    View,
+}
+
+pub(crate) fn proxies(config: &Config, command: ProxiesCommand) -> Result<(), Error> {
+    match command {
+        ProxiesCommand::View => crate::admin_request(config, AdminRequest::ProxyView, false),
+    }
+}
+
 /// Whom a lock is about: a user or a PIV device (exactly one).
 #[derive(Args)]
 #[group(required = true, multiple = false)]

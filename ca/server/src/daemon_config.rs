@@ -46,6 +46,11 @@ pub struct ServeSection {
     /// be a loopback address. Off when absent.
     #[serde(default)]
     pub metrics_listen: Option<SocketAddr>,
+    /// The access proxies' listener: mutual TLS only (a client certificate
+    /// from this CA naming a proxy), serving the proxies' feed
+    /// (`/v1/proxy/feed`). Off when absent.
+    #[serde(default)]
+    pub proxy_listen: Option<SocketAddr>,
     /// The unix socket admin commands reach the running daemon on.
     /// Default: `<data_dir>/admin.sock`.
     #[serde(default)]
@@ -73,6 +78,7 @@ impl Default for ServeSection {
             public_url: None,
             tls_lifetime: default_tls_lifetime(),
             metrics_listen: None,
+            proxy_listen: None,
             admin_socket: None,
             admin_group: None,
             log_format: LogFormat::Text,

@@ -117,6 +117,11 @@ enum Command {
     Lock(cli_nodes::LockArgs),
     /// Unlock a user or a YubiKey. A log entry.
     Unlock(cli_nodes::UnlockArgs),
+    /// The access proxies: what their feed sends.
+    Proxies {
+        #[command(subcommand)]
+        command: cli_nodes::ProxiesCommand,
+    },
     /// Token administration.
     Token {
         #[command(subcommand)]
@@ -506,6 +511,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Nodes { command } => cli_nodes::nodes(&config, command),
         Command::Lock(args) => cli_nodes::lock(&config, args),
         Command::Unlock(args) => cli_nodes::unlock(&config, args),
+        Command::Proxies { command } => cli_nodes::proxies(&config, command),
         Command::Roles {
             command:
                 RolesCommand::Apply {

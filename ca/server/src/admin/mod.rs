@@ -58,6 +58,7 @@ pub fn handle(service: &Service, request: AdminRequest, actor: Actor) -> AdminRe
             .map(|index| render::done(&format!("Unlocked {user}"), index)),
         request @ (AdminRequest::ApplyNodes { .. }
         | AdminRequest::ListNodes
+        | AdminRequest::ProxyView
         | AdminRequest::LockDevice { .. }
         | AdminRequest::UnlockDevice { .. }) => nodes::handle(service, request, actor),
         AdminRequest::ApplyPolicy { changes, dry_run } => {

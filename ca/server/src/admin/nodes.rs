@@ -32,6 +32,12 @@ pub(super) fn handle(
             }
         }
         AdminRequest::ListNodes => Ok(list(&service.list_nodes())),
+        AdminRequest::ProxyView => {
+            let view = service.proxy_view();
+            let json = serde_json::to_value(&view).unwrap_or(serde_json::Value::Null);
+            let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+            Ok(AdminResponse::ok(text, String::new(), json))
+        }
         AdminRequest::LockDevice {
             serial,
             reason,

@@ -79,6 +79,8 @@ pub enum AdminRequest {
         #[serde(default)]
         ttl_seconds: Option<u64>,
     },
+    /// `proxies view`: what the proxies' feed sends now.
+    ProxyView,
     /// `unlock --device SERIAL`.
     UnlockDevice {
         /// The PIV device's serial.
@@ -101,6 +103,7 @@ impl AdminRequest {
             Self::ApplyPolicy { .. } => "apply-policy",
             Self::ApplyNodes { .. } => "apply-nodes",
             Self::ListNodes => "list-nodes",
+            Self::ProxyView => "proxy-view",
             Self::LockDevice { .. } => "lock-device",
             Self::UnlockDevice { .. } => "unlock-device",
         }

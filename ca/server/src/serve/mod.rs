@@ -12,6 +12,7 @@ pub mod api;
 mod log_routes;
 pub mod metrics;
 mod page;
+pub mod proxy_feed;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -99,7 +100,17 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
             })?),
             None => None,
         };
+        let proxy_listener = match config.serve.proxy_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                Error::bad(
+                    "serve.proxy_listen",
+                    format!("cannot listen on {addr}: {e}"),
+                )
+            })?),
+            None => None,
+        };
         let (tls, resolver) = tls::server_config(&service)?;
+        let proxy_task = proxy_feed::spawn(proxy_listener, &service, resolver.clone())?;
         let admin_task = tokio::spawn(admin::serve(
             admin_listener,
             service.clone(),
@@ -158,6 +169,9 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
         let served = server.await;
         admin_task.abort();
         renew_task.abort();
+        if let Some(task) = proxy_task {
+            task.abort();
+        }
         if let Some(task) = metrics_task {
             task.abort();
         }

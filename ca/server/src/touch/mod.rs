@@ -9,6 +9,7 @@
 mod admin;
 mod ceremony;
 mod enroll;
+mod feed;
 mod issue;
 mod limits;
 mod nodes;
@@ -65,6 +66,9 @@ pub struct Service {
     fido_trust: AttestationTrust,
     device_roots: DeviceRoots,
     observer: Box<dyn Observer>,
+    /// Told the log size after each change the directory applies (the
+    /// proxies' feed waits on it).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// Seconds since the epoch.
@@ -80,6 +84,7 @@ impl Service {
     /// relying party and both trust stores from the configuration.
     pub fn new(config: Config, authority: CaAuthority, store: Arc<dyn LogStore>) -> Result<Self> {
         let directory = Directory::replay(store.as_ref())?;
+        let changes = feed::channel(directory.applied());
         let webauthn = config.webauthn.clone().ok_or_else(|| Error::Config {
             path: "webauthn".into(),
             reason: "the daemon needs a [webauthn] section (rp_id, origin, attestation trust)"
@@ -160,6 +165,7 @@ impl Service {
             fido_trust,
             device_roots,
             observer: Box::new(NoObserver),
+            changes,
         })
     }
 
@@ -212,6 +218,7 @@ impl Service {
     fn record(&self, entry: &Entry) -> Result<Appended> {
         let appended = self.store.append(entry, None)?;
         self.directory_mut().apply(appended.index, entry)?;
+        self.changes.send_replace(appended.index + 1);
         Ok(appended)
     }
 
