@@ -84,9 +84,18 @@ async fn add_checkpoint(State(app): State<AppState>, body: Body) -> Response {
                 reason = refused.refusal.reason(),
                 "add-checkpoint refused"
             );
+            if let Some(note) = &refused.evidence {
+                // Signed by the log and contradicting what was cosigned:
+                // keep it, it proves the log forked.
+                tracing::error!(
+                    origin = refused.origin.as_deref().unwrap_or("-"),
+                    checkpoint = %note.escape_debug(),
+                    "the log signed a checkpoint inconsistent with the one cosigned (evidence of a fork)"
+                );
+            }
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             match refused.refusal {
-                Refusal::Conflict { latest_size, .. } => {
+                Refusal::Conflict { latest_size, .. } | Refusal::Fork { latest_size, .. } => {
                     text(code, TLOG_SIZE_CONTENT_TYPE, format!("{latest_size}\n"))
                 }
                 other => text(

@@ -45,12 +45,19 @@ pub enum Refusal {
     Forbidden(String),
     /// 404: the origin is not a log this witness cosigns for.
     UnknownLog(String),
-    /// 409: the old size is not the latest cosigned size (given here), or
-    /// the same size has another root (a fork).
+    /// 409: the old size is not the latest cosigned size (given here).
     Conflict {
         /// The size of the latest checkpoint cosigned for the log.
         latest_size: u64,
         /// What conflicts.
+        reason: String,
+    },
+    /// 409 as well: the same size as the latest cosigned checkpoint with
+    /// another root hash, a fork signed by the log.
+    Fork {
+        /// The size of the latest checkpoint cosigned for the log.
+        latest_size: u64,
+        /// What differs.
         reason: String,
     },
     /// 422: the consistency proof does not verify.
@@ -66,7 +73,7 @@ impl Refusal {
             Self::BadRequest(_) => 400,
             Self::Forbidden(_) => 403,
             Self::UnknownLog(_) => 404,
-            Self::Conflict { .. } => 409,
+            Self::Conflict { .. } | Self::Fork { .. } => 409,
             Self::BadProof(_) => 422,
             Self::Internal(_) => 500,
         }
@@ -80,7 +87,7 @@ impl Refusal {
             | Self::UnknownLog(r)
             | Self::BadProof(r)
             | Self::Internal(r) => r,
-            Self::Conflict { reason, .. } => reason,
+            Self::Conflict { reason, .. } | Self::Fork { reason, .. } => reason,
         }
     }
 }
@@ -94,6 +101,11 @@ pub struct Refused {
     pub sizes: Option<(u64, u64)>,
     /// Why.
     pub refusal: Refusal,
+    /// For a checkpoint signed by the log that contradicts what the witness
+    /// cosigned (a fork: same size with another root, or a proof that does
+    /// not verify): the signed note, which is evidence of the log's
+    /// misbehaviour and is logged in full.
+    pub evidence: Option<String>,
 }
 
 /// A cosigned checkpoint.
@@ -185,12 +197,20 @@ impl Witness {
     pub fn add_checkpoint(&self, body: &[u8]) -> std::result::Result<Cosigned, Box<Refused>> {
         let mut origin = None;
         let mut sizes = None;
-        self.check_and_cosign(body, &mut origin, &mut sizes)
+        let mut note = None;
+        self.check_and_cosign(body, &mut origin, &mut sizes, &mut note)
             .map_err(|refusal| {
+                // Only a note the log signed is evidence; it gets this far
+                // only if its signature verified.
+                let evidence = match &refusal {
+                    Refusal::BadProof(_) | Refusal::Fork { .. } => note,
+                    _ => None,
+                };
                 Box::new(Refused {
                     origin,
                     sizes,
                     refusal,
+                    evidence,
                 })
             })
     }
@@ -200,6 +220,7 @@ impl Witness {
         body: &[u8],
         origin_out: &mut Option<String>,
         sizes_out: &mut Option<(u64, u64)>,
+        signed_note_out: &mut Option<String>,
     ) -> std::result::Result<Cosigned, Refusal> {
         let request = parse_request(body).map_err(Refusal::BadRequest)?;
         let note = Note::parse(&request.checkpoint).map_err(|e| {
@@ -218,6 +239,7 @@ impl Witness {
         })?;
         note.verify(&slot.verifiers)
             .map_err(|e| Refusal::Forbidden(format!("no valid signature by the log's key: {e}")))?;
+        *signed_note_out = Some(note.to_text());
         if old > size {
             return Err(Refusal::BadRequest(format!(
                 "old size {old} is larger than the checkpoint's size {size}"
@@ -243,7 +265,7 @@ impl Witness {
             // Size 0 twice: the empty tree has one root.
             if let Some(l) = latest.as_ref() {
                 if size == 0 && l.root != *checkpoint.root() {
-                    return Err(Refusal::Conflict {
+                    return Err(Refusal::Fork {
                         latest_size,
                         reason: "same size 0 with another root hash".to_owned(),
                     });
@@ -251,7 +273,7 @@ impl Witness {
             }
         } else if let Some(l) = latest.as_ref() {
             if old == size && l.root != *checkpoint.root() {
-                return Err(Refusal::Conflict {
+                return Err(Refusal::Fork {
                     latest_size,
                     reason: format!(
                         "a checkpoint of size {size} with another root hash than the one cosigned (a fork)"

@@ -159,6 +159,11 @@ fn forks_are_refused() {
     // Nothing of that moved the witness: the honest next checkpoint is cosigned.
     submit(&client, &w, &log, 6, 10).unwrap();
     assert!(w.log().contains("status=422"));
+    // The fork's signed checkpoints are logged as evidence.
+    let log_text = w.log();
+    assert!(log_text.contains("evidence of a fork"), "{log_text}");
+    let fork_root_line = fork.checkpoint(10).lines().nth(2).unwrap().to_owned();
+    assert!(log_text.contains(&fork_root_line), "{log_text}");
 }
 
 #[test]
