@@ -1,7 +1,7 @@
 # Shared helpers for Signet's deploy scripts. Sourced, not run.
 
 # Debian packages the test suite drives as real peers.
-SIGNET_TEST_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev pcscd pcsc-tools vsmartcard-vpcd ykcs11 yubico-piv-tool procps python3-pip python3-dev swig chromium python3-websocket tmux python3-cryptography"
+SIGNET_TEST_PACKAGES="softhsm2 postgresql opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev pcscd pcsc-tools vsmartcard-vpcd ykcs11 yubico-piv-tool procps python3-pip python3-dev swig chromium python3-websocket tmux python3-cryptography"
 # python-fido2 (PyPI, with pyscard, built against libpcsclite-dev) drives the
 # FIDO2 applet's conformance tests: see ensure_python_fido2.
 # chromium and python3-websocket: the enrollment page in a real headless
@@ -11,6 +11,7 @@ SIGNET_TEST_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl
 # (fido-hid-rs), built by default, in both lists.
 # python3-cryptography: independent checks of witness cosignatures (witness/tests/verify_cosignature.py)
 # and of certificates' proofs of logging (node/tests/check_proof.py).
+# postgresql: the CA's PostgreSQL store runs against a throw-away cluster (testkit/src/postgres.rs).
 # What the quickstart needs.
 SIGNET_RUN_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev procps"
 

@@ -9,8 +9,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod child;
+mod postgres;
 mod softhsm;
 mod sshd;
 
+pub use postgres::{
+    postgres_available, postgres_bin, Postgres, ServerTls, BIN_ENV as POSTGRES_BIN_ENV,
+    SUPERUSER as POSTGRES_SUPERUSER,
+};
 pub use softhsm::{softhsm_module, SoftHsm, MODULE_ENV, PIN_FILE_ENV, TOKEN_ENV};
 pub use sshd::{free_port, Sshd};
