@@ -136,12 +136,25 @@ impl FromStr for HardwareKey {
 impl Role {
     /// Whether this role allows `login` (exact match; there are no wildcard logins).
     pub fn allows_login(&self, login: &str) -> bool {
-        self.allow.logins.iter().any(|l| l == login)
+        self.allow.allows_login(login)
     }
 
     /// Whether this role allows a node with these labels (see [`Allow::node_labels`]).
     pub fn allows_node(&self, labels: &BTreeMap<String, String>) -> bool {
-        let wanted = &self.allow.node_labels;
+        self.allow.allows_node(labels)
+    }
+}
+
+impl Allow {
+    /// Whether `login` is allowed (exact match; there are no wildcard
+    /// logins). The access proxy asks this of the roles in the CA's feed.
+    pub fn allows_login(&self, login: &str) -> bool {
+        self.logins.iter().any(|l| l == login)
+    }
+
+    /// Whether a node with these labels is allowed (see [`Allow::node_labels`]).
+    pub fn allows_node(&self, labels: &BTreeMap<String, String>) -> bool {
+        let wanted = &self.node_labels;
         if wanted.is_empty() {
             return false;
         }
@@ -155,7 +168,9 @@ impl Role {
                 .is_some_and(|have| values.iter().any(|v| v == WILDCARD || v == have))
         })
     }
+}
 
+impl Role {
     /// Checks the role against [`crate::rules`] and puts its lists in order.
     /// Refuses duplicates rather than dropping them: a duplicate in a file is
     /// most likely a typo for something else.
