@@ -33,11 +33,19 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(c) = first {
         assert_eq!(c.note().as_bytes(), data, "an accepted note is the input");
         assert!(!c.cosignatures().is_empty());
-        assert!(c.cosignatures().iter().all(|s| s.timestamp <= MAX_TIMESTAMP));
+        assert!(c
+            .cosignatures()
+            .iter()
+            .all(|s| s.timestamp <= MAX_TIMESTAMP));
         // Adding its own lines again changes nothing.
         let note = Note::parse(data).expect("accepted notes parse");
         let lines: Vec<String> = note.signatures().iter().map(|s| s.to_line()).collect();
-        assert_eq!(append_cosignatures(c.note(), &lines).expect("own lines").as_bytes(), data);
+        assert_eq!(
+            append_cosignatures(c.note(), &lines)
+                .expect("own lines")
+                .as_bytes(),
+            data
+        );
     }
     if let Ok(note) = Note::parse(data) {
         for sig in note.signatures() {
