@@ -307,7 +307,9 @@ impl Member {
                 }
                 Err(CallError::Conflict { witness_size }) => {
                     return Err(format!(
-                        "it keeps answering that it is at size {witness_size}"
+                        "it refuses this checkpoint of size {size} against the one it cosigned \
+                         at size {witness_size}: another tree of the same size (a fork, or a \
+                         store restored from a backup)"
                     ))
                 }
                 Err(CallError::Failed(reason)) => return Err(reason),
