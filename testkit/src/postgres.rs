@@ -371,6 +371,72 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs a SQL script (many statements, e.g. a dump) as the superuser.
+    pub fn psql_script(&self, database: &str, script: &str) {
+        use std::io::Write;
+        let mut child = Command::new(self.bin.join("psql"))
+            .arg("-h")
+            .arg(self.dir.path())
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run psql");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "psql script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pg_dump` of `database` (plain SQL); `data_only` leaves out the
+    /// schema, as a backup restored into existing tables.
+    pub fn dump(&self, database: &str, data_only: bool) -> String {
+        let mut command = Command::new(self.bin.join("pg_dump"));
+        command.arg("-h").arg(self.dir.path()).args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            SUPERUSER,
+            "-d",
+            database,
+        ]);
+        if data_only {
+            command.arg("--data-only");
+        }
+        let out = command.stdin(Stdio::null()).output().expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A new database holding a copy of `database` (schema and data).
+    pub fn clone_database(&mut self, database: &str) -> String {
+        let dump = self.dump(database, false);
+        let copy = self.create_database();
+        self.psql_script(&copy, &dump);
+        copy
+    }
+
     /// A connection URL for `database` (no password: that is in
     /// [`Postgres::password_file`]).
     pub fn url(&self, database: &str) -> String {

@@ -44,6 +44,10 @@ pub enum Error {
     /// The issuance store failed.
     #[error("store: {0}")]
     Store(String),
+    /// The shared store (PostgreSQL) is out of reach: the CA issues nothing
+    /// until it is back, and recovers by itself when it is.
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
     /// The log format refused an entry.
     #[error("log entry: {0}")]
     Log(#[from] signet_log::Error),
@@ -103,9 +107,11 @@ impl Error {
             Self::Integrity { .. } => ExitClass::Integrity,
             Self::Witness(_) => ExitClass::Witness,
             Self::Hsm(_) | Self::Signing(_) | Self::Attestation(_) => ExitClass::Hsm,
-            Self::Store(_) | Self::Log(_) | Self::Certificate(_) | Self::File { .. } => {
-                ExitClass::Internal
-            }
+            Self::Store(_)
+            | Self::StoreUnavailable(_)
+            | Self::Log(_)
+            | Self::Certificate(_)
+            | Self::File { .. } => ExitClass::Internal,
         }
     }
 

@@ -26,12 +26,14 @@ use crate::{Error, Result};
 
 pub mod high_water;
 pub mod local;
+pub mod postgres;
 pub mod restore;
 pub mod verify;
 pub mod witnessing;
 
 pub use high_water::{FileMark, HighWaterMark, TokenMark};
 pub use local::{CommitMode, LocalStore, StoreOptions};
+pub use postgres::{PgConfig, PgOptions, PgStore};
 pub use verify::CheckReport;
 pub use witnessing::{WitnessState, Witnesses};
 

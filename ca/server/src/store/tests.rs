@@ -11,6 +11,7 @@ use signet_log::note::{KeyId, NoteSigner, SignerError, VerifierKey};
 use signet_log::tiles::TilePath;
 
 use super::local::{ENTRIES, META};
+use super::postgres::{PgConfig, PgOptions, PgStore};
 use super::*;
 
 /// A software Ed25519 checkpoint signer that counts its signatures.
@@ -66,28 +67,107 @@ impl HighWaterMark for FlakyMark {
     }
 }
 
+/// Which store a test runs against: every test of the matrix below runs
+/// against both, the PostgreSQL one on a throw-away cluster of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Local,
+    Postgres,
+}
+
+/// Where a log is kept: a redb file, or a database of the fixture's cluster.
+#[derive(Debug, Clone)]
+enum Place {
+    File(std::path::PathBuf),
+    Db(String),
+}
+
+/// A copy of a store taken by the operator's backup.
+enum Backup {
+    File(std::path::PathBuf),
+    Dump(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Create,
+    Existing,
+    Adopt,
+}
+
 struct Fixture {
+    backend: Backend,
+    // Field order is drop order: the cluster stops before its directory goes.
+    pg: Option<std::sync::Mutex<signet_testkit::Postgres>>,
     dir: tempfile::TempDir,
     signer: Arc<TestSigner>,
     mark: Arc<FlakyMark>,
+    place: Place,
+}
+
+/// The log tables an attacker with the database's credentials edits.
+const PG_TABLES: &str = "log_entries, log_nodes, log_serials, log_checkpoints";
+
+trait Len {
+    fn len(&self) -> u64;
+}
+
+impl Len for Box<dyn LogStore> {
+    fn len(&self) -> u64 {
+        self.latest_checkpoint().size
+    }
 }
 
 impl Fixture {
-    fn new() -> Self {
+    fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mark = Arc::new(FlakyMark {
             file: FileMark::new(dir.path().join("mark/high-water")),
             fail: AtomicBool::new(false),
         });
+        let (pg, place) = match backend {
+            Backend::Local => (None, Place::File(dir.path().join("log.redb"))),
+            Backend::Postgres => {
+                let mut pg = signet_testkit::Postgres::start();
+                let db = pg.create_database();
+                (Some(std::sync::Mutex::new(pg)), Place::Db(db))
+            }
+        };
         Self {
+            backend,
+            pg,
             dir,
             signer: signer(7),
             mark,
+            place,
+        }
+    }
+
+    fn pg(&self) -> std::sync::MutexGuard<'_, signet_testkit::Postgres> {
+        self.pg.as_ref().unwrap().lock().unwrap()
+    }
+
+    fn db(&self) -> &str {
+        match &self.place {
+            Place::Db(db) => db,
+            Place::File(_) => panic!("not a database"),
         }
     }
 
     fn path(&self) -> std::path::PathBuf {
-        self.dir.path().join("log.redb")
+        match &self.place {
+            Place::File(path) => path.clone(),
+            Place::Db(_) => panic!("not a file"),
+        }
+    }
+
+    fn pg_config(&self, db: &str) -> PgConfig {
+        let pg = self.pg();
+        PgConfig {
+            url: pg.url(db),
+            password_file: Some(pg.password_file()),
+            ca_file: None,
+        }
     }
 
     fn options(&self) -> StoreOptions {
@@ -102,19 +182,139 @@ impl Fixture {
         }
     }
 
-    /// A log of two entries, and a copy of its store taken after the first.
-    fn backed_up_then_grown() -> (Self, std::path::PathBuf) {
-        let fx = Self::new();
-        let backup = fx.dir.path().join("backup.redb");
-        fx.open().unwrap().append(&entry(0), None).unwrap();
-        std::fs::copy(fx.path(), &backup).unwrap();
-        fx.open().unwrap().append(&entry(1), None).unwrap();
-        (fx, backup)
+    /// Opens the log at `place` with this signer and mark.
+    fn open_at(
+        &self,
+        place: &Place,
+        mode: Mode,
+        signer: Arc<TestSigner>,
+        mark: Arc<dyn HighWaterMark>,
+    ) -> Result<Box<dyn LogStore>> {
+        match place {
+            Place::File(path) => {
+                let options = StoreOptions {
+                    path: path.clone(),
+                    verifier: signer.verifier.clone(),
+                    signer,
+                    mark,
+                    ..self.options()
+                };
+                Ok(Box::new(match mode {
+                    Mode::Create => LocalStore::create(options)?,
+                    Mode::Existing => LocalStore::open(options)?,
+                    Mode::Adopt => LocalStore::adopt_mark(options)?,
+                }))
+            }
+            Place::Db(db) => {
+                let options = PgOptions {
+                    db: self.pg_config(db),
+                    origin: "test/signet-log".into(),
+                    verifier: signer.verifier.clone(),
+                    signer,
+                    mark,
+                    mode: CommitMode::Group,
+                    witnesses: None,
+                    replica: "test".into(),
+                };
+                Ok(Box::new(match mode {
+                    Mode::Create => PgStore::create(options)?,
+                    Mode::Existing => PgStore::open(options)?,
+                    Mode::Adopt => PgStore::adopt_mark(options)?,
+                }))
+            }
+        }
     }
 
     /// Opens the store, creating it on first use (as `init` does).
-    fn open(&self) -> Result<LocalStore> {
-        LocalStore::create(self.options())
+    fn open(&self) -> Result<Box<dyn LogStore>> {
+        self.open_at(
+            &self.place,
+            Mode::Create,
+            self.signer.clone(),
+            self.mark.clone(),
+        )
+    }
+
+    fn open_as(&self, mode: Mode) -> Result<Box<dyn LogStore>> {
+        self.open_at(&self.place, mode, self.signer.clone(), self.mark.clone())
+    }
+
+    /// A copy of the store as it is now (the store must be closed).
+    fn backup(&self) -> Backup {
+        match &self.place {
+            Place::File(path) => {
+                let copy = self
+                    .dir
+                    .path()
+                    .join(format!("backup-{}.redb", rand::random::<u32>()));
+                std::fs::copy(path, &copy).unwrap();
+                Backup::File(copy)
+            }
+            Place::Db(db) => Backup::Dump(self.pg().dump(db, true)),
+        }
+    }
+
+    /// Puts a backup back in place of the store.
+    fn put_back(&self, backup: &Backup) {
+        match backup {
+            Backup::File(copy) => {
+                std::fs::copy(copy, self.path()).unwrap();
+            }
+            Backup::Dump(dump) => {
+                let pg = self.pg();
+                pg.psql(
+                    self.db(),
+                    &format!("TRUNCATE {PG_TABLES}, log_head, signet_schema"),
+                );
+                pg.psql_script(self.db(), dump);
+            }
+        }
+    }
+
+    /// Deletes the store (the file; every row of the log).
+    fn remove_store(&self) {
+        match &self.place {
+            Place::File(path) => std::fs::remove_file(path).unwrap(),
+            Place::Db(db) => {
+                self.pg().psql(db, &format!("TRUNCATE {PG_TABLES}"));
+            }
+        }
+    }
+
+    /// Removes the stored signed checkpoint(s).
+    fn delete_checkpoint(&self) {
+        match &self.place {
+            Place::File(path) => {
+                let db = redb::Database::create(path).unwrap();
+                let txn = db.begin_write().unwrap();
+                txn.open_table(META).unwrap().remove("checkpoint").unwrap();
+                txn.commit().unwrap();
+            }
+            Place::Db(db) => {
+                self.pg().psql(db, "DELETE FROM log_checkpoints");
+            }
+        }
+    }
+
+    /// A copy of the store elsewhere, taken while it is open.
+    fn clone_store(&self, into: &tempfile::TempDir) -> Place {
+        match &self.place {
+            Place::File(path) => {
+                // redb refuses a second open of the same file: copy the bytes.
+                let copy = into.path().join("log.redb");
+                std::fs::copy(path, &copy).unwrap();
+                Place::File(copy)
+            }
+            Place::Db(db) => Place::Db(self.pg().clone_database(db)),
+        }
+    }
+
+    /// A log of two entries, and a copy of its store taken after the first.
+    fn backed_up_then_grown(self) -> (Self, Backup) {
+        self.open().unwrap().append(&entry(0), None).unwrap();
+        let backup = self.backup();
+        self.open().unwrap().append(&entry(1), None).unwrap();
+        (self, backup)
     }
 }
 
@@ -184,7 +384,7 @@ fn leaf(n: u64) -> merkle::Hash {
     merkle::leaf_hash(&entry(n).to_canonical_bytes().unwrap())
 }
 
-fn integrity_message(result: Result<LocalStore>) -> String {
+fn integrity_message<S>(result: Result<S>) -> String {
     match result {
         Err(err @ Error::Integrity { .. }) => err.to_string(),
         Err(other) => panic!("expected an integrity error, got {other}"),
@@ -192,9 +392,38 @@ fn integrity_message(result: Result<LocalStore>) -> String {
     }
 }
 
-#[test]
-fn appends_are_ordered_checkpointed_and_survive_reopen() {
-    let fx = Fixture::new();
+/// Every test of the matrix runs against the embedded store and against
+/// PostgreSQL: one body, two backends.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local_store {
+            $(#[test] fn $name() { super::$name(super::Fixture::new(super::Backend::Local)) })*
+        }
+        mod postgres_store {
+            $(#[test] fn $name() { super::$name(super::Fixture::new(super::Backend::Postgres)) })*
+        }
+    };
+}
+
+both_backends!(
+    appends_are_ordered_checkpointed_and_survive_reopen,
+    a_reservation_holds_its_serial_until_dropped_unless_it_was_logged,
+    a_reservation_from_another_store_is_refused,
+    concurrent_appends_get_dense_unique_indices_and_share_checkpoints,
+    tiles_cover_exactly_the_checkpointed_tree,
+    a_store_without_its_checkpoint_is_refused_and_nothing_is_signed,
+    an_old_copy_of_the_store_is_behind_the_mark,
+    a_fork_of_the_same_size_is_refused,
+    a_mark_not_signed_by_the_log_key_is_refused,
+    a_crash_between_commit_and_mark_hands_nothing_out_and_recovers,
+    a_store_with_entries_but_no_mark_is_refused_until_adopted,
+    an_entry_and_its_serial_reservation_must_agree,
+    a_mark_moved_by_another_writer_stops_issuance,
+    entries_appended_together_share_one_commit_and_checkpoint,
+    entries_appended_together_are_refused_together,
+);
+
+fn appends_are_ordered_checkpointed_and_survive_reopen(fx: Fixture) {
     let root_after_two;
     {
         let store = fx.open().unwrap();
@@ -233,9 +462,7 @@ fn appends_are_ordered_checkpointed_and_survive_reopen() {
     merkle::verify_consistency(2, 3, &consistency, &root_after_two, &c.checkpoint.root).unwrap();
 }
 
-#[test]
-fn a_reservation_holds_its_serial_until_dropped_unless_it_was_logged() {
-    let fx = Fixture::new();
+fn a_reservation_holds_its_serial_until_dropped_unless_it_was_logged(fx: Fixture) {
     let store = fx.open().unwrap();
     let held = store.reserve_serial(SerialKind::Ssh, "9").unwrap().unwrap();
     assert!(store
@@ -251,10 +478,9 @@ fn a_reservation_holds_its_serial_until_dropped_unless_it_was_logged() {
         .is_none());
 }
 
-#[test]
-fn a_reservation_from_another_store_is_refused() {
-    let (one, two) = (Fixture::new(), Fixture::new());
-    let (a, b) = (one.open().unwrap(), two.open().unwrap());
+fn a_reservation_from_another_store_is_refused(fx: Fixture) {
+    let two = Fixture::new(fx.backend);
+    let (a, b) = (fx.open().unwrap(), two.open().unwrap());
     let foreign = b.reserve_serial(SerialKind::Ssh, "1").unwrap().unwrap();
     let err = a
         .append(&ssh_cert_entry(1), Some(foreign))
@@ -264,9 +490,7 @@ fn a_reservation_from_another_store_is_refused() {
     assert_eq!(a.len(), 0);
 }
 
-#[test]
-fn concurrent_appends_get_dense_unique_indices_and_share_checkpoints() {
-    let fx = Fixture::new();
+fn concurrent_appends_get_dense_unique_indices_and_share_checkpoints(fx: Fixture) {
     let store = Arc::new(fx.open().unwrap());
     let handles: Vec<_> = (0..8u64)
         .map(|t| {
@@ -302,9 +526,7 @@ fn concurrent_appends_get_dense_unique_indices_and_share_checkpoints() {
     );
 }
 
-#[test]
-fn tiles_cover_exactly_the_checkpointed_tree() {
-    let fx = Fixture::new();
+fn tiles_cover_exactly_the_checkpointed_tree(fx: Fixture) {
     let store = fx.open().unwrap();
     for i in 0..300u64 {
         store.append(&entry(i), None).unwrap();
@@ -322,21 +544,14 @@ fn tiles_cover_exactly_the_checkpointed_tree() {
         .is_none());
 }
 
-#[test]
-fn a_store_without_its_checkpoint_is_refused_and_nothing_is_signed() {
-    let fx = Fixture::new();
+fn a_store_without_its_checkpoint_is_refused_and_nothing_is_signed(fx: Fixture) {
     {
         let store = fx.open().unwrap();
         for i in 0..3 {
             store.append(&entry(i), None).unwrap();
         }
     }
-    {
-        let db = redb::Database::create(fx.path()).unwrap();
-        let txn = db.begin_write().unwrap();
-        txn.open_table(META).unwrap().remove("checkpoint").unwrap();
-        txn.commit().unwrap();
-    }
+    fx.delete_checkpoint();
     let signed = fx.signer.signed.load(Ordering::SeqCst);
     let message = integrity_message(fx.open());
     assert!(
@@ -350,57 +565,47 @@ fn a_store_without_its_checkpoint_is_refused_and_nothing_is_signed() {
     );
 }
 
-#[test]
-fn an_old_copy_of_the_store_is_behind_the_mark() {
-    let (fx, backup) = Fixture::backed_up_then_grown();
-    std::fs::copy(&backup, fx.path()).unwrap();
+fn an_old_copy_of_the_store_is_behind_the_mark(fx: Fixture) {
+    let (fx, backup) = fx.backed_up_then_grown();
+    fx.put_back(&backup);
     let message = integrity_message(fx.open());
     assert!(message.contains("behind the high-water mark"), "{message}");
     assert!(message.contains("holds 1 entries"), "{message}");
     assert!(message.contains("log restore"), "{message}");
 
     // A deleted store is the oldest copy of all.
-    std::fs::remove_file(fx.path()).unwrap();
+    fx.remove_store();
     let message = integrity_message(fx.open());
     assert!(message.contains("behind the high-water mark"), "{message}");
 }
 
-#[test]
-fn a_fork_of_the_same_size_is_refused() {
-    let (fx, backup) = Fixture::backed_up_then_grown();
-    // The old copy grows another second entry under another mark (adopted
-    // for it), then is put back in place of the real store.
+fn a_fork_of_the_same_size_is_refused(fx: Fixture) {
+    let (fx, backup) = fx.backed_up_then_grown();
+    // The old copy is put back in place of the real store and grows another
+    // second entry under another mark (adopted for it).
     let other_mark = Arc::new(FileMark::new(fx.dir.path().join("other-mark")));
+    fx.put_back(&backup);
     {
-        let forked = LocalStore::adopt_mark(StoreOptions {
-            path: backup.clone(),
-            mark: other_mark,
-            ..fx.options()
-        })
-        .unwrap();
+        let forked = fx
+            .open_at(&fx.place, Mode::Adopt, fx.signer.clone(), other_mark)
+            .unwrap();
         forked.append(&entry(99), None).unwrap();
     }
-    std::fs::copy(&backup, fx.path()).unwrap();
     let message = integrity_message(fx.open());
     assert!(message.contains("is a fork"), "{message}");
 }
 
-#[test]
-fn a_mark_not_signed_by_the_log_key_is_refused() {
-    let fx = Fixture::new();
+fn a_mark_not_signed_by_the_log_key_is_refused(fx: Fixture) {
     {
         fx.open().unwrap().append(&entry(0), None).unwrap();
     }
     // A mark signed by another key, as a storage admin with a key of their
     // own would write it.
-    let forger = Fixture::new();
+    let forger = Fixture::new(fx.backend);
     {
-        let store = LocalStore::create(StoreOptions {
-            signer: signer(9),
-            verifier: signer(9).verifier.clone(),
-            ..forger.options()
-        })
-        .unwrap();
+        let store = forger
+            .open_at(&forger.place, Mode::Create, signer(9), forger.mark.clone())
+            .unwrap();
         store.append(&entry(0), None).unwrap();
     }
     let forged = forger.mark.load().unwrap().pop().unwrap();
@@ -412,9 +617,7 @@ fn a_mark_not_signed_by_the_log_key_is_refused() {
     );
 }
 
-#[test]
-fn a_crash_between_commit_and_mark_hands_nothing_out_and_recovers() {
-    let fx = Fixture::new();
+fn a_crash_between_commit_and_mark_hands_nothing_out_and_recovers(fx: Fixture) {
     {
         let store = fx.open().unwrap();
         store.append(&entry(0), None).unwrap();
@@ -438,7 +641,7 @@ fn a_crash_between_commit_and_mark_hands_nothing_out_and_recovers() {
 
 #[test]
 fn an_entry_at_the_largest_index_is_an_integrity_error_not_a_panic() {
-    let fx = Fixture::new();
+    let fx = Fixture::new(Backend::Local);
     {
         fx.open().unwrap().append(&entry(0), None).unwrap();
     }
@@ -457,7 +660,7 @@ fn an_entry_at_the_largest_index_is_an_integrity_error_not_a_panic() {
 
 #[test]
 fn a_restore_rebuilds_the_log_and_its_serial_index_from_tiles() {
-    let fx = Fixture::new();
+    let fx = Fixture::new(Backend::Local);
     let export = fx.dir.path().join("export");
     let root = {
         let store = fx.open().unwrap();
@@ -502,8 +705,8 @@ fn a_restore_rebuilds_the_log_and_its_serial_index_from_tiles() {
 
 #[test]
 fn a_missing_store_file_is_not_created_by_plain_open() {
-    let fx = Fixture::new();
-    match LocalStore::open(fx.options()) {
+    let fx = Fixture::new(Backend::Local);
+    match fx.open_as(Mode::Existing) {
         Err(Error::NotInitialised(_)) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a store was created"),
@@ -514,16 +717,14 @@ fn a_missing_store_file_is_not_created_by_plain_open() {
         fx.open().unwrap().append(&entry(0), None).unwrap();
     }
     std::fs::remove_file(fx.path()).unwrap();
-    let message = integrity_message(LocalStore::open(fx.options()));
+    let message = integrity_message(fx.open_as(Mode::Existing));
     assert!(
         message.contains("is missing, but the log had 1 entries"),
         "{message}"
     );
 }
 
-#[test]
-fn a_store_with_entries_but_no_mark_is_refused_until_adopted() {
-    let fx = Fixture::new();
+fn a_store_with_entries_but_no_mark_is_refused_until_adopted(fx: Fixture) {
     {
         let store = fx.open().unwrap();
         store.append(&entry(0), None).unwrap();
@@ -539,7 +740,7 @@ fn a_store_with_entries_but_no_mark_is_refused_until_adopted() {
     assert_eq!(fx.signer.signed.load(Ordering::SeqCst), signed);
 
     // The operator, who knows this store is the newest copy, adopts it.
-    let store = LocalStore::adopt_mark(fx.options()).unwrap();
+    let store = fx.open_as(Mode::Adopt).unwrap();
     assert_eq!(store.len(), 2);
     drop(store);
     assert_eq!(
@@ -552,9 +753,7 @@ fn a_store_with_entries_but_no_mark_is_refused_until_adopted() {
     assert_eq!(fx.open().unwrap().len(), 2);
 }
 
-#[test]
-fn an_entry_and_its_serial_reservation_must_agree() {
-    let fx = Fixture::new();
+fn an_entry_and_its_serial_reservation_must_agree(fx: Fixture) {
     let store = fx.open().unwrap();
     // A certificate without its reservation, and one with another serial's.
     let err = store
@@ -580,23 +779,21 @@ fn an_entry_and_its_serial_reservation_must_agree() {
     assert_eq!(store.len(), 0, "nothing was logged");
 }
 
-#[test]
-fn a_mark_moved_by_another_writer_stops_issuance() {
-    let fx = Fixture::new();
+fn a_mark_moved_by_another_writer_stops_issuance(fx: Fixture) {
     let store = fx.open().unwrap();
     store.append(&entry(0), None).unwrap();
     // Another CA on the same log (a clone of this one) moves the mark.
     let clone_dir = tempfile::tempdir().unwrap();
-    let clone_path = clone_dir.path().join("log.redb");
     {
-        // Copy the store while this one holds it open: redb refuses a second
-        // open of the same file, so copy the bytes.
-        std::fs::copy(fx.path(), &clone_path).unwrap();
-        let clone = LocalStore::open(StoreOptions {
-            path: clone_path,
-            ..fx.options()
-        })
-        .unwrap();
+        let clone_place = fx.clone_store(&clone_dir);
+        let clone = fx
+            .open_at(
+                &clone_place,
+                Mode::Existing,
+                fx.signer.clone(),
+                fx.mark.clone(),
+            )
+            .unwrap();
         clone.append(&entry(50), None).unwrap();
     }
     let err = store.append(&entry(1), None).unwrap_err().to_string();
@@ -608,7 +805,7 @@ fn a_mark_moved_by_another_writer_stops_issuance() {
 
 #[test]
 fn a_restore_needs_the_mark_and_never_replaces_a_newer_store() {
-    let fx = Fixture::new();
+    let fx = Fixture::new(Backend::Local);
     let export = fx.dir.path().join("export");
     {
         let store = fx.open().unwrap();
@@ -662,12 +859,10 @@ fn a_restore_needs_the_mark_and_never_replaces_a_newer_store() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("newer than the copy"), "{err}");
-    assert_eq!(LocalStore::adopt_mark(fx.options()).unwrap().len(), 2);
+    assert_eq!(fx.open_as(Mode::Adopt).unwrap().len(), 2);
 }
 
-#[test]
-fn entries_appended_together_share_one_commit_and_checkpoint() {
-    let fx = Fixture::new();
+fn entries_appended_together_share_one_commit_and_checkpoint(fx: Fixture) {
     let store = fx.open().unwrap();
     store.append(&entry(0), None).unwrap();
     let signed_before = fx.signer.signed.load(Ordering::SeqCst);
@@ -707,9 +902,7 @@ fn entries_appended_together_share_one_commit_and_checkpoint() {
         .is_none());
 }
 
-#[test]
-fn entries_appended_together_are_refused_together() {
-    let fx = Fixture::new();
+fn entries_appended_together_are_refused_together(fx: Fixture) {
     let store = fx.open().unwrap();
     let signed_before = fx.signer.signed.load(Ordering::SeqCst);
     // The second entry carries a certificate but no reservation of its
