@@ -66,6 +66,9 @@ enum Tamper {
     LogKey,
     /// Change the root hash of the X.509 proof's signed checkpoint.
     Checkpoint,
+    /// Move the begin answer's expiry an hour ahead: the CA's clock as an
+    /// hour ahead of this machine's (the expiry is not committed to).
+    ClockSkew,
 }
 
 /// A TLS server in front of the real CA, with a root of its own, relaying
@@ -258,6 +261,9 @@ fn tamper(path: &str, text: &str, mode: Tamper) -> String {
         return text.to_owned();
     };
     match (mode, path) {
+        (Tamper::ClockSkew, "/v1/certs/begin") => {
+            value["expires_at"] = (value["expires_at"].as_u64().unwrap() + 3600).into();
+        }
         (Tamper::RequestHash, "/v1/certs/begin") => {
             value["request_sha256"] = STANDARD.encode([7u8; 32]).into();
         }
@@ -648,7 +654,23 @@ fn enroll_login_ssh_and_every_refusal() {
     std::fs::write(client.profile(), &pointed).unwrap();
     // Relayed unchanged, it works (the double is a faithful proxy).
     double.set(Tamper::None);
-    client.ok(&["login"]);
+    let run = client.ok(&["login"]);
+    assert!(!run.stderr.contains("clock"), "{}", run.stderr);
+    // A CA whose clock is an hour ahead: warned about before the touch,
+    // and the login still goes through.
+    double.set(Tamper::ClockSkew);
+    let run = client.ok(&["login"]);
+    let warning = "Warning: this machine's clock is 3600 s behind the CA's; fix the clock (NTP)";
+    let at = run
+        .stderr
+        .find(warning)
+        .unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(
+        at < run.stderr.find("Touch your security key").unwrap(),
+        "{}",
+        run.stderr
+    );
+    double.set(Tamper::None);
     let pointed = std::fs::read_to_string(client.profile()).unwrap();
     let card_before = client.slot_9a_certificate().unwrap();
     let ssh_before = std::fs::read_to_string(client.ssh_cert()).unwrap();
@@ -715,6 +737,51 @@ fn enroll_login_ssh_and_every_refusal() {
     assert!(!client.ssh_cert().exists());
 }
 
+/// Every failure a person meets is named in `signet login --help` (with
+/// its exit status) and in `signet --help`.
+#[test]
+fn help_names_every_failure_and_exit_status() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let login = help(&["login", "--help"]);
+    for part in [
+        "wrong PIN (with the tries left)",
+        "no touch in time",
+        "the CA could not be reached",
+        "clock",
+        "your roles do not allow it (a login",
+        "a key whose PIN/touch policy is weaker",
+        "--replace-weak-key",
+        "--transport",
+        "Exit status:",
+        "  6  the CA refused",
+    ] {
+        assert!(
+            login.contains(part),
+            "{part:?} not in signet login --help:\n{login}"
+        );
+    }
+    let top = help(&["--help"]);
+    for part in [
+        "wrong PIN with the tries left",
+        "a touch that timed out",
+        "the CA\nunreachable",
+        "clock off the CA's",
+        "a login your\nroles do not allow",
+        "Exit status of login",
+        "4 the YubiKey or",
+        "6 the CA refused",
+    ] {
+        assert!(top.contains(part), "{part:?} not in signet --help:\n{top}");
+    }
+}
+
 /// A CA serving, the virtual key enrolled for alice; the client ready.
 fn enrolled() -> (VirtualYubiKey, Ca, Client, PathBuf) {
     let key = VirtualYubiKey::start(VirtualKeyOptions::default()).unwrap_or_else(|e| {
@@ -759,7 +826,14 @@ fn role_refusal_denied_touch_and_a_second_card() {
     };
 
     // A login no role allows: the CA's reason, exit 6, nothing stored.
-    run(login("postgres", None), 6, "not_allowed");
+    let refused = run(login("postgres", None), 6, "not_allowed");
+    assert!(
+        refused
+            .stderr
+            .contains("none of your roles allows the login \"postgres\""),
+        "{}",
+        refused.stderr
+    );
     assert!(!client.ssh_cert().exists());
     assert_eq!(client.slot_9a_certificate(), None);
 

@@ -19,9 +19,10 @@ Exit status:
   3  local files (the profile under $XDG_CONFIG_HOME/signet, the
      certificates under $XDG_STATE_HOME/signet) could not be read or written
   4  the YubiKey or security key: none found, several without --serial,
-     wrong PIN (with the tries left), PIN blocked, no touch in time
-  5  the CA could not be reached, its TLS certificate is not trusted, or it
-     answered something unusable
+     wrong PIN (with the tries left), PIN blocked, no touch in time (or
+     the touch refused)
+  5  the CA could not be reached (down, wrong address, no network), its TLS
+     certificate is not trusted, or it answered something unusable
   6  the CA refused: your roles do not allow it (a login, the lifetime, or
      a key whose PIN/touch policy is weaker than they demand and that was
      not replaced), you are locked, the invite is invalid, too many
@@ -58,6 +59,10 @@ key's policies where they do, only if Signet made that key (the profile
 remembers the keys it generated), if you pass --replace-weak-key, or if you
 answer yes on the terminal. A key made by another tool is never replaced
 silently; the old key is destroyed when it is.
+
+Before the touch, the CA's clock is compared with this machine's (from the
+ceremony's expiry): more than 2 minutes apart is warned about, since
+certificates would look not yet valid or expired — fix the clock (NTP).
 
 The PIN: asked on the terminal (no echo), or read from the file named by
 SIGNET_PIN_FILE (owner-only permissions; never pass a PIN in argv). The

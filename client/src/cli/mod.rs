@@ -17,10 +17,26 @@ pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit status: the log could not be fetched, or local state or output could not be written.
 pub(crate) const EXIT_FETCH: u8 = 3;
 
+/// What `signet --help` ends with: where the exit statuses and the
+/// failures a person meets are explained.
+const TOP_HELP: &str = "\
+Engineers: `signet enroll LINK` once, then `signet login` (one touch) and
+plain ssh through `signet agent`. Failures are said in words, with what to
+do: a wrong PIN with the tries left, a touch that timed out, the CA
+unreachable, this machine's clock off the CA's (a warning), a login your
+roles do not allow, a key weaker than your roles demand.
+
+Exit status of login, enroll, status, logout and key: 0 done; 1 the CA's
+answer did not prove itself; 2 usage; 3 local files; 4 the YubiKey or
+security key (none, wrong PIN, PIN blocked, no touch in time); 5 the CA
+unreachable or untrusted; 6 the CA refused (roles, key policy, lock,
+invite, rate limit). `signet login --help` says more; `signet audit
+--help` and `signet agent --help` give theirs.";
+
 /// Signet: short-lived, hardware-backed access certificates, and a log of
 /// every one of them that anyone can verify.
 #[derive(Debug, Parser)]
-#[command(name = "signet", version, propagate_version = true)]
+#[command(name = "signet", version, propagate_version = true, after_help = TOP_HELP)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
