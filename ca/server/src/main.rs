@@ -650,7 +650,19 @@ fn restore_log(config: &Config, from: &str, without_mark: bool) -> Result<(), Er
 fn export_log(config: &Config, dir: &Path) -> Result<(), Error> {
     let keys = CaKeys::open(config)?;
     let (store, signer) = open_store(config, &keys)?;
-    let checkpoint = store.latest_checkpoint();
+    // With witnesses, the cosigned checkpoint (released when the store
+    // opened): auditors check it against the witness policy. If the
+    // witnesses did not cosign, the log key's signature alone, said so.
+    let checkpoint = match store.published_checkpoint() {
+        Some(cosigned) => cosigned,
+        None => {
+            eprintln!(
+                "signet-ca: warning: the witnesses did not cosign the latest checkpoint; \
+                 exporting it with the log key's signature alone"
+            );
+            store.latest_checkpoint()
+        }
+    };
     let file_err = |path: &Path, e: std::io::Error| Error::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
