@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use signet_log::checkpoint::Checkpoint;
 use signet_log::entry::{Actor, Entry, EntryKind};
 use signet_log::merkle;
 use signet_log::note::{KeyId, NoteSigner, SignerError, VerifierKey};
@@ -932,4 +933,344 @@ fn entries_appended_together_are_refused_together(fx: Fixture) {
         .reserve_serial(SerialKind::Ssh, "8")
         .unwrap()
         .is_some());
+}
+
+// What only a shared database adds: several replicas, a database lost and
+// back, attackers with the database's credentials, TLS.
+
+/// A second replica on the fixture's database (the same HSM log key and,
+/// as with a network HSM, the same high-water mark).
+fn replica(fx: &Fixture, name: &str) -> PgStore {
+    PgStore::open(PgOptions {
+        db: fx.pg_config(fx.db()),
+        origin: "test/signet-log".into(),
+        signer: fx.signer.clone(),
+        verifier: fx.signer.verifier.clone(),
+        mark: fx.mark.clone(),
+        mode: CommitMode::Group,
+        witnesses: None,
+        replica: name.into(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn postgres_replicas_on_one_database_keep_one_gap_free_order() {
+    let fx = Fixture::new(Backend::Postgres);
+    fx.open().unwrap();
+    let replicas = [Arc::new(replica(&fx, "a")), Arc::new(replica(&fx, "b"))];
+    let handles: Vec<_> = (0..6u64)
+        .map(|t| {
+            let store = replicas[(t % 2) as usize].clone();
+            std::thread::spawn(move || {
+                (0..40u64)
+                    .map(|i| {
+                        let n = t * 1000 + i;
+                        let appended = store.append(&entry(n), None).unwrap();
+                        merkle::verify_inclusion(
+                            &leaf(n),
+                            appended.index,
+                            appended.checkpoint.size,
+                            &appended.inclusion_proof,
+                            &appended.checkpoint.root,
+                        )
+                        .unwrap();
+                        appended.index
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..240).collect::<Vec<_>>(), "gaps or duplicates");
+    // Both replicas signed checkpoints, one per size.
+    let signers = fx.pg().psql(
+        fx.db(),
+        "SELECT string_agg(DISTINCT signed_by, ',' ORDER BY signed_by) FROM log_checkpoints WHERE size > 0",
+    );
+    assert_eq!(signers.trim(), "a,b");
+    drop(replicas);
+    // The whole log verifies from scratch, and the mark followed it.
+    let store = fx.open_as(Mode::Existing).unwrap();
+    assert_eq!((store.len(), store.verified().high_water), (240, Some(240)));
+}
+
+#[test]
+fn postgres_a_second_checkpoint_for_one_size_is_refused_by_the_database() {
+    let fx = Fixture::new(Backend::Postgres);
+    let store = fx.open().unwrap();
+    store.append(&entry(0), None).unwrap();
+    drop(store);
+    // A checkpoint of size 1 over another root, signed by the log key.
+    let other = Checkpoint::new("test/signet-log", 1, merkle::leaf_hash(b"other"))
+        .unwrap()
+        .sign(&[fx.signer.as_ref() as &dyn NoteSigner])
+        .unwrap()
+        .to_text();
+    let err = std::panic::catch_unwind(|| {
+        fx.pg().psql(
+            fx.db(),
+            &format!(
+                "INSERT INTO log_checkpoints (size, root, note, signed_by) \
+                 VALUES (1, '\\x{}', '{}', 'x')",
+                hex::encode([0u8; 32]),
+                other
+            ),
+        )
+    });
+    assert!(err.is_err(), "two checkpoints for one size");
+}
+
+#[test]
+fn postgres_entries_rewritten_or_removed_in_the_database_are_refused() {
+    let fx = Fixture::new(Backend::Postgres);
+    {
+        let store = fx.open().unwrap();
+        for i in 0..3 {
+            store.append(&entry(i), None).unwrap();
+        }
+    }
+    let backup = fx.backup();
+    // Rewritten: another valid entry in place of entry 1.
+    let forged = String::from_utf8(entry(77).to_canonical_bytes().unwrap()).unwrap();
+    fx.pg().psql(
+        fx.db(),
+        &format!(
+            "UPDATE log_entries SET body = convert_to('{}', 'UTF8') WHERE idx = 1",
+            forged.replace('\'', "''")
+        ),
+    );
+    let message = integrity_message(fx.open());
+    assert!(
+        message.contains("entry 1 does not match its recorded hash"),
+        "{message}"
+    );
+    // Removed from the middle, and from the end.
+    fx.put_back(&backup);
+    fx.pg()
+        .psql(fx.db(), "DELETE FROM log_entries WHERE idx = 1");
+    let message = integrity_message(fx.open());
+    assert!(message.contains("entry 1 is missing"), "{message}");
+    fx.put_back(&backup);
+    fx.pg()
+        .psql(fx.db(), "DELETE FROM log_entries WHERE idx = 2");
+    let message = integrity_message(fx.open());
+    assert!(message.contains("the log is truncated"), "{message}");
+    // The newest checkpoint deleted: the entries outrun the one left.
+    fx.put_back(&backup);
+    fx.pg().psql(
+        fx.db(),
+        "DELETE FROM log_checkpoints WHERE size = (SELECT max(size) FROM log_checkpoints)",
+    );
+    let message = integrity_message(fx.open());
+    assert!(message.contains("covers only 2"), "{message}");
+    // Put back whole, it opens.
+    fx.put_back(&backup);
+    assert_eq!(fx.open().unwrap().len(), 3);
+}
+
+#[test]
+fn postgres_a_replica_checks_what_the_others_wrote_before_appending_after_it() {
+    let fx = Fixture::new(Backend::Postgres);
+    fx.open().unwrap();
+    let (a, b) = (replica(&fx, "a"), replica(&fx, "b"));
+    a.append(&entry(0), None).unwrap();
+    a.append(&entry(1), None).unwrap();
+    // Someone with the database's credentials rewrites what A committed
+    // before B has seen it.
+    let forged = String::from_utf8(entry(66).to_canonical_bytes().unwrap()).unwrap();
+    fx.pg().psql(
+        fx.db(),
+        &format!(
+            "UPDATE log_entries SET body = convert_to('{}', 'UTF8') WHERE idx = 1",
+            forged.replace('\'', "''")
+        ),
+    );
+    // B may already have caught up while idle; either way it never appends
+    // after the forged entry, and A refuses the fork too.
+    let b_caught_up = b.latest_checkpoint().size == 2;
+    let err = b.append(&entry(2), None);
+    if !b_caught_up {
+        match err {
+            Err(Error::Integrity { problem, .. }) => {
+                assert!(
+                    problem.contains("do not hash to the signed checkpoint"),
+                    "{problem}"
+                )
+            }
+            other => panic!("B appended after a forged entry: {other:?}"),
+        }
+    }
+    let message = integrity_message(fx.open_as(Mode::Existing));
+    assert!(message.contains("entry 1 does not match"), "{message}");
+}
+
+#[test]
+fn postgres_a_lost_database_fails_closed_and_the_store_recovers_by_itself() {
+    let fx = Fixture::new(Backend::Postgres);
+    let store = fx.open().unwrap();
+    store.append(&entry(0), None).unwrap();
+    assert_eq!(store.failure(), None);
+    fx.pg().stop();
+    match store.append(&entry(1), None) {
+        Err(Error::StoreUnavailable(reason)) => assert!(reason.contains("127.0.0.1"), "{reason}"),
+        other => panic!("appended without a database: {other:?}"),
+    }
+    let failure = store.failure().expect("the health check says why");
+    assert!(failure.contains("unavailable"), "{failure}");
+    assert!(matches!(
+        store.reserve_serial(SerialKind::Ssh, "5"),
+        Err(Error::StoreUnavailable(_))
+    ));
+    // Nothing was published beyond what was durable.
+    assert_eq!(store.latest_checkpoint().size, 1);
+    fx.pg().restart();
+    // The idle writer notices the database is back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while store.failure().is_some() {
+        assert!(std::time::Instant::now() < deadline, "never recovered");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let appended = store.append(&entry(1), None).unwrap();
+    assert_eq!((appended.index, appended.checkpoint.size), (1, 2));
+    let serial = store.reserve_serial(SerialKind::Ssh, "5").unwrap().unwrap();
+    store.append(&ssh_cert_entry(5), Some(serial)).unwrap();
+    drop(store);
+    assert_eq!(fx.open_as(Mode::Existing).unwrap().len(), 3);
+}
+
+#[test]
+fn postgres_an_empty_database_is_not_a_log_unless_created() {
+    let fx = Fixture::new(Backend::Postgres);
+    match fx.open_as(Mode::Existing) {
+        Err(Error::NotInitialised(message)) => assert!(message.contains("no log"), "{message}"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a log was started by a plain open"),
+    }
+    fx.open().unwrap().append(&entry(0), None).unwrap();
+    fx.remove_store();
+    let message = integrity_message(fx.open_as(Mode::Existing));
+    assert!(
+        message.contains("holds no log, but the log had 1 entries"),
+        "{message}"
+    );
+}
+
+/// A database server certificate for 127.0.0.1 issued by a throw-away
+/// authority (openssl); returns it and the authority's certificate file.
+fn server_certificate(dir: &std::path::Path) -> (signet_testkit::ServerTls, std::path::PathBuf) {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "2", "-subj", "/CN=signet-test-db-ca"],
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-new"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        "-out",
+        "server.crt",
+    ]);
+    (
+        signet_testkit::ServerTls {
+            cert_pem: std::fs::read_to_string(dir.join("server.crt")).unwrap(),
+            key_pem: std::fs::read_to_string(dir.join("server.key")).unwrap(),
+        },
+        dir.join("ca.crt"),
+    )
+}
+
+#[test]
+fn postgres_over_tls_with_the_servers_authority_and_never_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls, ca_file) = server_certificate(dir.path());
+    let mut pg = signet_testkit::Postgres::start_tls(tls);
+    let db = pg.create_database();
+    let config = |query: &str, ca_file: Option<std::path::PathBuf>| PgConfig {
+        url: format!("{}?{query}", pg.url(&db)),
+        password_file: Some(pg.password_file()),
+        ca_file,
+    };
+    let applied = PgStore::migrate(&config("sslmode=require", Some(ca_file.clone()))).unwrap();
+    assert_eq!(applied, vec![1]);
+    // Migrations are applied once.
+    assert!(
+        PgStore::migrate(&config("sslmode=require", Some(ca_file.clone())))
+            .unwrap()
+            .is_empty()
+    );
+    // A server whose certificate does not chain to the configured roots.
+    let err = PgStore::migrate(&config("sslmode=require", None)).unwrap_err();
+    assert!(matches!(err, Error::StoreUnavailable(_)), "{err}");
+    // In clear: the server refuses.
+    let err = PgStore::migrate(&config("sslmode=disable", Some(ca_file))).unwrap_err();
+    assert!(
+        err.to_string().contains("no encryption") || err.to_string().contains("rejects"),
+        "{err}"
+    );
+    // A wrong password.
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let err = PgStore::migrate(&PgConfig {
+        password_file: Some(wrong),
+        ..config("sslmode=require", Some(dir.path().join("ca.crt")))
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("password"), "{err}");
+    assert!(!err.contains("not-the-password"), "{err}");
 }

@@ -58,10 +58,24 @@ impl Pool {
 
 /// An error of a query: the database's refusal, or the database lost.
 pub(crate) fn query_err(place: &str, e: &postgres::Error) -> Error {
-    if e.as_db_error().is_some() {
-        Error::Store(format!("the database {place}: {}", describe(e)))
-    } else {
+    if lost(e) {
         unavailable(place, e)
+    } else {
+        Error::Store(format!("the database {place}: {}", describe(e)))
+    }
+}
+
+/// Whether an error means the database is out of reach rather than that
+/// it refused a statement: no answer at all, a connection exception
+/// (SQLSTATE class 08), the server shutting down or starting (57P01-03),
+/// or out of connections (53300).
+pub(crate) fn lost(e: &postgres::Error) -> bool {
+    match e.code() {
+        None => e.as_db_error().is_none(),
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }
     }
 }
 

@@ -25,10 +25,10 @@ pub fn latest_version() -> i32 {
 /// refused rather than written with an older idea of its tables.
 pub(crate) fn migrate(client: &mut Client, place: &str) -> Result<Vec<i32>> {
     let failed = |e: postgres::Error| {
-        if e.as_db_error().is_some() {
-            Error::Store(format!("migrating {place}: {}", describe(&e)))
-        } else {
+        if super::reader::lost(&e) {
             super::connect::unavailable(place, &e)
+        } else {
+            Error::Store(format!("migrating {place}: {}", describe(&e)))
         }
     };
     let mut txn = client.transaction().map_err(failed)?;
