@@ -3,6 +3,11 @@
 //! The bytes that matter are the ones an entry's `certificate.sha256`
 //! covers: for OpenSSH, the certificate blob (the base64 field of a
 //! `…-cert.pub` line); for X.509, the DER (from PEM, or a raw DER file).
+//!
+//! A certificate that carries its proof of logging was logged as its
+//! precertificate (the certificate without its signature and the proof, or
+//! the TBS without the proof extension): its entry's SHA-256 is the
+//! precertificate's, computed here too.
 
 use sha2::{Digest, Sha256};
 
@@ -29,6 +34,50 @@ pub struct CertBytes {
     pub bytes: Vec<u8>,
     /// SHA-256 of `bytes`.
     pub sha256: [u8; 32],
+    /// SHA-256 of its precertificate, when it carries a proof of logging
+    /// (a precertificate-form entry records this hash).
+    pub precertificate_sha256: Option<[u8; 32]>,
+    /// The proof of logging it carries (`log-proof@signet`, or the X.509
+    /// log-proof extension), as text.
+    pub proof: Option<String>,
+}
+
+impl CertBytes {
+    /// Whether an entry recording `sha256` is for this certificate, in
+    /// either form (full or precertificate).
+    pub fn has_hash(&self, sha256: &[u8; 32]) -> bool {
+        &self.sha256 == sha256 || self.precertificate_sha256.as_ref() == Some(sha256)
+    }
+}
+
+/// The precertificate's SHA-256 and the proof text, for a certificate
+/// that carries a proof; `(None, None)` for one that does not (or that
+/// cannot be reduced to a precertificate: its full form is looked up then).
+fn proof_parts(format: CertFormat, bytes: &[u8]) -> (Option<[u8; 32]>, Option<String>) {
+    use signet_log::certificate as c;
+    match format {
+        CertFormat::OpenSsh => {
+            let Ok(cert) = c::ssh_certificate_from_bytes(bytes) else {
+                return (None, None);
+            };
+            let Some(proof) = c::ssh_proof_text(&cert).map(str::to_owned) else {
+                return (None, None);
+            };
+            let pre = c::ssh_precertificate(&cert)
+                .ok()
+                .map(|p| Sha256::digest(&p).into());
+            (pre, Some(proof))
+        }
+        CertFormat::X509 => {
+            let Ok(proof) = c::x509_proof_text(bytes) else {
+                return (None, None);
+            };
+            let pre = c::x509_precertificate(bytes)
+                .ok()
+                .map(|p| Sha256::digest(&p).into());
+            (pre, Some(proof))
+        }
+    }
 }
 
 /// Reads a certificate file.
@@ -60,10 +109,13 @@ pub fn parse(raw: &[u8]) -> Result<CertBytes> {
         }
     };
     let sha256 = Sha256::digest(&bytes).into();
+    let (precertificate_sha256, proof) = proof_parts(format, &bytes);
     Ok(CertBytes {
         format,
         bytes,
         sha256,
+        precertificate_sha256,
+        proof,
     })
 }
 

@@ -7,7 +7,8 @@
 //! - [`state`]: the last fully verified checkpoint, remembered per origin;
 //! - [`certfile`]: reading a certificate to prove;
 //! - [`localfile`]: reading a small local file, bounded, never from a FIFO;
-//! - [`query`]: search filters, times, JSON output.
+//! - [`query`]: search filters, times, JSON output;
+//! - [`witnesses`]: the witness policy a checkpoint must meet (`--witnesses`).
 //!
 //! The flow: fetch the checkpoint and open it with the pinned key; load the
 //! earlier checkpoint (given, or remembered); replay the log with
@@ -23,6 +24,7 @@ pub mod source;
 pub mod state;
 pub mod trust;
 pub mod verify;
+pub mod witnesses;
 
 pub use error::{AuditError, ErrorClass, Result, VerifyFailure};
 

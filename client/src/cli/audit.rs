@@ -16,9 +16,16 @@ use signet::audit::source::{self, LogSource};
 use signet::audit::state::{StateDir, Stored};
 use signet::audit::trust::{Trust, TrustedCheckpoint};
 use signet::audit::verify::{verify_log, Previous, Summary, VerifiedEntry};
+use signet::audit::witnesses::{check_checkpoint, WitnessFile};
 use signet::audit::{AuditError, ErrorClass, VerifyFailure};
+use signet_log::certificate::{
+    certificate_matches_entry, ssh_certificate_from_bytes, verify_ssh_certificate,
+    verify_x509_certificate, CertificateProof, LogTrust, VerifiedCertificate,
+};
 use signet_log::entry::{Actor, Entry};
 use signet_log::merkle::Hash;
+use signet_log::note::VerifierKey;
+use signet_log::witness::WitnessPolicy;
 
 use super::progress::Progress;
 
@@ -46,6 +53,13 @@ Then:
 
 --log is a directory laid out like the tlog-tiles URL space (checkpoint,
 tile/<L>/<N>[.p/<W>], tile/entries/<N>[.p/<W>]) or an http(s):// URL prefix.
+
+--witnesses FILE holds the log to a witness policy: the checkpoint must be
+cosigned (C2SP cosignature/v1) by at least `threshold` of the witnesses the
+file's [witnesses] table lists — the table of the CA's configuration, or a
+node's configuration file as it is (its log_key must be the --key). A
+checkpoint that falls short names the witnesses missing. Without it,
+cosignatures are not checked.
 
 --key is a C2SP verifier key line (<name>+<hex id>+<base64>) or a PEM public
 key (Ed25519, or ECDSA P-256). A PEM key has no name: its note key name is
@@ -154,9 +168,13 @@ enum AuditSub {
     /// Find a certificate's entry in the verified log and prove its inclusion.
     ///
     /// The certificate is an OpenSSH certificate (the …-cert.pub file) or an
-    /// X.509 certificate (PEM or DER). Its SHA-256 is looked up among the
-    /// entries of the fully verified log; the inclusion proof is then computed
-    /// from the hash tiles and checked against the signed checkpoint.
+    /// X.509 certificate (PEM or DER). Its SHA-256 — or, for a certificate
+    /// that carries its proof of logging, its precertificate's — is looked up
+    /// among the entries of the fully verified log, and the entry must
+    /// describe the certificate; the inclusion proof is then computed from
+    /// the hash tiles and checked against the signed checkpoint. The proof
+    /// the certificate carries is verified too (log key, --witnesses policy,
+    /// the entry's index, and a checkpoint this log extends).
     #[command(after_long_help = PROVE_HELP)]
     Prove(ProveArgs),
     /// Search the verified log: who got what, when.
@@ -190,6 +208,11 @@ struct LogArgs {
     /// rests on the pinned key either way.
     #[arg(long, value_name = "FILE")]
     tls_ca: Option<PathBuf>,
+    /// The witness policy the checkpoint must meet: a TOML file with a
+    /// [witnesses] table (threshold, [[witnesses.witness]] name and vkey),
+    /// e.g. a node's configuration file.
+    #[arg(long, value_name = "FILE")]
+    witnesses: Option<PathBuf>,
     /// Do not draw a progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -287,6 +310,11 @@ struct Opened {
     trust: Trust,
     latest: TrustedCheckpoint,
     state: Option<StateDir>,
+    /// The pinned log key as it verified the latest checkpoint.
+    log_key: VerifierKey,
+    /// The witness policy (`--witnesses`) and who cosigned the latest
+    /// checkpoint under it.
+    witnesses: Option<(WitnessPolicy, Vec<String>)>,
 }
 
 /// The most bytes read from a `--tls-ca` file: room for a whole system
@@ -295,6 +323,11 @@ const MAX_TLS_CA_FILE: u64 = 4 * 1024 * 1024;
 
 fn open(args: &LogArgs) -> anyhow::Result<Opened> {
     let trust = Trust::load(&args.key, args.origin.as_deref())?;
+    let witness_file = args
+        .witnesses
+        .as_deref()
+        .map(WitnessFile::load)
+        .transpose()?;
     let tls_roots = match &args.tls_ca {
         Some(path) => Some(
             read_regular(path, MAX_TLS_CA_FILE)
@@ -304,10 +337,21 @@ fn open(args: &LogArgs) -> anyhow::Result<Opened> {
     };
     let source = source::open(&args.log, tls_roots.as_deref())?;
     let signed = fetch_checkpoint(&*source)?;
-    let latest = trust.open(
-        &signed,
-        &format!("{}checkpoint", with_slash(&source.describe())),
-    )?;
+    let checkpoint_name = format!("{}checkpoint", with_slash(&source.describe()));
+    let latest = trust.open(&signed, &checkpoint_name)?;
+    let log_key = VerifierKey::parse(&latest.key).map_err(|e| VerifyFailure::Checkpoint {
+        source_name: checkpoint_name.clone(),
+        reason: format!("the key that verified it does not parse: {e}"),
+    })?;
+    let witnesses = match witness_file {
+        Some(file) => {
+            file.check_log_key(&log_key)?;
+            let cosigners =
+                check_checkpoint(&file.policy, &latest.signed, &log_key, &checkpoint_name)?;
+            Some((file.policy, cosigners))
+        }
+        None => None,
+    };
     if trust.pinned_origin().is_none() {
         eprintln!(
             "signet: note: the PEM key has no name and --origin was not given, so the \
@@ -320,6 +364,8 @@ fn open(args: &LogArgs) -> anyhow::Result<Opened> {
         trust,
         latest,
         state: StateDir::from_env(),
+        log_key,
+        witnesses,
     })
 }
 
@@ -557,6 +603,32 @@ fn b64(h: &Hash) -> String {
     STANDARD.encode(h)
 }
 
+/// The witness policy's outcome, for JSON output (`null` without
+/// `--witnesses`).
+fn witnesses_json(o: &Opened) -> Value {
+    match &o.witnesses {
+        Some((policy, cosigners)) => json!({
+            "threshold": policy.threshold(),
+            "witnesses": policy.witnesses().iter().map(|w| w.name()).collect::<Vec<_>>(),
+            "cosigned_by": cosigners,
+        }),
+        None => Value::Null,
+    }
+}
+
+/// The witness policy's outcome, as a line of text.
+fn witnesses_line(o: &Opened) -> String {
+    match &o.witnesses {
+        Some((policy, cosigners)) => format!(
+            "cosigned by {} (witness policy: {} of {})",
+            cosigners.join(", "),
+            policy.threshold(),
+            policy.witnesses().len()
+        ),
+        None => "cosignatures not checked (no --witnesses)".to_owned(),
+    }
+}
+
 fn checkpoint(a: CheckpointArgs) -> anyhow::Result<()> {
     let o = open(&a.log)?;
     let cp = &o.latest.checkpoint;
@@ -572,6 +644,7 @@ fn checkpoint(a: CheckpointArgs) -> anyhow::Result<()> {
             "root_hash": b64(cp.root()),
             "key": o.latest.key,
             "consistent_with": consistent.map(|s| json!({"which": "remembered", "size": s})),
+            "witnesses": witnesses_json(&o),
         });
         println!("{v}");
     } else {
@@ -579,6 +652,7 @@ fn checkpoint(a: CheckpointArgs) -> anyhow::Result<()> {
         println!("size: {}", cp.size());
         println!("root_hash: {}", b64(cp.root()));
         println!("key: {}", o.latest.key);
+        println!("{}", witnesses_line(&o));
         match consistent {
             Some(s) => println!("consistent with the remembered checkpoint (size {s})"),
             None => {
@@ -612,6 +686,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             "consistent_with": s.consistent_with.iter()
                 .map(|(w, n)| json!({"which": w, "size": n})).collect::<Vec<_>>(),
             "remembered": run.remembered_at.as_ref().map(|p| p.display().to_string()),
+            "witnesses": witnesses_json(&o),
         });
         println!("{v}");
     } else {
@@ -629,6 +704,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
             let kinds: Vec<String> = s.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
             println!("  entries: {}", kinds.join(", "));
         }
+        println!("  {}", witnesses_line(&o));
         for (which, n) in &s.consistent_with {
             println!("  extends the {which} checkpoint (size {n})");
         }
@@ -663,11 +739,13 @@ fn prove(a: ProveArgs) -> anyhow::Result<()> {
     let o = open(&a.log)?;
     let mut found: Option<(u64, Hash, Entry)> = None;
     full_verify(&o, None, a.log.quiet, &mut |v| {
+        // The entry records the certificate itself, or (for a certificate
+        // that carries its proof) its precertificate.
         if found.is_none()
             && v.entry
                 .certificate
                 .as_ref()
-                .is_some_and(|c| c.sha256.0 == cert.sha256)
+                .is_some_and(|c| cert.has_hash(&c.sha256.0))
         {
             found = Some((v.index, *v.leaf_hash, v.entry.clone()));
         }
@@ -681,15 +759,34 @@ fn prove(a: ProveArgs) -> anyhow::Result<()> {
         })
         .into());
     };
+    // The hash matched; the entry must describe this very certificate.
+    certificate_matches_entry(&cert.bytes, &entry).map_err(|e| {
+        AuditError::from(VerifyFailure::Proof {
+            what: format!("certificate against entry {index}"),
+            reason: e.to_string(),
+        })
+    })?;
     let proof = check_inclusion(&*o.source, cp, index, &leaf)?;
+    let carried = match &cert.proof {
+        Some(text) => Some(check_carried_proof(&o, &cert, text, index)?),
+        None => None,
+    };
     if a.json {
         let v = json!({
             "index": index,
             "leaf_hash": hex::encode(leaf),
             "certificate_sha256": hex::encode(cert.sha256),
+            "precertificate_sha256": cert.precertificate_sha256.map(hex::encode),
             "checkpoint": {"origin": cp.origin(), "size": cp.size(), "root_hash": b64(cp.root())},
             "inclusion_proof": proof.iter().map(b64).collect::<Vec<_>>(),
             "entry": entry_json(index, &leaf, &entry)?,
+            "witnesses": witnesses_json(&o),
+            "certificate_proof": carried.as_ref().map(|c| json!({
+                "index": c.verified.index,
+                "checkpoint_size": c.verified.checkpoint_size,
+                "cosigned_by": c.verified.cosigners,
+                "consistent_with_log": c.consistent,
+            })),
         });
         println!("{v}");
         return Ok(());
@@ -728,7 +825,98 @@ fn prove(a: ProveArgs) -> anyhow::Result<()> {
         "inclusion proof: {} hashes, verified against the signed checkpoint",
         proof.len()
     );
+    println!("{}", witnesses_line(&o));
+    match &carried {
+        Some(c) => {
+            let cosigners = if c.verified.cosigners.is_empty() {
+                "no witness".to_owned()
+            } else {
+                c.verified.cosigners.join(", ")
+            };
+            println!(
+                "the certificate's own proof: verified (entry {}, checkpoint of size {} cosigned by {}{})",
+                c.verified.index,
+                c.verified.checkpoint_size,
+                cosigners,
+                if c.consistent {
+                    ", which this log extends"
+                } else {
+                    "; newer than the log read, so not compared with it"
+                }
+            );
+        }
+        None => println!("the certificate carries no proof of logging"),
+    }
     Ok(())
+}
+
+/// The proof a certificate carries, checked.
+struct CarriedProof {
+    verified: VerifiedCertificate,
+    /// Whether the verified log was shown to extend the proof's checkpoint
+    /// (false only when that checkpoint is newer than the log read).
+    consistent: bool,
+}
+
+/// Verifies the proof a certificate carries, as a node would (the pinned
+/// log key, and the witness policy if one was given), and that it is a
+/// proof of the entry the verified log holds, against a checkpoint of this
+/// log's history (not of a fork shown to someone else).
+fn check_carried_proof(
+    o: &Opened,
+    cert: &certfile::CertBytes,
+    text: &str,
+    index: u64,
+) -> anyhow::Result<CarriedProof> {
+    let fail = |reason: String| -> anyhow::Error {
+        AuditError::from(VerifyFailure::Proof {
+            what: "the proof inside the certificate".into(),
+            reason,
+        })
+        .into()
+    };
+    let trust = LogTrust {
+        log_key: o.log_key.clone(),
+        witnesses: o
+            .witnesses
+            .as_ref()
+            .map_or_else(WitnessPolicy::none, |(p, _)| p.clone()),
+    };
+    let verified = match cert.format {
+        certfile::CertFormat::OpenSsh => {
+            ssh_certificate_from_bytes(&cert.bytes).and_then(|c| verify_ssh_certificate(&c, &trust))
+        }
+        certfile::CertFormat::X509 => verify_x509_certificate(&cert.bytes, &trust),
+    }
+    .map_err(|e| fail(e.to_string()))?;
+    // Sorted: the note lists them in the order the witnesses answered.
+    let mut verified = verified;
+    verified.cosigners.sort();
+    if verified.index != index {
+        return Err(fail(format!(
+            "it names entry {}, but the log records the certificate at entry {index}",
+            verified.index
+        )));
+    }
+    let parsed = CertificateProof::parse(text.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let carried = o
+        .trust
+        .open(parsed.checkpoint_note.as_bytes(), "the certificate's proof")
+        .map_err(|e| fail(e.to_string()))?;
+    let latest = &o.latest.checkpoint;
+    let consistent = carried.checkpoint.size() <= latest.size();
+    if consistent {
+        check_consistency(
+            &*o.source,
+            &carried.checkpoint,
+            latest,
+            "certificate's proof",
+        )?;
+    }
+    Ok(CarriedProof {
+        verified,
+        consistent,
+    })
 }
 
 fn search(a: SearchArgs) -> anyhow::Result<()> {
