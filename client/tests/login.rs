@@ -1246,3 +1246,99 @@ fn interactive_login_on_a_terminal() {
     client.ok(&["logout"]);
     assert_eq!(client.slot_9a_certificate(), None);
 }
+
+/// `env …` that runs signet on a tmux terminal as the client, with the
+/// PIN file (so only the questions are asked).
+fn terminal_env(key: &VirtualYubiKey, client: &Client) -> String {
+    let mut command = String::from("env");
+    for (name, value) in key.pcscd().envs() {
+        command.push_str(&format!(
+            " {name}={}",
+            shell_quote(&value.display().to_string())
+        ));
+    }
+    for (name, dir) in [
+        ("HOME", "home"),
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_STATE_HOME", "state"),
+        ("SIGNET_PIN_FILE", "pin"),
+    ] {
+        command.push_str(&format!(
+            " {name}={}",
+            shell_quote(&client.path(dir).display().to_string())
+        ));
+    }
+    command
+}
+
+#[test]
+fn a_weak_key_not_made_by_signet_is_replaced_only_after_a_yes() {
+    let (key, ca, client, root) = enrolled();
+    let out = Command::new("yubico-piv-tool")
+        .args([
+            "-r",
+            "Yubico YubiKey",
+            "-a",
+            "generate",
+            "-s",
+            "9a",
+            "-A",
+            "ECCP256",
+        ])
+        .args(["--pin-policy=never", "--touch-policy=always"])
+        .envs(key.pcscd().envs())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let foreign = slot_9a(&client);
+    let login = format!(
+        "{} {} login --proxy localhost:{} --user alice --ca-cert {} --principal {OPS_LOGIN} --ttl 1h; echo signet-exit=$?; sleep 600",
+        terminal_env(&key, &client),
+        shell_quote(env!("CARGO_BIN_EXE_signet")),
+        ca.port,
+        shell_quote(&root.display().to_string()),
+    );
+    let question = "Replace the key in slot 9a with a new one (PIN once, touch always)? The old key is destroyed. [y/N]";
+
+    // No: nothing replaced, exit 6 with what to do.
+    let tmux = Tmux::start(client.path("tmux-no.sock"), &login);
+    tmux.wait_for("Set a random management key");
+    tmux.type_line("n");
+    let screen = tmux.wait_for(question);
+    assert!(
+        screen.contains("The CA refused this key: the key in slot 9a has PIN policy never"),
+        "{screen}"
+    );
+    tmux.type_line("n");
+    let screen = tmux.wait_for("signet-exit=");
+    assert!(screen.contains("signet-exit=6"), "{screen}");
+    assert!(screen.contains("--replace-weak-key"), "{screen}");
+    drop(tmux);
+    assert_eq!(slot_9a(&client), foreign, "replaced without a yes");
+    assert!(!client.ssh_cert().exists());
+
+    // Yes: a new key that qualifies, and the login goes through.
+    let tmux = Tmux::start(client.path("tmux-yes.sock"), &login);
+    tmux.wait_for("Set a random management key");
+    tmux.type_line("n");
+    tmux.wait_for(question);
+    tmux.type_line("y");
+    let screen = tmux.wait_for("signet-exit=");
+    assert!(screen.contains("signet-exit=0"), "{screen}");
+    assert!(
+        screen.contains("Generated a P-256 key in slot 9a (PIN once, touch always)"),
+        "{screen}"
+    );
+    assert!(screen.contains("Logged in as alice"), "{screen}");
+    drop(tmux);
+    let replaced = slot_9a(&client);
+    assert_ne!(replaced.0, foreign.0);
+    assert_eq!(
+        (replaced.1.as_str(), replaced.2.as_str()),
+        ("once", "always")
+    );
+}
