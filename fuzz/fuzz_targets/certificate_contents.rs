@@ -1,8 +1,10 @@
 //! Fuzz `check_certificate_contents` with the certificates a hostile log
 //! mirror could put in an entry.
 //!
-//! The first byte picks the entry kind; the rest is the certificate (an
-//! OpenSSH certificate blob or X.509 DER). The entry's other fields are
+//! The first byte picks the entry kind (low bits) and the form (high bit:
+//! a precertificate — OpenSSH signed fields without a signature, or an
+//! X.509 DER TBSCertificate); the rest is the certificate (an OpenSSH
+//! certificate blob or X.509 DER). The entry's other fields are
 //! taken from the certificate itself where it parses (serial, validity, key,
 //! principals, and the subject its key id, CN or DN gives), so the checks
 //! run past the first comparison into the names.
@@ -17,8 +19,8 @@ use der::Decode as _;
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest as _, Sha256};
 use signet_log::entry::{
-    check_certificate_contents, x509_key_fingerprint, Actor, Base64Bytes, Entry, EntryKind,
-    IssuedCertificate, PinPolicy, PivDevice, Sha256Hex, TouchPolicy,
+    check_certificate_contents, spki_fingerprint, Actor, Base64Bytes, CertificateForm, Entry,
+    EntryKind, IssuedCertificate, PinPolicy, PivDevice, Sha256Hex, TouchPolicy,
 };
 
 const KINDS: [EntryKind; 5] = [
@@ -39,8 +41,19 @@ struct Claimed {
     subject: Option<String>,
 }
 
-fn from_ssh(bytes: &[u8]) -> Option<Claimed> {
-    let cert = ssh_key::Certificate::from_bytes(bytes).ok()?;
+fn from_ssh(bytes: &[u8], form: CertificateForm) -> Option<Claimed> {
+    let cert = if form == CertificateForm::Precertificate {
+        // The signed fields, completed with a placeholder signature.
+        use ssh_key::encoding::Encode as _;
+        let mut blob = bytes.to_vec();
+        ssh_key::Signature::new(ssh_key::Algorithm::Ed25519, [0u8; 64])
+            .ok()?
+            .encode_prefixed(&mut blob)
+            .ok()?;
+        ssh_key::Certificate::from_bytes(&blob).ok()?
+    } else {
+        ssh_key::Certificate::from_bytes(bytes).ok()?
+    };
     // "user=NAME serial=N" names NAME; anything else is tried whole.
     let key_id = cert.key_id();
     let subject = key_id
@@ -59,9 +72,16 @@ fn from_ssh(bytes: &[u8]) -> Option<Claimed> {
     })
 }
 
-fn from_x509(bytes: &[u8]) -> Option<Claimed> {
-    let cert = x509_cert::Certificate::from_der(bytes).ok()?;
-    let tbs = cert.tbs_certificate();
+fn from_x509(bytes: &[u8], form: CertificateForm) -> Option<Claimed> {
+    let cert;
+    let pre;
+    let tbs = if form == CertificateForm::Precertificate {
+        pre = x509_cert::TbsCertificate::from_der(bytes).ok()?;
+        &pre
+    } else {
+        cert = x509_cert::Certificate::from_der(bytes).ok()?;
+        cert.tbs_certificate()
+    };
     let serial = tbs.serial_number().as_bytes();
     let first = serial.iter().position(|&b| b != 0).unwrap_or(serial.len());
     let serial: String = serial[first..].iter().map(|b| format!("{b:02x}")).collect();
@@ -74,7 +94,7 @@ fn from_x509(bytes: &[u8]) -> Option<Claimed> {
         .map(|cn| cn.value().into_owned());
     Some(Claimed {
         serial: serial.trim_start_matches('0').to_owned(),
-        fingerprint: x509_key_fingerprint(&cert).unwrap_or_default(),
+        fingerprint: spki_fingerprint(tbs.subject_public_key_info()).unwrap_or_default(),
         validity: (
             secs(&tbs.validity().not_before),
             secs(&tbs.validity().not_after),
@@ -84,7 +104,7 @@ fn from_x509(bytes: &[u8]) -> Option<Claimed> {
     })
 }
 
-fn entry(kind: EntryKind, bytes: &[u8], claimed: &Claimed) -> Entry {
+fn entry(kind: EntryKind, form: CertificateForm, bytes: &[u8], claimed: &Claimed) -> Entry {
     Entry {
         kind,
         time: claimed.validity.0,
@@ -109,7 +129,7 @@ fn entry(kind: EntryKind, bytes: &[u8], claimed: &Claimed) -> Entry {
             not_after: claimed.validity.1,
             sha256: Sha256Hex(Sha256::digest(bytes).into()),
             bytes: Base64Bytes(bytes.to_vec()),
-            form: signet_log::entry::CertificateForm::Full,
+            form,
         }),
         change: None,
     }
@@ -119,11 +139,16 @@ fuzz_target!(|data: &[u8]| {
     let Some((&k, bytes)) = data.split_first() else {
         return;
     };
-    let kind = KINDS[usize::from(k) % KINDS.len()];
-    let claimed = from_ssh(bytes)
-        .or_else(|| from_x509(bytes))
+    let kind = KINDS[usize::from(k & 0x7f) % KINDS.len()];
+    let form = if k & 0x80 == 0 {
+        CertificateForm::Full
+    } else {
+        CertificateForm::Precertificate
+    };
+    let claimed = from_ssh(bytes, form)
+        .or_else(|| from_x509(bytes, form))
         .unwrap_or_default();
-    let honest = entry(kind, bytes, &claimed);
+    let honest = entry(kind, form, bytes, &claimed);
     let verdict = check_certificate_contents(&honest).map_err(|e| e.to_string());
     assert_eq!(
         verdict,

@@ -387,9 +387,9 @@ pub fn x509_key_fingerprint(cert: &x509_cert::Certificate) -> Result<String> {
     spki_fingerprint(cert.tbs_certificate().subject_public_key_info())
 }
 
-/// [`x509_key_fingerprint`] of a SubjectPublicKeyInfo (a precertificate has
-/// no certificate around it).
-fn spki_fingerprint(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> Result<String> {
+/// [`x509_key_fingerprint`] of a SubjectPublicKeyInfo: for a precertificate,
+/// which has no certificate around it.
+pub fn spki_fingerprint(spki: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> Result<String> {
     use ssh_key::public::{EcdsaPublicKey, Ed25519PublicKey, KeyData, RsaPublicKey};
     const ED25519: &str = "1.3.101.112";
     const EC: &str = "1.2.840.10045.2.1";

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use contents::{check_certificate_contents, x509_key_fingerprint, SSH_DEVICE_EXTENSION};
+pub use contents::{
+    check_certificate_contents, spki_fingerprint, x509_key_fingerprint, SSH_DEVICE_EXTENSION,
+};
 pub use fields::{Base64Bytes, Sha256Hex};
 
 use crate::error::{EntryError, Result};
