@@ -209,3 +209,17 @@ pub fn decide<'v>(
     }
     Ok(node)
 }
+
+/// Which open tunnels a new view (or the clock) ends, and why: each
+/// tunnel's identity is checked again with [`still_allowed`]. Run when a
+/// snapshot arrives and when a certificate's end comes.
+pub fn to_cut<'t, K>(
+    view: Option<&ProxyView>,
+    tunnels: impl IntoIterator<Item = (K, &'t Identity)>,
+    now: u64,
+) -> Vec<(K, Refusal)> {
+    tunnels
+        .into_iter()
+        .filter_map(|(key, who)| still_allowed(view, who, now).err().map(|r| (key, r)))
+        .collect()
+}

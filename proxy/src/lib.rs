@@ -18,6 +18,6 @@ pub mod decide;
 pub mod identity;
 pub mod preamble;
 
-pub use decide::{decide, still_allowed, Refusal, RefusalCode};
+pub use decide::{decide, still_allowed, to_cut, Refusal, RefusalCode};
 pub use identity::Identity;
 pub use preamble::{Preamble, PreambleError, Reply, ALPN_SSH};

@@ -190,6 +190,13 @@ impl Reply {
         }
         let text = std::str::from_utf8(line)
             .map_err(|_| PreambleError::Malformed("reply is not UTF-8".into()))?;
+        // The client shows the message on a terminal: a control character
+        // (an escape sequence, a second line) is refused, never printed.
+        if text.chars().any(char::is_control) {
+            return Err(PreambleError::Malformed(
+                "reply holds a control character".into(),
+            ));
+        }
         let rest = text
             .strip_prefix(VERSION)
             .and_then(|r| r.strip_prefix(' '))

@@ -101,6 +101,15 @@ fn replies_round_trip_and_stay_one_bounded_line() {
         huge.len()
     );
     assert_eq!(huge.matches('\n').count(), 1);
+    // Control characters (a terminal escape, a second line) are refused
+    // rather than shown (found by the fuzzer: they did not round-trip).
+    for bad in [
+        &b"signet-ssh/1 refused x: a\x1b[2Jb\n"[..],
+        b"signet-ssh/1 refused x: a\nb\n",
+        b"signet-ssh/1 refused x: a\0b",
+    ] {
+        assert!(Reply::parse(bad).is_err(), "{bad:?}");
+    }
     for bad in [
         &b"SSH-2.0-OpenSSH\r\n"[..],
         b"signet-ssh/1 refused",
@@ -319,4 +328,33 @@ fn open_tunnels_are_cut_by_a_new_lock_or_the_expiry() {
         still_allowed(Some(&v), &alice, 5_000).unwrap_err().code,
         RefusalCode::CertificateExpired
     );
+}
+
+#[test]
+fn a_new_view_names_exactly_the_tunnels_to_cut() {
+    let mut v = view();
+    let alice = who("alice", Some(7));
+    let alice_other_key = who("alice", Some(8));
+    let carol = who("carol", Some(9));
+    let tunnels = [(1u32, &alice), (2, &alice_other_key), (3, &carol)];
+    assert!(signet_proxy::to_cut(Some(&v), tunnels, 1_000).is_empty());
+    // A YubiKey lock cuts that key's tunnel only; a user lock all of hers.
+    v.device_locks.push(DeviceLock {
+        serial: 8,
+        reason: "lost".into(),
+        until: None,
+    });
+    let cut = signet_proxy::to_cut(Some(&v), tunnels, 1_000);
+    assert_eq!(cut.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2]);
+    v.user_locks.push(UserLock {
+        user: "alice".into(),
+        reason: "offboarding".into(),
+        until: Some(3_000),
+    });
+    let cut = signet_proxy::to_cut(Some(&v), tunnels, 1_000);
+    assert_eq!(cut.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(cut[0].1.code, RefusalCode::UserLocked);
+    // The lock ends by itself; the certificates' end cuts them all.
+    assert_eq!(signet_proxy::to_cut(Some(&v), tunnels, 3_000).len(), 1);
+    assert_eq!(signet_proxy::to_cut(Some(&v), tunnels, 5_000).len(), 3);
 }
