@@ -56,6 +56,10 @@ pub struct Config {
     /// Absent: checkpoints are released on the log key's signature alone.
     #[serde(default)]
     pub witnesses: Option<signet_log::witness::WitnessPolicy>,
+    /// Where the log lives: the embedded store (default) or PostgreSQL
+    /// shared by several replicas (`backend`, `url`, `password_file`).
+    #[serde(default)]
+    pub store: crate::store::configured::StoreSection,
 }
 
 pub use crate::daemon_config::{
@@ -486,6 +490,7 @@ impl Config {
             webauthn.attestation_roots.iter_mut().for_each(&anchor);
         }
         config.attestation.roots.iter_mut().for_each(&anchor);
+        config.store.anchor(base);
         config.check(path)?;
         Ok(config)
     }
@@ -502,6 +507,7 @@ impl Config {
             webauthn.check().or_else(|reason| fail(&reason))?;
         }
         self.limits.check().or_else(|reason| fail(&reason))?;
+        self.store.check().or_else(|reason| fail(&reason))?;
         match self.hsm.backend {
             Backend::Pkcs11 => self.check_pkcs11().or_else(|reason| fail(&reason))?,
             Backend::Piv => self.check_piv().or_else(|reason| fail(&reason))?,

@@ -13,11 +13,13 @@ use signet_ca::ca_keys::CaKeys;
 use signet_ca::config::{Backend, Config};
 use signet_ca::keys::{self, KeyRole};
 use signet_ca::log_signer::LogSigner;
-use signet_ca::store::{CommitMode, LocalStore, LogStore, StoreOptions};
+use signet_ca::store::configured::OpenKind;
+use signet_ca::store::LogStore;
 use signet_ca::{bench, serve, x509, Error};
 use signet_hsm::Pin;
 
 mod cli_nodes;
+mod cli_store;
 
 const AFTER_HELP: &str = "\
 Every command reads the configuration given with --config (TOML; see
@@ -105,6 +107,12 @@ enum Command {
     Roles {
         #[command(subcommand)]
         command: RolesCommand,
+    },
+    /// The log's storage: PostgreSQL schema migrations, and moving a
+    /// single-host CA's log into PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        command: cli_store::StoreCommand,
     },
     /// Nodes the access proxy reaches, from YAML files kept in git.
     Nodes {
@@ -493,7 +501,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             command: LogCommand::AdoptMark,
         } => {
             let keys = CaKeys::open(&config)?;
-            let (store, _) = open_store_as(&config, &keys, LocalStore::adopt_mark)?;
+            let (store, _) = open_store_as(&config, &keys, OpenKind::AdoptMark)?;
             println!(
                 "The high-water mark now holds the store's checkpoint of {} entries.",
                 store.verified().checkpoint_size
@@ -508,6 +516,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             serve::run(config, keys, store)
         }
         Command::Users { command } => users(&config, command),
+        Command::Store { command } => cli_store::store(&config, command),
         Command::Nodes { command } => cli_nodes::nodes(&config, command),
         Command::Lock(args) => cli_nodes::lock(&config, args),
         Command::Unlock(args) => cli_nodes::unlock(&config, args),
@@ -575,28 +584,31 @@ fn token_name(config: &Config) -> String {
 /// Opens the log store with the device's log key as checkpoint signer; the
 /// store is verified (against its checkpoint and the high-water mark)
 /// before it is returned.
-fn open_store(config: &Config, keys: &CaKeys) -> Result<(Arc<LocalStore>, Arc<LogSigner>), Error> {
-    open_store_as(config, keys, LocalStore::open)
+fn open_store(
+    config: &Config,
+    keys: &CaKeys,
+) -> Result<(Arc<dyn LogStore>, Arc<LogSigner>), Error> {
+    open_store_as(config, keys, OpenKind::Existing)
 }
 
-/// [`open_store`] with another way of opening: `LocalStore::create` for the
-/// key ceremony, `LocalStore::adopt_mark` for `log adopt-mark`.
+/// [`open_store`] with another way of opening: `OpenKind::Create` for the
+/// key ceremony, `OpenKind::AdoptMark` for `log adopt-mark`. The backend
+/// (embedded or PostgreSQL) is the one `[store]` names.
 fn open_store_as(
     config: &Config,
     keys: &CaKeys,
-    open: fn(StoreOptions) -> Result<LocalStore, Error>,
-) -> Result<(Arc<LocalStore>, Arc<LogSigner>), Error> {
+    kind: OpenKind,
+) -> Result<(Arc<dyn LogStore>, Arc<LogSigner>), Error> {
     let (signer, mark) = keys.log_signer(config)?;
-    let store = open(StoreOptions {
-        path: config.store_path(),
-        origin: config.log_origin(),
-        signer: signer.clone(),
-        verifier: signer.verifier().clone(),
+    let store = signet_ca::store::configured::open(
+        config,
+        signer.clone(),
+        signer.verifier().clone(),
         mark,
-        mode: CommitMode::Group,
-        witnesses: signet_ca::store::witnessing::from_config(config, signer.verifier())?,
-    })?;
-    Ok((Arc::new(store), signer))
+        signet_ca::store::witnessing::from_config(config, signer.verifier())?,
+        kind,
+    )?;
+    Ok((store, signer))
 }
 
 fn restore_log(config: &Config, from: &str, without_mark: bool) -> Result<(), Error> {
@@ -635,7 +647,7 @@ fn restore_log(config: &Config, from: &str, without_mark: bool) -> Result<(), Er
     // Open it as the CA will: verified again from scratch, mark moved.
     drop(mark);
     let (store, _) = if without_mark {
-        open_store_as(config, &keys, LocalStore::adopt_mark)?
+        open_store_as(config, &keys, OpenKind::AdoptMark)?
     } else {
         open_store(config, &keys)?
     };
@@ -747,7 +759,7 @@ fn init(config: &Config, json: bool) -> Result<(), Error> {
     // certificate have an entry; a run that was interrupted between making
     // one and logging it (or an older version that never logged the root)
     // is completed now, and says so.
-    let (store, log_signer) = open_store_as(config, &keys, LocalStore::create)?;
+    let (store, log_signer) = open_store_as(config, &keys, OpenKind::Create)?;
     let already = ceremony_entries(store.as_ref())?;
     let mut newly_logged = Vec::new();
     for result in &results {

@@ -2,12 +2,9 @@
 //! socket, else on the store directly (this process then holds it, and a
 //! daemon started meanwhile waits for the lock).
 
-use std::sync::Arc;
-
 use super::{handle, send, AdminRequest, AdminResponse, Reached};
 use crate::ca_keys::CaKeys;
 use crate::config::Config;
-use crate::store::{CommitMode, LocalStore, StoreOptions};
 use crate::touch::Service;
 use crate::Result;
 
@@ -28,15 +25,14 @@ pub fn run(config: &Config, request: AdminRequest) -> Result<(AdminResponse, boo
     }
     let keys = CaKeys::open(config)?;
     let (signer, mark) = keys.log_signer(config)?;
-    let store = Arc::new(LocalStore::open(StoreOptions {
-        path: config.store_path(),
-        origin: config.log_origin(),
-        signer: signer.clone(),
-        verifier: signer.verifier().clone(),
+    let store = crate::store::configured::open(
+        config,
+        signer.clone(),
+        signer.verifier().clone(),
         mark,
-        mode: CommitMode::Group,
-        witnesses: crate::store::witnessing::from_config(config, signer.verifier())?,
-    })?);
+        crate::store::witnessing::from_config(config, signer.verifier())?,
+        crate::store::configured::OpenKind::Existing,
+    )?;
     let authority = keys.authority(config.clone(), store.clone())?;
     let service = Service::new(config.clone(), authority, store)?;
     Ok((

@@ -24,6 +24,7 @@ use signet_log::tiles::{TilePath, TileSource};
 
 use crate::{Error, Result};
 
+pub mod configured;
 pub mod high_water;
 pub mod local;
 pub mod postgres;

@@ -1274,3 +1274,50 @@ fn postgres_over_tls_with_the_servers_authority_and_never_in_clear() {
     assert!(err.contains("password"), "{err}");
     assert!(!err.contains("not-the-password"), "{err}");
 }
+
+#[test]
+fn postgres_store_copy_moves_a_populated_embedded_log_with_the_same_root() {
+    let local = Fixture::new(Backend::Local);
+    let (root, size) = {
+        let store = local.open().unwrap();
+        for i in 0..300u64 {
+            store.append(&entry(i), None).unwrap();
+        }
+        let serial = store.reserve_serial(SerialKind::Ssh, "7").unwrap().unwrap();
+        let last = store.append(&ssh_cert_entry(7), Some(serial)).unwrap();
+        (last.checkpoint.root, last.checkpoint.size)
+    };
+    let pg = Fixture::new(Backend::Postgres);
+    let source = local.open_as(Mode::Existing).unwrap();
+    let mut calls = 0;
+    let report =
+        postgres::copy::copy_into(source.as_ref(), &pg.pg_config(pg.db()), |_, _| calls += 1)
+            .unwrap();
+    assert_eq!((report.entries, report.root), (size, root));
+    assert!(calls > 0);
+    // The copy opens verified from scratch, under the same log key and mark.
+    let copied = pg
+        .open_at(
+            &pg.place,
+            Mode::Existing,
+            local.signer.clone(),
+            local.mark.clone(),
+        )
+        .unwrap();
+    assert_eq!(copied.verified().entries, 301);
+    assert_eq!(copied.latest_checkpoint().root, root);
+    assert!(copied
+        .reserve_serial(SerialKind::Ssh, "7")
+        .unwrap()
+        .is_none());
+    assert_eq!(copied.append(&entry(301), None).unwrap().index, 301);
+    // Byte for byte the same tiles as the source served.
+    let tile = TilePath::entries(0, 256).unwrap();
+    assert_eq!(copied.tile(&tile).unwrap(), source.tile(&tile).unwrap());
+    drop(copied);
+    // A database that already holds a log is never overwritten.
+    let err = postgres::copy::copy_into(source.as_ref(), &pg.pg_config(pg.db()), |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already holds a log"), "{err}");
+}

@@ -54,6 +54,7 @@ use super::{
 use crate::{Error, Result};
 
 mod connect;
+pub mod copy;
 mod reader;
 pub mod schema;
 
