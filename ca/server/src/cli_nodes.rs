@@ -42,11 +42,32 @@ pub(crate) enum ProxiesCommand {
     /// Print what the proxies' feed sends now (JSON): nodes, each user's
     /// access by role, the locks holding, the X.509 root.
     View,
+    /// Print a one-time join token for a new access proxy on stdout (a
+    /// secret; only its hash is logged, with subject proxy:<name>).
+    Invite {
+        /// The proxy's name (as its certificate will name it).
+        #[arg(long)]
+        name: String,
+        /// How long the token is valid (at most 7d).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn proxies(config: &Config, command: ProxiesCommand) -> Result<(), Error> {
     match command {
         ProxiesCommand::View => crate::admin_request(config, AdminRequest::ProxyView, false),
+        ProxiesCommand::Invite { name, ttl, json } => crate::admin_request(
+            config,
+            AdminRequest::InviteProxy {
+                name,
+                ttl_seconds: ttl.as_secs(),
+            },
+            json,
+        ),
     }
 }
 

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod touchkit;
 
 use std::path::Path;
 use std::process::Command;
@@ -229,4 +230,86 @@ fn proxy_feed_view_and_the_mtls_listener() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+}
+
+#[test]
+fn proxy_invites_print_a_token_logged_by_its_hash_that_never_enrolls() {
+    let mut t = touchkit::TouchCa::new("proxy-invite");
+    t.serve();
+    let out =
+        t.ca.run(&["proxies", "invite", "--name", "edge-1", "--ttl", "30m"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(token.lines().count(), 1, "{token}");
+    let token = token.trim_end();
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(note.contains("Join token for proxy edge-1 until"), "{note}");
+    assert!(note.contains("never on a command line"), "{note}");
+
+    // Refusals: a bad name, a TTL out of bounds.
+    for args in [
+        &["proxies", "invite", "--name", "edge 1"][..],
+        &["proxies", "invite", "--name", "edge-1", "--ttl", "8d"],
+        &["proxies", "invite", "--name", "edge-1", "--ttl", "0s"],
+    ] {
+        assert_eq!(t.ca.run(args).status.code(), Some(2), "{args:?}");
+    }
+
+    // The token is no enrollment invite: refused like a made-up one.
+    let (status, refused) = t.post("/v1/enroll/begin", &json!({ "token": token }));
+    let (made_up_status, made_up) = t.post("/v1/enroll/begin", &json!({ "token": "A".repeat(43) }));
+    assert_ne!(status, 200, "{refused}");
+    assert_eq!(
+        (status, &refused["code"]),
+        (made_up_status, &made_up["code"]),
+        "{refused}"
+    );
+
+    // The log holds the invite by the token's hash, subject proxy:edge-1,
+    // and never the token.
+    t.daemon.take();
+    let dir = t.ca.path("export");
+    t.ca.ok(&["log", "export", dir.to_str().unwrap()]);
+    let mut found = false;
+    for path in files_under(&dir.join("tile/entries")) {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the token is in the log"
+        );
+        let hash = hex_sha256(token.as_bytes());
+        found |= bytes.windows(hash.len()).any(|w| w == hash.as_bytes())
+            && bytes
+                .windows(b"proxy:edge-1".len())
+                .any(|w| w == b"proxy:edge-1");
+    }
+    assert!(
+        found,
+        "no invite entry with the token's hash and subject proxy:edge-1"
+    );
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

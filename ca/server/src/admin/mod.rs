@@ -59,6 +59,7 @@ pub fn handle(service: &Service, request: AdminRequest, actor: Actor) -> AdminRe
         request @ (AdminRequest::ApplyNodes { .. }
         | AdminRequest::ListNodes
         | AdminRequest::ProxyView
+        | AdminRequest::InviteProxy { .. }
         | AdminRequest::LockDevice { .. }
         | AdminRequest::UnlockDevice { .. }) => nodes::handle(service, request, actor),
         AdminRequest::ApplyPolicy { changes, dry_run } => {

@@ -32,6 +32,22 @@ pub(super) fn handle(
             }
         }
         AdminRequest::ListNodes => Ok(list(&service.list_nodes())),
+        AdminRequest::InviteProxy { name, ttl_seconds } => service
+            .invite_proxy(&name, Duration::from_secs(ttl_seconds), actor)
+            .map(|t| {
+                let until = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_secs(t.expires_at),
+                );
+                AdminResponse::ok(
+                    format!("{}\n", t.token),
+                    format!(
+                        "Join token for proxy {} until {until} (log entry {}); only its hash is logged. \
+                         Hand it to `signet-proxy join` in a file or the environment, never on a command line.",
+                        t.name, t.log_index
+                    ),
+                    serde_json::to_value(&t).unwrap_or(serde_json::Value::Null),
+                )
+            }),
         AdminRequest::ProxyView => {
             let view = service.proxy_view();
             let json = serde_json::to_value(&view).unwrap_or(serde_json::Value::Null);

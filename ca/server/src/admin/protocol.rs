@@ -81,6 +81,13 @@ pub enum AdminRequest {
     },
     /// `proxies view`: what the proxies' feed sends now.
     ProxyView,
+    /// `proxies invite --name NAME --ttl D`.
+    InviteProxy {
+        /// The proxy's name.
+        name: String,
+        /// How long the token is valid.
+        ttl_seconds: u64,
+    },
     /// `unlock --device SERIAL`.
     UnlockDevice {
         /// The PIV device's serial.
@@ -104,6 +111,7 @@ impl AdminRequest {
             Self::ApplyNodes { .. } => "apply-nodes",
             Self::ListNodes => "list-nodes",
             Self::ProxyView => "proxy-view",
+            Self::InviteProxy { .. } => "invite-proxy",
             Self::LockDevice { .. } => "lock-device",
             Self::UnlockDevice { .. } => "unlock-device",
         }

@@ -87,6 +87,34 @@ pub struct Invite {
     pub spent: bool,
 }
 
+/// The subject of an invite for an access proxy rather than a user:
+/// `proxy:` and the proxy's name (a name by the roles' rules). User names
+/// cannot hold a `:`, so an enrollment can never spend it.
+pub const PROXY_SUBJECT_PREFIX: &str = "proxy:";
+
+/// The subject a proxy invite names.
+pub fn proxy_subject(name: &str) -> String {
+    format!("{PROXY_SUBJECT_PREFIX}{name}")
+}
+
+/// The proxy a subject names, if it names a valid one.
+pub fn proxy_of_subject(subject: &str) -> Option<&str> {
+    subject
+        .strip_prefix(PROXY_SUBJECT_PREFIX)
+        .filter(|n| signet_policy::rules::check_name(n).is_ok())
+}
+
+/// A pending or spent invite for an access proxy to join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyInvite {
+    /// The proxy's name.
+    pub name: String,
+    /// When it expires, unix seconds.
+    pub expires: u64,
+    /// Whether a join spent it.
+    pub spent: bool,
+}
+
 /// The state, as of the last entry applied.
 #[derive(Debug, Default)]
 pub struct Directory {
@@ -95,6 +123,7 @@ pub struct Directory {
     device_locks: BTreeMap<u32, Lock>,
     accounts: BTreeMap<String, Account>,
     invites: HashMap<[u8; 32], Invite>,
+    proxy_invites: HashMap<[u8; 32], ProxyInvite>,
     applied: u64,
 }
 
@@ -137,9 +166,35 @@ impl Directory {
                     token_sha256,
                     expires,
                 }),
+            ) if subject(index, entry)?.starts_with(PROXY_SUBJECT_PREFIX) => {
+                let name = proxy_of_subject(subject(index, entry)?).ok_or_else(|| {
+                    inconsistent(index, "a proxy invite whose subject is not proxy:<name>")
+                })?;
+                if self.invites.contains_key(&token_sha256.0)
+                    || self.proxy_invites.contains_key(&token_sha256.0)
+                {
+                    return Err(inconsistent(index, "an invite token used twice"));
+                }
+                self.proxy_invites.insert(
+                    token_sha256.0,
+                    ProxyInvite {
+                        name: name.to_owned(),
+                        expires: *expires,
+                        spent: false,
+                    },
+                );
+            }
+            (
+                EntryKind::Invite,
+                Some(Change::Invite {
+                    token_sha256,
+                    expires,
+                }),
             ) => {
                 let user = subject(index, entry)?;
-                if self.invites.contains_key(&token_sha256.0) {
+                if self.invites.contains_key(&token_sha256.0)
+                    || self.proxy_invites.contains_key(&token_sha256.0)
+                {
                     return Err(inconsistent(index, "an invite token used twice"));
                 }
                 self.invites.insert(
@@ -356,6 +411,11 @@ impl Directory {
             .get(user)
             .and_then(|a| a.lock.as_ref())
             .filter(|l| l.holds(now))
+    }
+
+    /// A proxy invite by the SHA-256 of its token.
+    pub fn proxy_invite(&self, token_sha256: &[u8; 32]) -> Option<&ProxyInvite> {
+        self.proxy_invites.get(token_sha256)
     }
 
     /// The nodes in force.

@@ -289,3 +289,29 @@ fn d_apply_policy_value(change: serde_json::Value, check: impl FnOnce(&Directory
     .unwrap();
     check(&d);
 }
+
+#[test]
+fn proxy_invites_are_kept_apart_from_user_invites() {
+    use super::{proxy_of_subject, proxy_subject};
+    assert_eq!(proxy_subject("edge-1"), "proxy:edge-1");
+    assert_eq!(proxy_of_subject("proxy:edge-1"), Some("edge-1"));
+    assert_eq!(proxy_of_subject("proxy:"), None);
+    assert_eq!(proxy_of_subject("proxy:a b"), None);
+    assert_eq!(proxy_of_subject("edge-1"), None);
+
+    let mut d = Directory::default();
+    d.apply(0, &invite("proxy:edge-1", 5)).unwrap();
+    let pending = d.proxy_invite(&[5; 32]).unwrap();
+    assert_eq!((pending.name.as_str(), pending.spent), ("edge-1", false));
+    // Not a user invite: an enrollment cannot spend it.
+    assert!(d.invite(&[5; 32]).is_none());
+    assert!(d.apply(1, &enrollment("proxy:edge-1", 5, 9)).is_err());
+    // One token, one invite, whichever kind came first.
+    assert!(d.apply(1, &invite("alice", 5)).is_err());
+    d.apply(1, &invite("alice", 6)).unwrap();
+    assert!(d.apply(2, &invite("proxy:edge-2", 6)).is_err());
+    // A subject that names no valid proxy is refused.
+    let err = d.apply(2, &invite("proxy:a b", 7)).unwrap_err();
+    assert!(err.to_string().contains("proxy:<name>"), "{err}");
+    assert_eq!(d.applied(), 2);
+}

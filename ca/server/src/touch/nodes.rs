@@ -4,12 +4,16 @@
 
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
 use signet_api::ErrorCode;
-use signet_log::entry::{Actor, Change, Entry, EntryKind};
+use signet_log::entry::{Actor, Change, Entry, EntryKind, Sha256Hex};
 use signet_policy::{Inventory, InventoryDiff, Node};
 
 use super::{now, Refusal, Service};
-use crate::directory::{device_subject, Directory};
+use crate::directory::{device_subject, proxy_subject, Directory};
 use crate::{Error, Result};
 
 /// The longest lock with an end (longer ones are locks until unlocked).
@@ -57,7 +61,68 @@ fn entry(kind: EntryKind, actor: Actor, subject: String, change: Change) -> Entr
     }
 }
 
+/// A new join token for an access proxy.
+#[derive(Clone, Serialize)]
+pub struct ProxyJoinToken {
+    /// The proxy's name.
+    pub name: String,
+    /// The one-time token (a secret: only its hash is logged).
+    pub token: String,
+    /// When it expires, unix seconds.
+    pub expires_at: u64,
+    /// The invite's log index.
+    pub log_index: u64,
+}
+
+impl std::fmt::Debug for ProxyJoinToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyJoinToken")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .field("log_index", &self.log_index)
+            .finish()
+    }
+}
+
 impl Service {
+    /// Invites an access proxy to join: a one-time token for `signet-proxy
+    /// join`, logged by its hash with subject `proxy:<name>`.
+    pub fn invite_proxy(&self, name: &str, ttl: Duration, actor: Actor) -> Result<ProxyJoinToken> {
+        signet_policy::rules::check_name(name).map_err(|m| Error::bad("--name", m))?;
+        if ttl.is_zero() || ttl > super::admin::MAX_INVITE_TTL {
+            return Err(Error::bad("--ttl", "between 1 s and 7 days"));
+        }
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| Error::Store(e.to_string()))?;
+        let token = URL_SAFE_NO_PAD.encode(raw);
+        let expires = now() + ttl.as_secs();
+        let index = self
+            .record(&entry(
+                EntryKind::Invite,
+                actor,
+                proxy_subject(name),
+                Change::Invite {
+                    token_sha256: Sha256Hex(Sha256::digest(token.as_bytes()).into()),
+                    expires,
+                },
+            ))?
+            .index;
+        tracing::info!(
+            event = "proxy_invited",
+            proxy = name,
+            expires,
+            log_index = index,
+            "proxy join token created"
+        );
+        Ok(ProxyJoinToken {
+            name: name.to_owned(),
+            token,
+            expires_at: expires,
+            log_index: index,
+        })
+    }
+
     /// Every node in force, by name.
     pub fn list_nodes(&self) -> Vec<Node> {
         self.directory().inventory().nodes().cloned().collect()
