@@ -96,7 +96,25 @@ struct Ca {
     root: x509_cert::Certificate,
 }
 
+/// Validity from `start` (unix seconds) for `secs`; `None`: from now.
+fn validity(start: Option<u64>, secs: u64) -> Validity {
+    match start {
+        None => Validity::from_now(Duration::from_secs(secs)).unwrap(),
+        Some(t) => {
+            let at = |t: u64| {
+                x509_cert::time::Time::try_from(std::time::UNIX_EPOCH + Duration::from_secs(t))
+                    .unwrap()
+            };
+            Validity::new(at(t), at(t + secs))
+        }
+    }
+}
+
 fn ca() -> Ca {
+    ca_at(None)
+}
+
+fn ca_at(start: Option<u64>) -> Ca {
     let key = CaKey::from_slice(&[0x42; 32]).unwrap();
     let subject = Name::from_str("CN=Signet Root CA,O=Example,C=US").unwrap();
     let profile = x509_cert::builder::profile::cabf::Root::new(false, subject).unwrap();
@@ -104,7 +122,7 @@ fn ca() -> Ca {
     let root = CertificateBuilder::new(
         profile,
         SerialNumber::from(1u32),
-        Validity::from_now(Duration::from_secs(3600)).unwrap(),
+        validity(start, 10 * 365 * 86400),
         spki,
     )
     .unwrap()
@@ -127,6 +145,10 @@ struct Issuance {
 /// Everything the CA decides for alice's certificate, and the entry that
 /// logs its precertificate.
 fn alice(ca: &Ca) -> Issuance {
+    alice_at(ca, None)
+}
+
+fn alice_at(ca: &Ca, start: Option<u64>) -> Issuance {
     let user_key = p256::ecdsa::SigningKey::from_slice(&[0x07; 32]).unwrap();
     let spki = SubjectPublicKeyInfoOwned::from_key(user_key.verifying_key()).unwrap();
     let domain = "signet.example.com";
@@ -144,7 +166,7 @@ fn alice(ca: &Ca) -> Issuance {
         subject: Name::from_str("CN=alice").unwrap(),
         names,
     };
-    let validity = Validity::from_now(Duration::from_secs(8 * 3600)).unwrap();
+    let validity = validity(start, 8 * 3600);
     let precert = CertificateBuilder::new(
         profile.clone(),
         SerialNumber::new(&SERIAL).unwrap(),
@@ -480,4 +502,79 @@ fn a_proven_certificate_fits_a_yubikey_slot() {
         cert.to_bytes().unwrap().len(),
         cert.to_openssh().unwrap().len()
     );
+}
+
+/// The X.509 test vector of docs/log-format.md: alice's certificate with
+/// its proof, the root, and the logged entry, in
+/// `tests/vectors/cert-proof/` beside the OpenSSH one (same log key and
+/// witnesses). ECDSA signatures here are deterministic (RFC 6979);
+/// `SIGNET_REGENERATE_VECTORS=1` writes the files anew. The check reads
+/// only the files.
+#[test]
+fn x509_vector() {
+    use signet_log::certificate::LogTrust;
+    use signet_log::note::VerifierKey;
+    use signet_log::witness::WitnessPolicy;
+    let path = |name: &str| common::vector_path(&format!("cert-proof/{name}"));
+    let pem =
+        |der: &[u8]| der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap();
+
+    let ca = ca_at(Some(1_764_000_000));
+    let mut log = TestLog::new();
+    log.append_filler(9);
+    let alice = alice_at(&ca, Some(1_764_540_000));
+    let index = log.append(&alice.entry);
+    log.append_filler(4);
+    let proof = log.proof(index, &alice.entry, &[0, 1]);
+    let der = alice.sign(&ca, &proof);
+    let made = [
+        ("x509-root.pem", pem(&ca.root.to_der().unwrap())),
+        ("x509-alice.pem", pem(&der)),
+        (
+            "x509-entry.json",
+            String::from_utf8(alice.entry.to_canonical_bytes().unwrap()).unwrap(),
+        ),
+    ];
+    for (name, content) in &made {
+        if std::env::var_os("SIGNET_REGENERATE_VECTORS").is_some() {
+            std::fs::write(path(name), content).unwrap();
+        }
+        assert_eq!(
+            &std::fs::read_to_string(path(name)).unwrap(),
+            content,
+            "{name}"
+        );
+    }
+
+    // From the files alone.
+    let read = |name: &str| std::fs::read_to_string(path(name)).unwrap();
+    let der = der::pem::decode_vec(read("x509-alice.pem").as_bytes())
+        .unwrap()
+        .1;
+    let trust = LogTrust {
+        log_key: VerifierKey::parse(read("log.vkey").trim()).unwrap(),
+        witnesses: toml::from_str::<WitnessPolicy>(&read("witnesses.toml")).unwrap(),
+    };
+    let verified = verify_x509_certificate(&der, &trust).unwrap();
+    assert_eq!(verified.index, 9);
+    assert_eq!(verified.checkpoint_size, 14);
+    let entry = Entry::from_bytes(read("x509-entry.json").as_bytes()).unwrap();
+    assert_eq!(entry, verified.entry);
+    assert_eq!(
+        x509_precertificate(&der).unwrap(),
+        entry.certificate.as_ref().unwrap().bytes.0
+    );
+    let dir = path("");
+    let ok = openssl(
+        &[
+            "verify",
+            "-attime",
+            "1764541000",
+            "-CAfile",
+            "x509-root.pem",
+            "x509-alice.pem",
+        ],
+        &dir,
+    );
+    assert!(ok.contains("x509-alice.pem: OK"), "{ok}");
 }
