@@ -201,3 +201,19 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod example {
+    #[test]
+    fn the_shipped_postgres_store_example_parses() {
+        #[derive(serde::Deserialize)]
+        struct File {
+            store: super::StoreSection,
+        }
+        let text = include_str!("../../../../deploy/postgres/signet-ca.store.toml");
+        let file: File = toml::from_str(text).unwrap();
+        file.store.check().unwrap();
+        assert_eq!(file.store.backend, super::Backend::Postgres);
+        assert!(file.store.postgres().unwrap().password_file.is_some());
+    }
+}
