@@ -152,3 +152,121 @@ fn postgres_store_copy_then_issuance_and_tampering_through_the_binary() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("integrity"));
     }
 }
+
+/// A CA on its token with its log in a fresh database of `pg` (made by
+/// `init`, as a new multi-replica CA is).
+fn ca_on_postgres(label: &str, pg: &mut Postgres) -> (Ca, PathBuf, String) {
+    let ca = Ca::new(label, ["ecdsa-p256", "ecdsa-p256", "ecdsa-p256", "ed25519"]);
+    let db = pg.create_database();
+    let text = std::fs::read_to_string(&ca.config).unwrap();
+    let config = ca.write(
+        "signet-ca-postgres.toml",
+        &format!(
+            "{text}\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\npassword_file = \"{}\"\n",
+            pg.url(&db),
+            pg.password_file().display()
+        ),
+    );
+    let out = run(&ca, &config, &["init"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (ca, config, db)
+}
+
+#[test]
+fn postgres_replicas_issuing_at_once_and_one_killed_leave_one_gap_free_log() {
+    let mut pg = Postgres::start();
+    let (ca, config, db) = ca_on_postgres("pg-replicas", &mut pg);
+    let before: u64 = pg
+        .psql(&db, "SELECT count(*) FROM log_entries")
+        .trim()
+        .parse()
+        .unwrap();
+    sign_args(&ca, "warm-up"); // makes the client key once
+                               // Two streams of `signet-ca sign` processes, each its own replica of
+                               // the CA on the same database and token, and a third whose processes
+                               // are killed (SIGKILL) at arbitrary points.
+    let issued: Vec<serde_json::Value> = std::thread::scope(|scope| {
+        let streams: Vec<_> = (0..2)
+            .map(|stream| {
+                let (ca, config) = (&ca, &config);
+                scope.spawn(move || {
+                    (0..6)
+                        .map(|i| issue(ca, config, &format!("user{stream}-{i}")))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let killer = scope.spawn(|| {
+            let mut received = Vec::new();
+            for i in 0..6u64 {
+                let mut child = command(&ca, &config)
+                    .args(sign_args(&ca, &format!("killed-{i}")))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(40 * i));
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                // A process that finished before the kill handed its
+                // certificate out: it must be in the log like the others.
+                if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                    received.push(doc);
+                }
+            }
+            received
+        });
+        let mut all: Vec<serde_json::Value> = streams
+            .into_iter()
+            .flat_map(|s| s.join().unwrap())
+            .collect();
+        all.extend(killer.join().unwrap());
+        all
+    });
+    // Every certificate a client received is in the log at its index, with
+    // its serial; no index or serial twice.
+    let mut indices: Vec<u64> = issued
+        .iter()
+        .map(|doc| doc["log_index"].as_u64().unwrap())
+        .collect();
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), issued.len(), "an index handed out twice");
+    for doc in &issued {
+        let serial = doc["serial"].as_str().unwrap();
+        let index = doc["log_index"].as_u64().unwrap();
+        let found = pg.psql(
+            &db,
+            &format!("SELECT idx FROM log_serials WHERE key = 'ssh:{serial}'"),
+        );
+        assert_eq!(found.trim(), index.to_string(), "serial {serial}");
+    }
+    let (count, max, serials, distinct): (u64, u64, u64, u64) = {
+        let row = pg.psql(
+            &db,
+            "SELECT count(*), max(idx) + 1, (SELECT count(*) FROM log_serials), \
+             (SELECT count(DISTINCT key) FROM log_serials) FROM log_entries",
+        );
+        let v: Vec<u64> = row.trim().split('|').map(|x| x.parse().unwrap()).collect();
+        (v[0], v[1], v[2], v[3])
+    };
+    assert_eq!(count, max, "a gap in the log");
+    assert_eq!(serials, distinct);
+    assert!(count >= before + 12);
+    // The whole log verifies from scratch, checkpoints and mark included,
+    // and the surviving replicas keep issuing after the kills.
+    let check = String::from_utf8(run(&ca, &config, &["log", "check"]).stdout).unwrap();
+    assert!(check.starts_with("OK:"), "{check}");
+    let after = issue(&ca, &config, "after");
+    assert!(after["log_index"].as_u64().unwrap() >= count);
+    // Both kinds of replica signed: one checkpoint per size.
+    let sizes = pg.psql(
+        &db,
+        "SELECT count(*) = count(DISTINCT size) FROM log_checkpoints",
+    );
+    assert_eq!(sizes.trim(), "t");
+}
