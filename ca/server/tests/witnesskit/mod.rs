@@ -224,3 +224,16 @@ pub fn witness_health<'a>(health: &'a serde_json::Value, name: &str) -> &'a serd
 
 /// A CA initialised on its own token, with its log origin.
 pub const ORIGIN: &str = "ca.example.com/signet-log";
+
+/// A node's configuration (`signet-node`): the log key and the policy,
+/// without urls (a node never talks to witnesses).
+pub fn node_config(log_vkey: &str, threshold: usize, witnesses: &[&WitnessProcess]) -> String {
+    let mut out = format!("log_key = \"{log_vkey}\"\n\n[witnesses]\nthreshold = {threshold}\n");
+    for w in witnesses {
+        out.push_str(&format!(
+            "\n[[witnesses.witness]]\nname = \"{}\"\nvkey = \"{}\"\n",
+            w.name, w.vkey
+        ));
+    }
+    out
+}
