@@ -1321,3 +1321,69 @@ fn postgres_store_copy_moves_a_populated_embedded_log_with_the_same_root() {
         .to_string();
     assert!(err.contains("already holds a log"), "{err}");
 }
+
+/// Append latency and throughput, embedded vs PostgreSQL (one and two
+/// replicas on one database): 8 threads appending at once, a software
+/// checkpoint signer, the mark in a file. Prints a table for
+/// docs/BENCHMARKS.md; asserts only that every append landed.
+/// `cargo nextest run -p signet-ca --all-features --lib --run-ignored only -E 'test(postgres_benchmark)' --no-capture`
+#[test]
+#[ignore = "a benchmark: run on demand"]
+fn postgres_benchmark_append_latency() {
+    const THREADS: u64 = 8;
+    const EACH: u64 = 150;
+    let run = |stores: Vec<Arc<Box<dyn LogStore>>>| -> (f64, f64, f64) {
+        let start = std::time::Instant::now();
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let store = stores[(t as usize) % stores.len()].clone();
+                std::thread::spawn(move || {
+                    (0..EACH)
+                        .map(|i| {
+                            let begin = std::time::Instant::now();
+                            store.append(&entry(t * 100_000 + i), None).unwrap();
+                            begin.elapsed()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut latencies: Vec<std::time::Duration> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        let total = start.elapsed();
+        latencies.sort_unstable();
+        let pick =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        (
+            latencies.len() as f64 / total.as_secs_f64(),
+            pick(0.5).as_secs_f64() * 1e3,
+            pick(0.99).as_secs_f64() * 1e3,
+        )
+    };
+    let mut rows = Vec::new();
+    let local = Fixture::new(Backend::Local);
+    rows.push((
+        "embedded (redb)",
+        run(vec![Arc::new(local.open().unwrap())]),
+    ));
+    let pg = Fixture::new(Backend::Postgres);
+    pg.open().unwrap();
+    let one: Box<dyn LogStore> = Box::new(replica(&pg, "a"));
+    rows.push(("PostgreSQL, 1 replica", run(vec![Arc::new(one)])));
+    let (a, b): (Box<dyn LogStore>, Box<dyn LogStore>) =
+        (Box::new(replica(&pg, "a")), Box::new(replica(&pg, "b")));
+    rows.push((
+        "PostgreSQL, 2 replicas",
+        run(vec![Arc::new(a), Arc::new(b)]),
+    ));
+    println!("| store | appends/s | p50 ms | p99 ms |\n| --- | --- | --- | --- |");
+    for (name, (rate, p50, p99)) in rows {
+        println!("| {name} | {rate:.0} | {p50:.2} | {p99:.2} |");
+    }
+    assert_eq!(
+        pg.open_as(Mode::Existing).unwrap().len(),
+        2 * THREADS * EACH
+    );
+}
