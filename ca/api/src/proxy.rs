@@ -26,6 +26,45 @@ pub const FEED_VERSION: u32 = 1;
 /// The longest line a proxy accepts (a view of many thousand users fits).
 pub const MAX_FEED_LINE: usize = 16 << 20;
 
+/// Where a new access proxy trades its join token for a certificate
+/// (`POST`, on the CA's public listener: the proxy has no certificate yet).
+pub const JOIN_PATH: &str = "/v1/proxy/join";
+
+/// A join: the one-time token `signet-ca proxies invite` printed, and the
+/// public key the proxy made for itself.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The join token (a secret: never logged, never in `Debug`).
+    pub token: String,
+    /// The proxy's public key, DER SubjectPublicKeyInfo.
+    pub public_key: B64,
+}
+
+impl std::fmt::Debug for JoinRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinRequest")
+            .field("token", &"<redacted>")
+            .field("public_key", &self.public_key)
+            .finish()
+    }
+}
+
+/// The proxy's certificate: a client certificate under the CA's X.509 root,
+/// logged, whose serial the CA's proxy listener knows as this proxy's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinResponse {
+    /// The proxy's name, from its invite.
+    pub name: String,
+    /// The certificate, PEM.
+    pub certificate_pem: String,
+    /// When it expires, unix seconds.
+    pub not_after: u64,
+    /// Its log index.
+    pub log_index: u64,
+}
+
 /// One line of the feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

@@ -70,6 +70,16 @@ pub struct ApprovedRequest {
     request_hash: Option<[u8; 32]>,
 }
 
+impl ApprovedRequest {
+    /// Binds the request to what allowed it, the SHA-256 of an access
+    /// proxy's join token: the entry records it as `request_hash`, so the
+    /// log shows which invite each proxy certificate spent.
+    pub fn bound_to(mut self, request_hash: [u8; 32]) -> Self {
+        self.request_hash = Some(request_hash);
+        self
+    }
+}
+
 /// A request that WebAuthn, the PIV attestation and the roles already
 /// allowed (the touch flow): every value is typed and checked by the caller.
 #[derive(Debug, Clone)]

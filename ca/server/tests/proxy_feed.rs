@@ -176,7 +176,7 @@ fn proxy_feed_view_and_the_mtls_listener() {
 
     let port = signet_testkit::free_port();
     set_serve(&ca.config, "proxy_listen", &format!("127.0.0.1:{port}"));
-    let _daemon = ca.serve();
+    let mut daemon = ca.serve();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -211,7 +211,7 @@ fn proxy_feed_view_and_the_mtls_listener() {
         Some((&ca.path("user.pem"), &ca.path("user.key"))),
     );
     assert_eq!((exit, status), (0, 403), "{body} {err}");
-    assert!(body.contains("names no proxy"), "{body}");
+    assert!(body.contains("not a proxy's"), "{body}");
 
     // The public listener asks for no client certificate and has no feed.
     let out = Command::new("curl")
@@ -226,10 +226,187 @@ fn proxy_feed_view_and_the_mtls_listener() {
             "--cacert",
         ])
         .arg(ca.path("root.pem"))
-        .arg(format!("https://localhost:{}/v1/proxy/feed", _daemon.port))
+        .arg(format!("https://localhost:{}/v1/proxy/feed", daemon.port))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+
+    // A proxy joins: invite, then its token and public key at
+    // /v1/proxy/join on the public listener; once only.
+    let token = ca.ok(&["proxies", "invite", "--name", "edge-1"]);
+    openssl(
+        &ca,
+        &[
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            "proxy.key",
+        ],
+    );
+    openssl(
+        &ca,
+        &[
+            "ec",
+            "-in",
+            "proxy.key",
+            "-pubout",
+            "-outform",
+            "DER",
+            "-out",
+            "proxy.spki",
+        ],
+    );
+    let spki = std::fs::read(ca.path("proxy.spki")).unwrap();
+    let body = json!({
+        "token": token.trim_end(),
+        "public_key": base64::engine::general_purpose::STANDARD.encode(&spki),
+    });
+    let (status, joined) = post_json(&ca, daemon.port, "/v1/proxy/join", &body);
+    assert_eq!(status, 200, "{joined}");
+    assert_eq!(joined["name"], "edge-1");
+    ca.write("proxy.pem", joined["certificate_pem"].as_str().unwrap());
+    let (status, again) = post_json(&ca, daemon.port, "/v1/proxy/join", &body);
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (404, Some("invite_invalid")),
+        "{again}"
+    );
+    let (status, bad) = post_json(
+        &ca,
+        daemon.port,
+        "/v1/proxy/join",
+        &json!({"token": "x", "public_key": "AAAA", "extra": 1}),
+    );
+    assert_eq!(status, 400, "{bad}");
+
+    // With its certificate the feed streams: a snapshot at once, another
+    // as soon as a lock is applied.
+    let mut feed = FeedReader::open(&ca, port);
+    let first = feed.next_snapshot();
+    assert_eq!(first["nodes"][0]["name"], "web-1", "{first}");
+    assert_eq!(first["device_locks"], json!([]));
+    let started = std::time::Instant::now();
+    ca.ok(&["lock", "--device", "4242", "--reason", "stolen"]);
+    let next = feed.next_snapshot();
+    println!(
+        "lock reached the feed {:?} after the lock command started",
+        started.elapsed()
+    );
+    assert_eq!(next["device_locks"][0]["serial"], 4242, "{next}");
+    assert!(next["log_size"].as_u64() > first["log_size"].as_u64());
+    drop(feed);
+
+    // After a restart the CA still knows the proxy's certificate (from the log).
+    daemon.terminate();
+    drop(daemon);
+    let text = std::fs::read_to_string(&ca.config).unwrap();
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("listen = \"127.0.0.1:") {
+                "listen = \"127.0.0.1:8441\"".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&ca.config, text.join("\n") + "\n").unwrap();
+    let _daemon = ca.serve();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy listener did not come back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut feed = FeedReader::open(&ca, port);
+    assert_eq!(feed.next_snapshot()["device_locks"][0]["serial"], 4242);
+}
+
+fn post_json(ca: &Ca, port: u16, path: &str, body: &Value) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            "@-",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+        ])
+        .arg(ca.path("root.pem"))
+        .arg(format!("https://localhost:{port}{path}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(body.to_string().as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+/// The feed read by curl with the proxy's certificate, line by line;
+/// curl is killed when this is dropped.
+struct FeedReader {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl FeedReader {
+    fn open(ca: &Ca, port: u16) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new("curl")
+            .args(["-sS", "-N", "--max-time", "60", "--cacert"])
+            .arg(ca.path("root.pem"))
+            .arg("--cert")
+            .arg(ca.path("proxy.pem"))
+            .arg("--key")
+            .arg(ca.path("proxy.key"))
+            .arg(format!("https://localhost:{port}/v1/proxy/feed"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Self { child, lines }
+    }
+
+    /// The next snapshot's view (heartbeats skipped).
+    fn next_snapshot(&mut self) -> Value {
+        loop {
+            let line = self.lines.next().expect("the feed ended").unwrap();
+            let message = signet_api::proxy::FeedMessage::parse_line(line.as_bytes()).unwrap();
+            if let signet_api::proxy::FeedMessage::Snapshot { .. } = message {
+                let value: Value = serde_json::from_str(&line).unwrap();
+                return value["view"].clone();
+            }
+        }
+    }
+}
+
+impl Drop for FeedReader {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]

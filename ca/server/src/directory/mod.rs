@@ -115,6 +115,21 @@ pub struct ProxyInvite {
     pub spent: bool,
 }
 
+/// The common name (and user URI) of an access proxy's certificate:
+/// `proxy.` and its name.
+pub fn proxy_cert_subject(name: &str) -> String {
+    format!("proxy.{name}")
+}
+
+/// An access proxy's certificate, issued when it joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyCert {
+    /// The proxy's name.
+    pub name: String,
+    /// When it expires, unix seconds.
+    pub not_after: u64,
+}
+
 /// The state, as of the last entry applied.
 #[derive(Debug, Default)]
 pub struct Directory {
@@ -124,6 +139,8 @@ pub struct Directory {
     accounts: BTreeMap<String, Account>,
     invites: HashMap<[u8; 32], Invite>,
     proxy_invites: HashMap<[u8; 32], ProxyInvite>,
+    /// Proxy certificates by serial (lowercase hex, as the log writes it).
+    proxy_certs: BTreeMap<String, ProxyCert>,
     applied: u64,
 }
 
@@ -330,6 +347,39 @@ impl Directory {
                     "an admin action that does not record what it changed",
                 ))
             }
+            (EntryKind::X509Cert, None)
+                if entry
+                    .request_hash
+                    .as_ref()
+                    .is_some_and(|h| self.proxy_invites.contains_key(&h.0)) =>
+            {
+                let hash = entry.request_hash.as_ref().map(|h| h.0).unwrap_or_default();
+                let certificate = entry.certificate.as_ref().ok_or_else(|| {
+                    inconsistent(index, "a proxy certificate entry without its certificate")
+                })?;
+                let Some(invite) = self.proxy_invites.get_mut(&hash) else {
+                    return Err(inconsistent(
+                        index,
+                        "a proxy certificate without its invite",
+                    ));
+                };
+                if invite.spent
+                    || entry.subject.as_deref() != Some(proxy_cert_subject(&invite.name).as_str())
+                {
+                    return Err(inconsistent(
+                        index,
+                        "a proxy certificate for a spent invite or another proxy",
+                    ));
+                }
+                invite.spent = true;
+                self.proxy_certs.insert(
+                    certificate.serial.clone(),
+                    ProxyCert {
+                        name: invite.name.clone(),
+                        not_after: certificate.not_after,
+                    },
+                );
+            }
             (EntryKind::SshUserCert | EntryKind::X509Cert, None) => {
                 if let Actor::User {
                     name,
@@ -416,6 +466,12 @@ impl Directory {
     /// A proxy invite by the SHA-256 of its token.
     pub fn proxy_invite(&self, token_sha256: &[u8; 32]) -> Option<&ProxyInvite> {
         self.proxy_invites.get(token_sha256)
+    }
+
+    /// The proxy whose certificate has this serial (lowercase hex), if
+    /// one was issued to a joining proxy.
+    pub fn proxy_cert(&self, serial: &str) -> Option<&ProxyCert> {
+        self.proxy_certs.get(serial)
     }
 
     /// The nodes in force.

@@ -39,6 +39,7 @@ pub fn app(service: Arc<Service>, hsm_probe: api::HsmProbe) -> Router {
     let config = service.config().clone();
     Router::new()
         .merge(log_routes(service.store().clone()))
+        .merge(proxy_feed::join_routes(service.clone()))
         .merge(api::routes(
             api::AppState { service, hsm_probe },
             config.serve.max_body_bytes,

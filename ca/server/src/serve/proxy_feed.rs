@@ -3,9 +3,12 @@
 //! locks.
 //!
 //! A connection must present a client certificate that chains to the CA's
-//! X.509 root (rustls refuses anything else in the handshake) and names a
-//! proxy with the SAN URI `signet://<trust domain>/proxy/<name>`; a user's
-//! certificate chains to the same root and is refused with 403. The feed
+//! X.509 root (rustls refuses anything else in the handshake) and that a
+//! proxy obtained by joining (`POST /v1/proxy/join` with a one-time token
+//! from `signet-ca proxies invite`; the log records which invite each
+//! proxy certificate spent, so the CA knows their serials after a
+//! restart); a user's certificate chains to the same root and is refused
+//! with 403. The feed
 //! is JSON lines ([`signet_api::proxy`]): a snapshot at once, another
 //! each time the CA applies a change, heartbeats in between.
 
@@ -27,8 +30,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::SubjectAltName;
 
 use super::tls::CertResolver;
 use crate::touch::Service;
@@ -41,45 +42,33 @@ const MAX_HANDSHAKES: usize = 64;
 /// Time between heartbeats when nothing changes.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
-/// The SAN URI naming a proxy: `signet://<trust domain>/proxy/<name>`.
-pub fn proxy_uri(trust_domain: &str, name: &str) -> String {
-    format!("signet://{trust_domain}/proxy/{name}")
-}
-
-/// Who is connected: the peer's address and, when its certificate names a
-/// proxy, the proxy's name.
+/// Who is connected: the peer's address and its certificate's serial.
 #[derive(Debug, Clone)]
 pub struct ProxyPeer {
     /// The TCP peer.
     pub addr: SocketAddr,
-    /// The proxy its certificate names, if any.
-    pub proxy: Option<String>,
+    /// The client certificate's serial, lowercase hex without leading
+    /// zeros (as the log writes it).
+    pub serial: Option<String>,
 }
 
-/// The proxy a certificate names under `trust_domain`: the name in its one
-/// `signet://<trust domain>/proxy/<name>` SAN URI (a valid name by the
-/// policy's rules). `None` for anything else: a user's certificate, two
-/// proxy URIs, a malformed certificate.
-pub fn proxy_name(cert_der: &[u8], trust_domain: &str) -> Option<String> {
+/// A certificate's serial as the log writes it: lowercase hex, no leading zeros.
+pub fn serial_of(cert_der: &[u8]) -> Option<String> {
     use der::Decode as _;
     let cert = x509_cert::Certificate::from_der(cert_der).ok()?;
-    let (_, san) = cert
+    let hex: String = cert
         .tbs_certificate()
-        .get_extension::<SubjectAltName>()
-        .ok()??;
-    let prefix = proxy_uri(trust_domain, "");
-    let mut names = san.0.iter().filter_map(|name| match name {
-        GeneralName::UniformResourceIdentifier(uri) => uri
-            .as_str()
-            .strip_prefix(&prefix)
-            .filter(|n| signet_policy::rules::check_name(n).is_ok())
-            .map(str::to_owned),
-        _ => None,
-    });
-    match (names.next(), names.next()) {
-        (Some(name), None) => Some(name),
-        _ => None,
-    }
+        .serial_number()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let trimmed = hex.trim_start_matches('0');
+    Some(if trimmed.is_empty() {
+        "0".into()
+    } else {
+        trimmed.to_owned()
+    })
 }
 
 /// The TLS configuration: client certificates required, chaining to the
@@ -117,11 +106,7 @@ pub struct MtlsListener {
 
 impl MtlsListener {
     /// Starts accepting on `listener`.
-    pub fn new(
-        listener: TcpListener,
-        tls: Arc<rustls::ServerConfig>,
-        trust_domain: String,
-    ) -> Result<Self> {
+    pub fn new(listener: TcpListener, tls: Arc<rustls::ServerConfig>) -> Result<Self> {
         let local = listener
             .local_addr()
             .map_err(|e| Error::bad("serve.proxy_listen", e.to_string()))?;
@@ -144,18 +129,17 @@ impl MtlsListener {
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
-                let trust_domain = trust_domain.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(tls)) => {
-                            let proxy = tls
+                            let serial = tls
                                 .get_ref()
                                 .1
                                 .peer_certificates()
                                 .and_then(|c| c.first())
-                                .and_then(|c| proxy_name(c, &trust_domain));
-                            let _ = tx.send((tls, ProxyPeer { addr, proxy })).await;
+                                .and_then(|c| serial_of(c));
+                            let _ = tx.send((tls, ProxyPeer { addr, serial })).await;
                         }
                         Ok(Err(e)) => tracing::warn!(
                             event = "proxy_handshake_refused",
@@ -192,7 +176,7 @@ impl axum::serve::Listener for MtlsListener {
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(ProxyPeer {
             addr: self.local,
-            proxy: None,
+            serial: None,
         })
     }
 }
@@ -215,13 +199,33 @@ pub fn spawn(
         return Ok(None);
     };
     let tls = server_config(service, resolver)?;
-    let trust_domain = service.config().x509.trust_domain.clone();
-    let listener = MtlsListener::new(listener, tls, trust_domain)?;
+    let listener = MtlsListener::new(listener, tls)?;
     tracing::info!(event = "listening", addr = %listener.local, "serving the proxies (mutual TLS)");
     let app = routes(service.clone()).into_make_service_with_connect_info::<ProxyPeer>();
     Ok(Some(tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     })))
+}
+
+/// The join route, on the CA's public listener (a joining proxy has no
+/// certificate yet; its one-time token is its credential).
+pub fn join_routes(service: Arc<Service>) -> Router {
+    Router::new()
+        .route(signet_api::proxy::JOIN_PATH, axum::routing::post(join))
+        .with_state(service)
+}
+
+// `Refusal` is the touch flow's one answer type, whatever its size.
+#[allow(clippy::result_large_err)]
+async fn join(
+    State(service): State<Arc<Service>>,
+    super::api::ApiJson(request): super::api::ApiJson<signet_api::proxy::JoinRequest>,
+) -> std::result::Result<axum::Json<signet_api::proxy::JoinResponse>, super::api::ErrorResponse> {
+    match tokio::task::spawn_blocking(move || service.join_proxy(&request)).await {
+        Ok(Ok(joined)) => Ok(axum::Json(joined)),
+        Ok(Err(refusal)) => Err(refusal.into()),
+        Err(_) => Err(crate::touch::Refusal::internal("the join task failed").into()),
+    }
 }
 
 /// The proxy listener's routes.
@@ -235,15 +239,20 @@ async fn feed(
     State(service): State<Arc<Service>>,
     ConnectInfo(peer): ConnectInfo<ProxyPeer>,
 ) -> Response {
-    let Some(proxy) = peer.proxy else {
+    let proxy = peer
+        .serial
+        .as_deref()
+        .and_then(|serial| service.proxy_of_serial(serial));
+    let Some(proxy) = proxy else {
         tracing::warn!(
             event = "proxy_feed_refused",
             peer = %peer.addr,
-            "a client certificate that names no proxy asked for the feed"
+            serial = peer.serial.as_deref().unwrap_or(""),
+            "a client certificate that no proxy joined with asked for the feed"
         );
         return (
             StatusCode::FORBIDDEN,
-            "this certificate names no proxy (signet://<trust domain>/proxy/<name>)\n",
+            "this certificate is not a proxy's (proxies join with signet-proxy join)\n",
         )
             .into_response();
     };
@@ -362,10 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn proxy_uris() {
-        assert_eq!(
-            proxy_uri("example.com", "edge-1"),
-            "signet://example.com/proxy/edge-1"
-        );
+    fn serials_are_written_as_the_log_writes_them() {
+        assert_eq!(serial_of(b"not a certificate"), None);
     }
 }

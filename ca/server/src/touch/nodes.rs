@@ -13,7 +13,7 @@ use signet_log::entry::{Actor, Change, Entry, EntryKind, Sha256Hex};
 use signet_policy::{Inventory, InventoryDiff, Node};
 
 use super::{now, Refusal, Service};
-use crate::directory::{device_subject, proxy_subject, Directory};
+use crate::directory::{device_subject, proxy_cert_subject, proxy_subject, Directory};
 use crate::{Error, Result};
 
 /// The longest lock with an end (longer ones are locks until unlocked).
@@ -121,6 +121,101 @@ impl Service {
             expires_at: expires,
             log_index: index,
         })
+    }
+
+    /// A proxy joins: its unspent, unexpired token buys one client
+    /// certificate for its key (CN and user URI `proxy.<name>`), logged with
+    /// the token's hash as `request_hash`, which spends the invite. The
+    /// proxy listener then knows the certificate's serial as this proxy's.
+    // `Refusal` is the touch flow's one answer type, whatever its size.
+    #[allow(clippy::result_large_err)]
+    pub fn join_proxy(
+        &self,
+        request: &signet_api::proxy::JoinRequest,
+    ) -> std::result::Result<signet_api::proxy::JoinResponse, Refusal> {
+        let refused = || {
+            Refusal::new(
+                ErrorCode::InviteInvalid,
+                "join_token_invalid",
+                "this join token is unknown, spent or expired; ask for a new one (signet-ca proxies invite)",
+            )
+        };
+        let hash: [u8; 32] = Sha256::digest(request.token.as_bytes()).into();
+        let name = match self.directory().proxy_invite(&hash) {
+            Some(invite) if !invite.spent && now() < invite.expires => invite.name.clone(),
+            _ => return Err(refused()),
+        };
+        // One join per token: the check above and the spend below cannot
+        // interleave with another join of the same proxy.
+        let guard = self.user_lock(&proxy_subject(&name));
+        let _serialized = crate::store::lock(&guard);
+        if self.directory().proxy_invite(&hash).is_none_or(|i| i.spent) {
+            return Err(refused());
+        }
+        let pem = der::pem::encode_string(
+            "PUBLIC KEY",
+            der::pem::LineEnding::LF,
+            &request.public_key.0,
+        )
+        .map_err(|_| {
+            Refusal::new(
+                ErrorCode::MalformedRequest,
+                "malformed",
+                "public_key: not encodable",
+            )
+        })?;
+        let ttl = self.config.issuance.x509_client_max_ttl;
+        let approved = self
+            .authority
+            .approve(crate::authority::RawRequest {
+                kind: crate::authority::CertKind::X509Client,
+                user: Some(proxy_cert_subject(&name)),
+                principals: Vec::new(),
+                ttl: format!("{}s", ttl.as_secs()),
+                public_key: pem.into_bytes(),
+            })
+            .map_err(|e| {
+                Refusal::new(
+                    ErrorCode::MalformedRequest,
+                    "malformed",
+                    format!("public_key: {e}"),
+                )
+            })?
+            .bound_to(hash);
+        let actor = Actor::LocalAdmin {
+            unix_user: format!("proxy join ({name})"),
+        };
+        let issued = self.authority.issue(approved, actor)?;
+        let entry = Entry::from_bytes(&issued.entry).map_err(Refusal::internal)?;
+        self.directory_mut()
+            .apply(issued.log_index, &entry)
+            .map_err(Refusal::internal)?;
+        let crate::authority::IssuedCert::X509(der_bytes) = &issued.certificate else {
+            return Err(Refusal::internal("expected an X.509 certificate"));
+        };
+        let certificate_pem = crate::x509::der_to_pem(der_bytes)?;
+        let not_after = entry.certificate.as_ref().map_or(0, |c| c.not_after);
+        tracing::info!(
+            event = "proxy_joined",
+            proxy = %name,
+            serial = %issued.serial,
+            log_index = issued.log_index,
+            "access proxy joined"
+        );
+        Ok(signet_api::proxy::JoinResponse {
+            name,
+            certificate_pem,
+            not_after,
+            log_index: issued.log_index,
+        })
+    }
+
+    /// The proxy a client certificate's serial (lowercase hex) belongs to.
+    pub fn proxy_of_serial(&self, serial: &str) -> Option<String> {
+        self.directory()
+            .proxy_cert(serial)
+            .filter(|c| now() < c.not_after)
+            .map(|c| c.name.clone())
     }
 
     /// Every node in force, by name.
