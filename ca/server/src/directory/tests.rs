@@ -315,3 +315,51 @@ fn proxy_invites_are_kept_apart_from_user_invites() {
     assert!(err.to_string().contains("proxy:<name>"), "{err}");
     assert_eq!(d.applied(), 2);
 }
+
+fn proxy_cert(subject: &str, token: u8, serial: &str) -> Entry {
+    Entry {
+        kind: EntryKind::X509Cert,
+        time: 1_000,
+        actor: Actor::LocalAdmin {
+            unix_user: "proxy join (edge-1)".into(),
+        },
+        request_hash: Some(Sha256Hex([token; 32])),
+        subject: Some(subject.into()),
+        principals: Vec::new(),
+        roles: Vec::new(),
+        certificate: Some(signet_log::entry::IssuedCertificate {
+            serial: serial.into(),
+            public_key_fingerprint: format!("SHA256:{}", "A".repeat(43)),
+            not_before: 900,
+            not_after: 2_000,
+            sha256: Sha256Hex([0; 32]),
+            bytes: Base64Bytes(vec![1]),
+            form: signet_log::entry::CertificateForm::Precertificate,
+        }),
+        change: None,
+    }
+}
+
+#[test]
+fn a_proxy_certificate_spends_its_invite_once() {
+    let mut d = Directory::default();
+    d.apply(0, &invite("proxy:edge-1", 5)).unwrap();
+    // Another proxy's name on the certificate: refused, nothing spent.
+    assert!(d.apply(1, &proxy_cert("proxy.edge-2", 5, "1a")).is_err());
+    assert!(!d.proxy_invite(&[5; 32]).unwrap().spent);
+    assert!(d.proxy_cert("1a").is_none());
+
+    d.apply(1, &proxy_cert("proxy.edge-1", 5, "1a")).unwrap();
+    assert!(d.proxy_invite(&[5; 32]).unwrap().spent);
+    let cert = d.proxy_cert("1a").unwrap();
+    assert_eq!((cert.name.as_str(), cert.not_after), ("edge-1", 2_000));
+    // The same invite again: refused.
+    let err = d
+        .apply(2, &proxy_cert("proxy.edge-1", 5, "1b"))
+        .unwrap_err();
+    assert!(err.to_string().contains("spent invite"), "{err}");
+    assert!(d.proxy_cert("1b").is_none());
+    // A certificate whose request hash is no proxy invite is no proxy's.
+    d.apply(2, &proxy_cert("proxy.edge-1", 6, "1c")).unwrap();
+    assert!(d.proxy_cert("1c").is_none());
+}
