@@ -1387,3 +1387,40 @@ fn postgres_benchmark_append_latency() {
         2 * THREADS * EACH
     );
 }
+
+#[test]
+fn postgres_a_replica_follows_the_others_and_refuses_a_database_that_lost_its_checkpoints() {
+    let fx = Fixture::new(Backend::Postgres);
+    fx.open().unwrap();
+    let (a, b) = (replica(&fx, "a"), replica(&fx, "b"));
+    let last = (0..5)
+        .map(|i| a.append(&entry(i), None).unwrap())
+        .last()
+        .unwrap();
+    // B appends nothing, yet its view follows A's (woken by A's NOTIFY, or
+    // at its next poll), verified as it goes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while b.latest_checkpoint().size < 5 {
+        assert!(std::time::Instant::now() < deadline, "B never followed A");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(b.latest_checkpoint().root, last.checkpoint.root);
+    assert_eq!(b.inclusion_proof(4, 5).unwrap(), last.inclusion_proof);
+    // Every checkpoint removed behind the replicas' backs: neither signs a
+    // fresh history over what it cannot see.
+    fx.pg().psql(fx.db(), "DELETE FROM log_checkpoints");
+    for store in [&a, &b] {
+        match store.append(&entry(9), None) {
+            Err(Error::Integrity { problem, .. }) => {
+                assert!(problem.contains("no signed checkpoint"), "{problem}")
+            }
+            other => panic!("appended over a log without checkpoints: {other:?}"),
+        }
+    }
+    assert_eq!(
+        fx.pg()
+            .psql(fx.db(), "SELECT count(*) FROM log_checkpoints")
+            .trim(),
+        "0"
+    );
+}

@@ -89,6 +89,9 @@ const POLL: Duration = Duration::from_secs(1);
 /// The most appends one batch takes.
 const MAX_BATCH: usize = 4096;
 
+/// The notification channel appends announce themselves on.
+const CHANNEL: &str = "signet_log";
+
 /// The advisory lock key held while the high-water mark moves ("signet-w").
 const MARK_LOCK: i64 = 0x7369_676e_6574_2d77;
 
@@ -100,6 +103,8 @@ pub struct PgStore {
     report: CheckReport,
     requests: Option<crossbeam_channel::Sender<Vec<AppendRequest>>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Tells the listener thread to end (it notices within a second).
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// State the writer publishes and callers read.
@@ -263,9 +268,20 @@ impl PgStore {
             Err(err) => log::error!("the latest checkpoint is held back: {err}"),
         }
         let (requests, rx) = crossbeam_channel::unbounded();
+        let (wake_tx, wake) = crossbeam_channel::bounded(1);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let listener = Listener {
+            connector,
+            wake: wake_tx,
+            stop: stop.clone(),
+        };
+        std::thread::Builder::new()
+            .name("signet-log-pg-listener".into())
+            .spawn(move || listener.run())
+            .map_err(|e| Error::Store(format!("cannot start the log listener: {e}")))?;
         let handle = std::thread::Builder::new()
             .name("signet-log-pg-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, wake))
             .map_err(|e| Error::Store(format!("cannot start the log writer: {e}")))?;
         Ok(Self {
             pool,
@@ -274,6 +290,7 @@ impl PgStore {
             report: verified.report,
             requests: Some(requests),
             writer: Some(handle),
+            stop,
         })
     }
 
@@ -423,9 +440,57 @@ fn check_reservation(
 
 impl Drop for PgStore {
     fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.requests.take();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
+        }
+    }
+}
+
+/// LISTENs for other replicas' appends and wakes the writer, so this
+/// replica follows them within milliseconds instead of at its next poll.
+/// Losing the connection only slows that down: the writer still polls.
+struct Listener {
+    connector: Arc<Connector>,
+    wake: crossbeam_channel::Sender<()>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Listener {
+    fn run(self) {
+        use postgres::fallible_iterator::FallibleIterator;
+        use std::sync::atomic::Ordering;
+        while !self.stop.load(Ordering::SeqCst) {
+            let mut client = match self.connector.connect() {
+                Ok(client) => client,
+                Err(_) => {
+                    std::thread::sleep(POLL);
+                    continue;
+                }
+            };
+            if client.batch_execute(&format!("LISTEN {CHANNEL}")).is_err() {
+                std::thread::sleep(POLL);
+                continue;
+            }
+            while !self.stop.load(Ordering::SeqCst) {
+                let next = {
+                    let mut notifications = client.notifications();
+                    let mut iter = notifications.timeout_iter(POLL);
+                    iter.next().map(|n| n.is_some())
+                };
+                match next {
+                    // Full: a wake-up is already pending.
+                    Ok(true) => {
+                        let _ = self.wake.try_send(());
+                    }
+                    Ok(false) => {}
+                    Err(_) => break,
+                }
+                if client.is_closed() {
+                    break;
+                }
+            }
         }
     }
 }
@@ -435,15 +500,29 @@ impl Drop for PgStore {
 type Batch = (Arc<SignedCheckpoint>, Vec<u64>);
 
 impl Writer {
-    fn run(mut self, requests: crossbeam_channel::Receiver<Vec<AppendRequest>>) {
+    fn run(
+        mut self,
+        requests: crossbeam_channel::Receiver<Vec<AppendRequest>>,
+        mut wake: crossbeam_channel::Receiver<()>,
+    ) {
         loop {
-            let mut batch = match requests.recv_timeout(POLL) {
-                Ok(batch) => batch,
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+            let mut batch = crossbeam_channel::select! {
+                recv(requests) -> batch => match batch {
+                    Ok(batch) => batch,
+                    Err(_) => return,
+                },
+                recv(wake) -> woken => {
+                    if woken.is_err() {
+                        // The listener stopped: polling alone from now on.
+                        wake = crossbeam_channel::never();
+                    }
                     self.idle();
                     continue;
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                },
+                default(POLL) => {
+                    self.idle();
+                    continue;
+                },
             };
             if self.mode == CommitMode::Group {
                 while batch.len() < MAX_BATCH {
@@ -464,6 +543,19 @@ impl Writer {
     fn idle(&mut self) {
         if self.mark_failed.is_some() {
             return;
+        }
+        // Without taking the log's lock unless another replica appended.
+        match self.head_size() {
+            Ok(Some(size)) if size == self.tree.size() => {
+                self.set_failure(None);
+                return;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                self.client = None;
+                self.set_failure(Some(err.to_string()));
+                return;
+            }
         }
         match self.sync() {
             Ok((latest, _)) => {
@@ -600,6 +692,16 @@ impl Writer {
             .ok_or_else(|| Error::Store("no database connection".into()))
     }
 
+    /// The latest checkpoint's size in the database (no lock).
+    fn head_size(&mut self) -> Result<Option<u64>> {
+        let place = self.pool.place().to_owned();
+        let row = self
+            .client()?
+            .query_one("SELECT max(size) FROM log_checkpoints", &[])
+            .map_err(|e| query_err(&place, &e))?;
+        row.get::<_, Option<i64>>(0).map(to_index).transpose()
+    }
+
     /// Catches up with the database without appending (an empty batch).
     fn sync(&mut self) -> Result<Batch> {
         self.write_batch(&[], &[])
@@ -655,6 +757,16 @@ impl Writer {
             })
             .transpose()?;
         let mut admin = Vec::new();
+        if head.is_none() && tree.size() > 0 {
+            return Err(broken(
+                None,
+                format!(
+                    "the database holds no signed checkpoint, but this replica had seen {} \
+                     entries (the checkpoints were removed)",
+                    tree.size()
+                ),
+            ));
+        }
         if let Some(head) = &head {
             if head.size < tree.size() {
                 return Err(broken(
@@ -746,6 +858,12 @@ impl Writer {
                 &checkpoint.note,
                 &replica,
             ],
+        )
+        .map_err(err)?;
+        // Wakes the other replicas' writers (delivered on commit).
+        txn.execute(
+            "SELECT pg_notify($1, $2)",
+            &[&CHANNEL, &checkpoint.size.to_string()],
         )
         .map_err(err)?;
         txn.commit().map_err(|e| {
