@@ -1393,6 +1393,7 @@ fn postgres_a_replica_follows_the_others_and_refuses_a_database_that_lost_its_ch
     let fx = Fixture::new(Backend::Postgres);
     fx.open().unwrap();
     let (a, b) = (replica(&fx, "a"), replica(&fx, "b"));
+    let followed = b.subscribe();
     let last = (0..5)
         .map(|i| a.append(&entry(i), None).unwrap())
         .last()
@@ -1405,6 +1406,17 @@ fn postgres_a_replica_follows_the_others_and_refuses_a_database_that_lost_its_ch
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(b.latest_checkpoint().root, last.checkpoint.root);
+    // B's subscribers heard of A's entries, and can read them.
+    let mut heard = 0;
+    while heard < 5 {
+        heard = followed
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("B announced A's entries");
+    }
+    assert_eq!(
+        b.reader().unwrap().entry(4).unwrap().unwrap(),
+        entry(4).to_canonical_bytes().unwrap()
+    );
     assert_eq!(b.inclusion_proof(4, 5).unwrap(), last.inclusion_proof);
     // Every checkpoint removed behind the replicas' backs: neither signs a
     // fresh history over what it cannot see.

@@ -119,6 +119,8 @@ struct Shared {
     /// Certificates of `admin-sign` entries seen in the log (verified at
     /// open, appended or caught up since).
     admin_certificates: Mutex<HashSet<[u8; 32]>>,
+    /// Who wants to hear of entries other replicas appended.
+    subscribers: Mutex<Vec<crossbeam_channel::Sender<u64>>>,
 }
 
 struct AppendRequest {
@@ -256,6 +258,7 @@ impl PgStore {
             failure: Mutex::new(None),
             verifier,
             admin_certificates: Mutex::new(verified.admin_certificates),
+            subscribers: Mutex::new(Vec::new()),
         });
         writer.shared = Some(shared.clone());
         // Whatever the other replicas appended since the verification,
@@ -292,6 +295,17 @@ impl PgStore {
             writer: Some(handle),
             stop,
         })
+    }
+
+    /// Log sizes, sent each time entries appended by other replicas have
+    /// been verified into this one's view (every entry below the size is
+    /// then readable through [`LogStore::reader`]). What the directory
+    /// needs to apply another replica's locks and role changes; a
+    /// subscriber that goes away is forgotten.
+    pub fn subscribe(&self) -> crossbeam_channel::Receiver<u64> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        lock(&self.shared.subscribers).push(tx);
+        rx
     }
 
     /// Entries covered by the latest checkpoint this replica knows.
@@ -757,6 +771,7 @@ impl Writer {
             })
             .transpose()?;
         let mut admin = Vec::new();
+        let mut followed = None;
         if head.is_none() && tree.size() > 0 {
             return Err(broken(
                 None,
@@ -781,6 +796,7 @@ impl Writer {
             }
             if head.size > tree.size() {
                 admin = catch_up(&mut txn, &mut tree, head, place)?;
+                followed = Some(head.size);
             }
             if tree.root() != head.root {
                 return Err(broken(
@@ -796,6 +812,7 @@ impl Writer {
                 txn.commit().map_err(err)?;
                 self.tree = tree;
                 self.learn_admin(admin);
+                self.announce(followed);
                 return Ok((Arc::new(head.clone()), Vec::new()));
             }
         }
@@ -878,7 +895,16 @@ impl Writer {
         debug_assert_eq!(indices.first().copied().unwrap_or(first), first);
         self.tree = tree;
         self.learn_admin(admin);
+        self.announce(followed);
         Ok((Arc::new(checkpoint), indices))
+    }
+
+    /// Tells the subscribers that entries other replicas appended are now
+    /// verified here, up to `size`.
+    fn announce(&self, followed: Option<u64>) {
+        if let (Some(shared), Some(size)) = (&self.shared, followed) {
+            lock(&shared.subscribers).retain(|tx| tx.send(size).is_ok());
+        }
     }
 
     fn learn_admin(&self, admin: Vec<[u8; 32]>) {
