@@ -13,11 +13,40 @@ use signet_testkit::Postgres;
 
 /// `signet-ca --config CONFIG` on the CA's token.
 fn command(ca: &Ca, config: &PathBuf) -> std::process::Command {
+    command_on(&ca.hsm.conf(), config)
+}
+
+/// `signet-ca --config CONFIG` on the token(s) of this SoftHSM2 configuration.
+fn command_on(softhsm_conf: &std::path::Path, config: &PathBuf) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_signet-ca"));
-    cmd.env("SOFTHSM2_CONF", ca.hsm.conf())
+    cmd.env("SOFTHSM2_CONF", softhsm_conf)
         .arg("--config")
         .arg(config);
     cmd
+}
+
+/// A copy of the CA's token (same keys, its own high-water mark), as each
+/// replica host holds: returns its SoftHSM2 configuration.
+fn token_copy(ca: &Ca, name: &str) -> PathBuf {
+    let dir = ca.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(ca.hsm.dir().join("tokens"))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            dir.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    conf
 }
 
 fn sign_args(ca: &Ca, user: &str) -> Vec<String> {
@@ -45,7 +74,16 @@ fn sign_args(ca: &Ca, user: &str) -> Vec<String> {
 }
 
 fn issue(ca: &Ca, config: &PathBuf, user: &str) -> serde_json::Value {
-    let out = command(ca, config)
+    issue_on(ca, &ca.hsm.conf(), config, user)
+}
+
+fn issue_on(
+    ca: &Ca,
+    softhsm_conf: &std::path::Path,
+    config: &PathBuf,
+    user: &str,
+) -> serde_json::Value {
+    let out = command_on(softhsm_conf, config)
         .args(sign_args(ca, user))
         .output()
         .unwrap();
@@ -124,6 +162,8 @@ fn postgres_store_copy_then_issuance_and_tampering_through_the_binary() {
     let password = std::fs::read_to_string(pg.password_file()).unwrap();
     assert!(!stdout.contains(password.trim()));
 
+    // The operator's backup of the database, taken now.
+    let backup = pg.dump(&db, true);
     // Issuance continues on the database, after the copied entries.
     let issued = issue(&ca, &config, "dave");
     let copied: u64 = pg
@@ -132,6 +172,24 @@ fn postgres_store_copy_then_issuance_and_tampering_through_the_binary() {
         .parse()
         .unwrap();
     assert_eq!(issued["log_index"].as_u64(), Some(copied - 1), "{issued}");
+
+    // The old backup restored over the database: behind the high-water
+    // mark on the token, refused; the newest state put back, accepted.
+    let newest = pg.dump(&db, true);
+    let restore = |dump: &str| {
+        pg.psql(
+            &db,
+            "TRUNCATE log_entries, log_nodes, log_serials, log_checkpoints, log_head, signet_schema",
+        );
+        pg.psql_script(&db, dump);
+    };
+    restore(&backup);
+    let out = run(&ca, &config, &["log", "check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("behind the high-water mark"), "{stderr}");
+    restore(&newest);
+    assert!(run(&ca, &config, &["log", "check"]).status.success());
 
     // Someone with the database's credentials rewrites an issuance.
     pg.psql(
@@ -185,17 +243,22 @@ fn postgres_replicas_issuing_at_once_and_one_killed_leave_one_gap_free_log() {
         .trim()
         .parse()
         .unwrap();
-    sign_args(&ca, "warm-up"); // makes the client key once
-                               // Two streams of `signet-ca sign` processes, each its own replica of
-                               // the CA on the same database and token, and a third whose processes
-                               // are killed (SIGKILL) at arbitrary points.
+    // The client key, made once.
+    sign_args(&ca, "warm-up");
+    // Two streams of `signet-ca sign` processes, each stream a replica host
+    // with its own copy of the token (same keys, its own high-water mark)
+    // on the same database, and a third whose processes are killed
+    // (SIGKILL) at arbitrary points.
+    let tokens: Vec<PathBuf> = (0..3)
+        .map(|r| token_copy(&ca, &format!("replica-{r}")))
+        .collect();
     let issued: Vec<serde_json::Value> = std::thread::scope(|scope| {
         let streams: Vec<_> = (0..2)
             .map(|stream| {
-                let (ca, config) = (&ca, &config);
+                let (ca, config, token) = (&ca, &config, &tokens[stream]);
                 scope.spawn(move || {
                     (0..6)
-                        .map(|i| issue(ca, config, &format!("user{stream}-{i}")))
+                        .map(|i| issue_on(ca, token, config, &format!("user{stream}-{i}")))
                         .collect::<Vec<_>>()
                 })
             })
@@ -203,7 +266,7 @@ fn postgres_replicas_issuing_at_once_and_one_killed_leave_one_gap_free_log() {
         let killer = scope.spawn(|| {
             let mut received = Vec::new();
             for i in 0..6u64 {
-                let mut child = command(&ca, &config)
+                let mut child = command_on(&tokens[2], &config)
                     .args(sign_args(&ca, &format!("killed-{i}")))
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::null())
