@@ -14,8 +14,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod decide;
 pub mod identity;
+pub mod join;
 pub mod preamble;
 
 pub use decide::{decide, still_allowed, to_cut, Refusal, RefusalCode};

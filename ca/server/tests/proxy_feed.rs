@@ -490,3 +490,111 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `signet-proxy` from the same target directory as this test (built by
+/// `cargo build -p signet-proxy`; nextest over the workspace builds it).
+fn signet_proxy_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let binary = dir.join("signet-proxy");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p signet-proxy`",
+        binary.display()
+    );
+    binary
+}
+
+#[test]
+fn proxy_feed_signet_proxy_join_writes_an_identity_the_feed_admits() {
+    let ca = Ca::initialised("proxy-join");
+    ca.write("roles.yaml", ROLES);
+    ca.ok(&["roles", "apply", ca.path("roles.yaml").to_str().unwrap()]);
+    let root_pem = ca.ok(&["export", "x509-ca"]);
+    ca.write("root.pem", &root_pem);
+    let port = signet_testkit::free_port();
+    set_serve(&ca.config, "proxy_listen", &format!("127.0.0.1:{port}"));
+    let daemon = ca.serve();
+    let token = ca.ok(&["proxies", "invite", "--name", "edge-2"]);
+    ca.write("join-token", &token);
+
+    let example = include_str!("../../../deploy/proxy.example.toml");
+    let config = example
+        .replace(
+            "https://ca.internal.example:8441",
+            &format!("https://localhost:{}", daemon.port),
+        )
+        .replace(
+            "https://ca.internal.example:8442",
+            &format!("https://localhost:{port}"),
+        )
+        .replace(
+            "/etc/signet/x509-ca.pem",
+            ca.path("root.pem").to_str().unwrap(),
+        )
+        .replace(
+            "/var/lib/signet-proxy/proxy.key",
+            ca.path("proxy.key").to_str().unwrap(),
+        )
+        .replace(
+            "/var/lib/signet-proxy/proxy.pem",
+            ca.path("proxy.pem").to_str().unwrap(),
+        )
+        .replace(
+            "/etc/signet/proxy-join-token",
+            ca.path("join-token").to_str().unwrap(),
+        );
+    let config_path = ca.write("proxy.toml", &config);
+    let join = || {
+        Command::new(signet_proxy_binary())
+            .args(["join", "--config"])
+            .arg(&config_path)
+            .env_remove("SIGNET_PROXY_JOIN_TOKEN")
+            .output()
+            .unwrap()
+    };
+
+    let out = join();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("joined as edge-2"), "{stderr}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(ca.path("proxy.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!stderr.contains(token.trim()), "the token was printed");
+
+    // The identity it wrote opens the feed.
+    let mut feed = FeedReader::open(&ca, port);
+    let view = feed.next_snapshot();
+    assert_eq!(view["users"][0]["name"], "alice", "{view}");
+    drop(feed);
+
+    // Again: the token is spent and the files exist; nothing replaced.
+    let key_before = std::fs::read(ca.path("proxy.key")).unwrap();
+    let out = join();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("spent"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(ca.path("proxy.key")).unwrap(), key_before);
+
+    // No token anywhere: says where to put one.
+    std::fs::remove_file(ca.path("join-token")).unwrap();
+    let no_file = config.replace(
+        &format!("token_file = \"{}\"", ca.path("join-token").display()),
+        "",
+    );
+    std::fs::write(&config_path, no_file).unwrap();
+    let out = join();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SIGNET_PROXY_JOIN_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,159 @@
+//! `signet-proxy join`: the proxy makes a P-256 key of its own, trades its
+//! one-time token and the public key for a certificate at the CA
+//! (`POST /v1/proxy/join`, TLS checked against the configured CA root
+//! only), and writes both where `[identity]` says (the key 0600, created
+//! fresh). The token comes from `join.token_file` or
+//! `SIGNET_PROXY_JOIN_TOKEN`, never the command line, and is never logged.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_api::proxy::{JoinRequest, JoinResponse, JOIN_PATH};
+use signet_api::B64;
+
+use crate::config::Config;
+
+/// The environment variable the token may come from.
+pub const TOKEN_ENV: &str = "SIGNET_PROXY_JOIN_TOKEN";
+
+/// Why a join failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// No token in the file or the environment.
+    #[error("no join token: set join.token_file or {TOKEN_ENV} (from `signet-ca proxies invite`)")]
+    NoToken,
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The CA root is not a PEM certificate.
+    #[error("ca.root: {0}")]
+    Root(String),
+    /// The key could not be made.
+    #[error("cannot make the proxy's key: {0}")]
+    Key(String),
+    /// The CA could not be reached or refused.
+    #[error("the CA at {url}: {message}")]
+    Ca {
+        /// Where.
+        url: String,
+        /// What it said, or why it could not be asked.
+        message: String,
+    },
+}
+
+fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> JoinError + '_ {
+    move |source| JoinError::File {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Reads the token: the file named, else the environment.
+pub fn token(config: &Config) -> Result<String, JoinError> {
+    let raw = match &config.join.token_file {
+        Some(path) => std::fs::read_to_string(path).map_err(file_err(path))?,
+        None => std::env::var(TOKEN_ENV).map_err(|_| JoinError::NoToken)?,
+    };
+    let token = raw.trim().to_owned();
+    if token.is_empty() {
+        return Err(JoinError::NoToken);
+    }
+    Ok(token)
+}
+
+/// Joins: returns the CA's answer after writing the key and certificate.
+pub fn join(config: &Config) -> Result<JoinResponse, JoinError> {
+    let token = token(config)?;
+    let root_pem = std::fs::read(&config.ca.root).map_err(file_err(&config.ca.root))?;
+    let (_, root_der) =
+        der::pem::decode_vec(&root_pem).map_err(|e| JoinError::Root(e.to_string()))?;
+
+    let rng = ring::rand::SystemRandom::new();
+    let alg = &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
+        .map_err(|_| JoinError::Key("the random generator failed".into()))?;
+    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng)
+        .map_err(|_| JoinError::Key("the new key does not read back".into()))?;
+    let point = ring::signature::KeyPair::public_key(&pair)
+        .as_ref()
+        .to_vec();
+    let public =
+        p256::PublicKey::from_sec1_bytes(&point).map_err(|e| JoinError::Key(e.to_string()))?;
+    let spki = p256::pkcs8::EncodePublicKey::to_public_key_der(&public)
+        .map_err(|e| JoinError::Key(e.to_string()))?;
+
+    let url = format!("{}{JOIN_PATH}", config.ca.url.trim_end_matches('/'));
+    let ca_err = |message: String| JoinError::Ca {
+        url: url.clone(),
+        message,
+    };
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
+            ureq::tls::Certificate::from_der(&root_der).to_owned(),
+        ])))
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let body = serde_json::to_vec(&JoinRequest {
+        token,
+        public_key: B64(spki.as_bytes().to_vec()),
+    })
+    .map_err(|e| ca_err(e.to_string()))?;
+    let mut response = agent
+        .post(&url)
+        .header("content-type", "application/json")
+        .send(&body[..])
+        .map_err(|e| ca_err(e.to_string()))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .map_err(|e| ca_err(e.to_string()))?;
+    if status != 200 {
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        return Err(ca_err(message));
+    }
+    let joined: JoinResponse = serde_json::from_str(&text).map_err(|e| ca_err(e.to_string()))?;
+
+    let key_pem = der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, pkcs8.as_ref())
+        .map_err(|e| JoinError::Key(e.to_string()))?;
+    write_new(&config.identity.key, key_pem.as_bytes(), 0o600)?;
+    write_new(
+        &config.identity.certificate,
+        joined.certificate_pem.as_bytes(),
+        0o644,
+    )?;
+    Ok(joined)
+}
+
+/// Writes a file that must not exist yet (a second join must not silently
+/// replace a working identity).
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), JoinError> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(file_err(path))?;
+    file.write_all(bytes).map_err(file_err(path))?;
+    file.sync_all().map_err(file_err(path))
+}
