@@ -1436,3 +1436,46 @@ fn postgres_a_replica_follows_the_others_and_refuses_a_database_that_lost_its_ch
         "0"
     );
 }
+
+#[test]
+fn postgres_a_ca_runs_as_a_database_user_without_create_once_migrated() {
+    let fx = Fixture::new(Backend::Postgres);
+    fx.open().unwrap().append(&entry(0), None).unwrap();
+    // The operator's least-privilege role for the CA.
+    fx.pg().psql(
+        fx.db(),
+        "CREATE ROLE signet_app LOGIN PASSWORD 'app-secret'; \
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
+         GRANT SELECT, INSERT ON log_entries, log_nodes, log_serials, log_checkpoints TO signet_app; \
+         GRANT SELECT, UPDATE ON log_head TO signet_app; \
+         GRANT SELECT ON signet_schema TO signet_app",
+    );
+    let password = fx.dir.path().join("app-password");
+    std::fs::write(&password, "app-secret\n").unwrap();
+    let url = fx.pg().url(fx.db()).replace("signet@", "signet_app@");
+    let store = PgStore::open(PgOptions {
+        db: PgConfig {
+            url,
+            password_file: Some(password),
+            ca_file: None,
+        },
+        origin: "test/signet-log".into(),
+        signer: fx.signer.clone(),
+        verifier: fx.signer.verifier.clone(),
+        mark: fx.mark.clone(),
+        mode: CommitMode::Group,
+        witnesses: None,
+        replica: "app".into(),
+    })
+    .unwrap();
+    assert_eq!(store.append(&entry(1), None).unwrap().index, 1);
+    // And what it may not do, it cannot: rewrite the log.
+    drop(store);
+    let err = std::panic::catch_unwind(|| {
+        fx.pg().psql(
+            fx.db(),
+            "SET ROLE signet_app; UPDATE log_entries SET body = 'x' WHERE idx = 0",
+        )
+    });
+    assert!(err.is_err(), "the CA's role could rewrite entries");
+}

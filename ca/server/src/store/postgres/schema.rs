@@ -31,6 +31,22 @@ pub(crate) fn migrate(client: &mut Client, place: &str) -> Result<Vec<i32>> {
             Error::Store(format!("migrating {place}: {}", describe(&e)))
         }
     };
+    // Up to date already: nothing to lock or create, so a database user
+    // without CREATE (after the first migration) can run the CA.
+    let exists: bool = client
+        .query_one("SELECT to_regclass('signet_schema') IS NOT NULL", &[])
+        .map_err(failed)?
+        .get(0);
+    let current: Option<i32> = match exists {
+        true => client
+            .query_one("SELECT coalesce(max(version), 0) FROM signet_schema", &[])
+            .map_err(failed)?
+            .get(0),
+        false => None,
+    };
+    if current == Some(latest_version()) {
+        return Ok(Vec::new());
+    }
     let mut txn = client.transaction().map_err(failed)?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .map_err(failed)?;
