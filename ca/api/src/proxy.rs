@@ -65,6 +65,19 @@ pub struct JoinResponse {
     pub log_index: u64,
 }
 
+/// Where a proxy renews its certificate before it expires (`POST`, on the
+/// CA's proxy listener, with the certificate being renewed as the TLS
+/// client certificate). The answer is a [`JoinResponse`].
+pub const RENEW_PATH: &str = "/v1/proxy/renew";
+
+/// A renewal: the proxy's new public key (a new key each time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// DER SubjectPublicKeyInfo.
+    pub public_key: B64,
+}
+
 /// One line of the feed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

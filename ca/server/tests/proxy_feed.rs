@@ -328,7 +328,24 @@ fn proxy_feed_view_and_the_mtls_listener() {
 }
 
 fn post_json(ca: &Ca, port: u16, path: &str, body: &Value) -> (u16, Value) {
-    let out = Command::new("curl")
+    post_json_as(ca, port, path, body, None)
+}
+
+fn post_json_as(
+    ca: &Ca,
+    port: u16,
+    path: &str,
+    body: &Value,
+    client: Option<(&str, &str)>,
+) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    if let Some((cert, key)) = client {
+        cmd.arg("--cert")
+            .arg(ca.path(cert))
+            .arg("--key")
+            .arg(ca.path(key));
+    }
+    let out = cmd
         .args([
             "-sS",
             "--max-time",
@@ -373,14 +390,18 @@ struct FeedReader {
 
 impl FeedReader {
     fn open(ca: &Ca, port: u16) -> Self {
+        Self::open_with(ca, port, "proxy.pem", "proxy.key")
+    }
+
+    fn open_with(ca: &Ca, port: u16, cert: &str, key: &str) -> Self {
         use std::io::BufRead as _;
         let mut child = Command::new("curl")
             .args(["-sS", "-N", "--max-time", "60", "--cacert"])
             .arg(ca.path("root.pem"))
             .arg("--cert")
-            .arg(ca.path("proxy.pem"))
+            .arg(ca.path(cert))
             .arg("--key")
-            .arg(ca.path("proxy.key"))
+            .arg(ca.path(key))
             .arg(format!("https://localhost:{port}/v1/proxy/feed"))
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -570,6 +591,48 @@ fn proxy_feed_signet_proxy_join_writes_an_identity_the_feed_admits() {
     let mut feed = FeedReader::open(&ca, port);
     let view = feed.next_snapshot();
     assert_eq!(view["users"][0]["name"], "alice", "{view}");
+    drop(feed);
+
+    // Renewal on the proxy listener with the certificate being renewed:
+    // once per certificate; the new one opens the feed.
+    openssl(
+        &ca,
+        &[
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            "renewed.key",
+        ],
+    );
+    openssl(
+        &ca,
+        &[
+            "ec",
+            "-in",
+            "renewed.key",
+            "-pubout",
+            "-outform",
+            "DER",
+            "-out",
+            "renewed.spki",
+        ],
+    );
+    let renew = json!({
+        "public_key": base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(ca.path("renewed.spki")).unwrap()),
+    });
+    let client = Some(("proxy.pem", "proxy.key"));
+    let (status, renewed) = post_json_as(&ca, port, "/v1/proxy/renew", &renew, client);
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["name"], "edge-2");
+    ca.write("renewed.pem", renewed["certificate_pem"].as_str().unwrap());
+    let (status, again) = post_json_as(&ca, port, "/v1/proxy/renew", &renew, client);
+    assert_eq!(again["code"], "not_allowed", "{status} {again}");
+    let mut feed = FeedReader::open_with(&ca, port, "renewed.pem", "renewed.key");
+    assert_eq!(feed.next_snapshot()["users"][0]["name"], "alice");
     drop(feed);
 
     // Again: the token is spent and the files exist; nothing replaced.

@@ -121,7 +121,16 @@ pub fn proxy_cert_subject(name: &str) -> String {
     format!("proxy.{name}")
 }
 
-/// An access proxy's certificate, issued when it joined.
+/// What a proxy's renewal is bound to: the SHA-256 of
+/// `signet-proxy-renewal:<serial>` of the certificate it renews. Recorded as
+/// the new certificate's `request_hash`, so each certificate is renewed
+/// once and the log chains every proxy certificate back to its invite.
+pub fn proxy_renewal_hash(serial: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(format!("signet-proxy-renewal:{serial}").as_bytes()).into()
+}
+
+/// An access proxy's certificate, issued when it joined or renewed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyCert {
     /// The proxy's name.
@@ -141,6 +150,9 @@ pub struct Directory {
     proxy_invites: HashMap<[u8; 32], ProxyInvite>,
     /// Proxy certificates by serial (lowercase hex, as the log writes it).
     proxy_certs: BTreeMap<String, ProxyCert>,
+    /// Renewals not yet made, by [`proxy_renewal_hash`], with the serial
+    /// of the certificate each would renew.
+    proxy_renewals: HashMap<[u8; 32], String>,
     applied: u64,
 }
 
@@ -372,13 +384,32 @@ impl Directory {
                     ));
                 }
                 invite.spent = true;
-                self.proxy_certs.insert(
-                    certificate.serial.clone(),
-                    ProxyCert {
-                        name: invite.name.clone(),
-                        not_after: certificate.not_after,
-                    },
-                );
+                let name = invite.name.clone();
+                self.add_proxy_cert(&certificate.serial, name, certificate.not_after);
+            }
+            (EntryKind::X509Cert, None)
+                if entry
+                    .request_hash
+                    .as_ref()
+                    .is_some_and(|h| self.proxy_renewals.contains_key(&h.0)) =>
+            {
+                let hash = entry.request_hash.as_ref().map(|h| h.0).unwrap_or_default();
+                let certificate = entry.certificate.as_ref().ok_or_else(|| {
+                    inconsistent(index, "a proxy certificate entry without its certificate")
+                })?;
+                let old = self
+                    .proxy_renewals
+                    .get(&hash)
+                    .and_then(|serial| self.proxy_certs.get(serial))
+                    .ok_or_else(|| {
+                        inconsistent(index, "a renewal of an unknown proxy certificate")
+                    })?;
+                if entry.subject.as_deref() != Some(proxy_cert_subject(&old.name).as_str()) {
+                    return Err(inconsistent(index, "a renewal for another proxy"));
+                }
+                let name = old.name.clone();
+                self.proxy_renewals.remove(&hash);
+                self.add_proxy_cert(&certificate.serial, name, certificate.not_after);
             }
             (EntryKind::SshUserCert | EntryKind::X509Cert, None) => {
                 if let Actor::User {
@@ -466,6 +497,20 @@ impl Directory {
     /// A proxy invite by the SHA-256 of its token.
     pub fn proxy_invite(&self, token_sha256: &[u8; 32]) -> Option<&ProxyInvite> {
         self.proxy_invites.get(token_sha256)
+    }
+
+    fn add_proxy_cert(&mut self, serial: &str, name: String, not_after: u64) {
+        self.proxy_renewals
+            .insert(proxy_renewal_hash(serial), serial.to_owned());
+        self.proxy_certs
+            .insert(serial.to_owned(), ProxyCert { name, not_after });
+    }
+
+    /// Whether the proxy certificate with this serial may still be renewed
+    /// (each is renewed once).
+    pub fn proxy_renewable(&self, serial: &str) -> bool {
+        self.proxy_renewals
+            .contains_key(&proxy_renewal_hash(serial))
     }
 
     /// The proxy whose certificate has this serial (lowercase hex), if

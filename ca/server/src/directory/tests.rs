@@ -362,4 +362,19 @@ fn a_proxy_certificate_spends_its_invite_once() {
     // A certificate whose request hash is no proxy invite is no proxy's.
     d.apply(2, &proxy_cert("proxy.edge-1", 6, "1c")).unwrap();
     assert!(d.proxy_cert("1c").is_none());
+
+    // A renewal is bound to the serial it renews, once; for the same proxy.
+    let renewal = |subject: &str, serial: &str| {
+        let mut e = proxy_cert(subject, 0, serial);
+        e.request_hash = Some(Sha256Hex(super::proxy_renewal_hash("1a")));
+        e
+    };
+    assert!(d.proxy_renewable("1a"));
+    assert!(d.apply(3, &renewal("proxy.edge-9", "2a")).is_err());
+    d.apply(3, &renewal("proxy.edge-1", "2a")).unwrap();
+    assert_eq!(d.proxy_cert("2a").unwrap().name, "edge-1");
+    assert!(!d.proxy_renewable("1a"));
+    assert!(d.proxy_renewable("2a"));
+    d.apply(4, &renewal("proxy.edge-1", "2b")).unwrap();
+    assert!(d.proxy_cert("2b").is_none(), "a second renewal of one certificate");
 }

@@ -228,10 +228,28 @@ async fn join(
     }
 }
 
+// `Refusal` is the touch flow's one answer type, whatever its size.
+#[allow(clippy::result_large_err)]
+async fn renew(
+    State(service): State<Arc<Service>>,
+    ConnectInfo(peer): ConnectInfo<ProxyPeer>,
+    super::api::ApiJson(request): super::api::ApiJson<signet_api::proxy::RenewRequest>,
+) -> std::result::Result<axum::Json<signet_api::proxy::JoinResponse>, super::api::ErrorResponse> {
+    let serial = peer.serial.unwrap_or_default();
+    match tokio::task::spawn_blocking(move || service.renew_proxy(&serial, &request.public_key.0))
+        .await
+    {
+        Ok(Ok(renewed)) => Ok(axum::Json(renewed)),
+        Ok(Err(refusal)) => Err(refusal.into()),
+        Err(_) => Err(crate::touch::Refusal::internal("the renewal task failed").into()),
+    }
+}
+
 /// The proxy listener's routes.
 pub fn routes(service: Arc<Service>) -> Router {
     Router::new()
         .route(FEED_PATH, get(feed))
+        .route(signet_api::proxy::RENEW_PATH, axum::routing::post(renew))
         .with_state(service)
 }
 

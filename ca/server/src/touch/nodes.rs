@@ -152,24 +152,82 @@ impl Service {
         if self.directory().proxy_invite(&hash).is_none_or(|i| i.spent) {
             return Err(refused());
         }
-        let pem = der::pem::encode_string(
-            "PUBLIC KEY",
-            der::pem::LineEnding::LF,
-            &request.public_key.0,
-        )
-        .map_err(|_| {
+        let actor = Actor::LocalAdmin {
+            unix_user: format!("proxy join ({name})"),
+        };
+        let joined = self.issue_proxy_cert(&name, &request.public_key.0, hash, actor)?;
+        tracing::info!(
+            event = "proxy_joined",
+            proxy = %name,
+            log_index = joined.log_index,
+            "access proxy joined"
+        );
+        Ok(joined)
+    }
+
+    /// A proxy renews: the certificate it connected with (still valid, a
+    /// proxy's, not renewed before) buys one for its new key, logged bound to
+    /// the old one's serial.
+    // `Refusal` is the touch flow's one answer type, whatever its size.
+    #[allow(clippy::result_large_err)]
+    pub fn renew_proxy(
+        &self,
+        serial: &str,
+        public_key: &[u8],
+    ) -> std::result::Result<signet_api::proxy::JoinResponse, Refusal> {
+        let refused = || {
             Refusal::new(
-                ErrorCode::MalformedRequest,
-                "malformed",
-                "public_key: not encodable",
+                ErrorCode::NotAllowed,
+                "renewal_refused",
+                "this certificate is not a current proxy certificate, or was renewed already; join again",
             )
-        })?;
+        };
+        let Some(name) = self.proxy_of_serial(serial) else {
+            return Err(refused());
+        };
+        let guard = self.user_lock(&proxy_subject(&name));
+        let _serialized = crate::store::lock(&guard);
+        if !self.directory().proxy_renewable(serial) {
+            return Err(refused());
+        }
+        let hash = crate::directory::proxy_renewal_hash(serial);
+        let actor = Actor::LocalAdmin {
+            unix_user: format!("proxy renewal ({name})"),
+        };
+        let renewed = self.issue_proxy_cert(&name, public_key, hash, actor)?;
+        tracing::info!(
+            event = "proxy_renewed",
+            proxy = %name,
+            old_serial = serial,
+            log_index = renewed.log_index,
+            "access proxy certificate renewed"
+        );
+        Ok(renewed)
+    }
+
+    // `Refusal` is the touch flow's one answer type, whatever its size.
+    #[allow(clippy::result_large_err)]
+    fn issue_proxy_cert(
+        &self,
+        name: &str,
+        public_key: &[u8],
+        hash: [u8; 32],
+        actor: Actor,
+    ) -> std::result::Result<signet_api::proxy::JoinResponse, Refusal> {
+        let pem = der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, public_key)
+            .map_err(|_| {
+                Refusal::new(
+                    ErrorCode::MalformedRequest,
+                    "malformed",
+                    "public_key: not encodable",
+                )
+            })?;
         let ttl = self.config.issuance.x509_client_max_ttl;
         let approved = self
             .authority
             .approve(crate::authority::RawRequest {
                 kind: crate::authority::CertKind::X509Client,
-                user: Some(proxy_cert_subject(&name)),
+                user: Some(proxy_cert_subject(name)),
                 principals: Vec::new(),
                 ttl: format!("{}s", ttl.as_secs()),
                 public_key: pem.into_bytes(),
@@ -182,9 +240,6 @@ impl Service {
                 )
             })?
             .bound_to(hash);
-        let actor = Actor::LocalAdmin {
-            unix_user: format!("proxy join ({name})"),
-        };
         let issued = self.authority.issue(approved, actor)?;
         let entry = Entry::from_bytes(&issued.entry).map_err(Refusal::internal)?;
         self.directory_mut()
@@ -195,15 +250,8 @@ impl Service {
         };
         let certificate_pem = crate::x509::der_to_pem(der_bytes)?;
         let not_after = entry.certificate.as_ref().map_or(0, |c| c.not_after);
-        tracing::info!(
-            event = "proxy_joined",
-            proxy = %name,
-            serial = %issued.serial,
-            log_index = issued.log_index,
-            "access proxy joined"
-        );
         Ok(signet_api::proxy::JoinResponse {
-            name,
+            name: name.to_owned(),
             certificate_pem,
             not_after,
             log_index: issued.log_index,
