@@ -1,9 +1,11 @@
-//! `signet-proxy join`: the proxy makes a P-256 key of its own, trades its
+//! `signet-proxy join` and `renew`. Join: the proxy makes a P-256 key of its own, trades its
 //! one-time token and the public key for a certificate at the CA
 //! (`POST /v1/proxy/join`, TLS checked against the configured CA root
 //! only), and writes both where `[identity]` says (the key 0600, created
 //! fresh). The token comes from `join.token_file` or
 //! `SIGNET_PROXY_JOIN_TOKEN`, never the command line, and is never logged.
+//! Renew (before the certificate expires): a new key, and a certificate
+//! for it from the CA's proxy listener, authenticated by the current pair.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -11,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_api::proxy::{JoinRequest, JoinResponse, JOIN_PATH};
+use signet_api::proxy::{JoinRequest, JoinResponse, RenewRequest, JOIN_PATH, RENEW_PATH};
 use signet_api::B64;
 
 use crate::config::Config;
@@ -71,13 +73,8 @@ pub fn token(config: &Config) -> Result<String, JoinError> {
     Ok(token)
 }
 
-/// Joins: returns the CA's answer after writing the key and certificate.
-pub fn join(config: &Config) -> Result<JoinResponse, JoinError> {
-    let token = token(config)?;
-    let root_pem = std::fs::read(&config.ca.root).map_err(file_err(&config.ca.root))?;
-    let (_, root_der) =
-        der::pem::decode_vec(&root_pem).map_err(|e| JoinError::Root(e.to_string()))?;
-
+/// A new P-256 key: its PKCS#8 DER and its SubjectPublicKeyInfo DER.
+fn new_key() -> Result<(Vec<u8>, Vec<u8>), JoinError> {
     let rng = ring::rand::SystemRandom::new();
     let alg = &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING;
     let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
@@ -91,16 +88,29 @@ pub fn join(config: &Config) -> Result<JoinResponse, JoinError> {
         p256::PublicKey::from_sec1_bytes(&point).map_err(|e| JoinError::Key(e.to_string()))?;
     let spki = p256::pkcs8::EncodePublicKey::to_public_key_der(&public)
         .map_err(|e| JoinError::Key(e.to_string()))?;
+    Ok((pkcs8.as_ref().to_vec(), spki.as_bytes().to_vec()))
+}
 
-    let url = format!("{}{JOIN_PATH}", config.ca.url.trim_end_matches('/'));
+/// POSTs JSON to the CA over TLS checked against the configured root only
+/// (with a client certificate for the proxy listener) and reads its answer.
+fn post<T: serde::Serialize>(
+    config: &Config,
+    url: &str,
+    body: &T,
+    client: Option<ureq::tls::ClientCert>,
+) -> Result<JoinResponse, JoinError> {
     let ca_err = |message: String| JoinError::Ca {
-        url: url.clone(),
+        url: url.to_owned(),
         message,
     };
+    let root_pem = std::fs::read(&config.ca.root).map_err(file_err(&config.ca.root))?;
+    let (_, root_der) =
+        der::pem::decode_vec(&root_pem).map_err(|e| JoinError::Root(e.to_string()))?;
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![
             ureq::tls::Certificate::from_der(&root_der).to_owned(),
         ])))
+        .client_cert(client)
         .build();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .tls_config(tls)
@@ -108,13 +118,9 @@ pub fn join(config: &Config) -> Result<JoinResponse, JoinError> {
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let body = serde_json::to_vec(&JoinRequest {
-        token,
-        public_key: B64(spki.as_bytes().to_vec()),
-    })
-    .map_err(|e| ca_err(e.to_string()))?;
+    let body = serde_json::to_vec(body).map_err(|e| ca_err(e.to_string()))?;
     let mut response = agent
-        .post(&url)
+        .post(url)
         .header("content-type", "application/json")
         .send(&body[..])
         .map_err(|e| ca_err(e.to_string()))?;
@@ -132,17 +138,77 @@ pub fn join(config: &Config) -> Result<JoinResponse, JoinError> {
             .unwrap_or_else(|| format!("HTTP {status}"));
         return Err(ca_err(message));
     }
-    let joined: JoinResponse = serde_json::from_str(&text).map_err(|e| ca_err(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| ca_err(e.to_string()))
+}
 
-    let key_pem = der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, pkcs8.as_ref())
-        .map_err(|e| JoinError::Key(e.to_string()))?;
-    write_new(&config.identity.key, key_pem.as_bytes(), 0o600)?;
+fn key_pem(pkcs8: &[u8]) -> Result<String, JoinError> {
+    der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, pkcs8)
+        .map_err(|e| JoinError::Key(e.to_string()))
+}
+
+/// Joins: returns the CA's answer after writing the key and certificate.
+pub fn join(config: &Config) -> Result<JoinResponse, JoinError> {
+    let token = token(config)?;
+    let (pkcs8, spki) = new_key()?;
+    let url = format!("{}{JOIN_PATH}", config.ca.url.trim_end_matches('/'));
+    let joined = post(
+        config,
+        &url,
+        &JoinRequest {
+            token,
+            public_key: B64(spki),
+        },
+        None,
+    )?;
+    write_new(&config.identity.key, key_pem(&pkcs8)?.as_bytes(), 0o600)?;
     write_new(
         &config.identity.certificate,
         joined.certificate_pem.as_bytes(),
         0o644,
     )?;
     Ok(joined)
+}
+
+/// Renews: a new key, and a certificate for it from the CA's proxy
+/// listener, authenticated by the current key and certificate; both files
+/// are replaced atomically (the old pair stays if anything fails).
+pub fn renew(config: &Config) -> Result<JoinResponse, JoinError> {
+    let key = &config.identity.key;
+    let cert = &config.identity.certificate;
+    let key_pem_now = std::fs::read(key).map_err(file_err(key))?;
+    let cert_pem_now = std::fs::read(cert).map_err(file_err(cert))?;
+    let client = ureq::tls::ClientCert::new_with_certs(
+        &[ureq::tls::Certificate::from_pem(&cert_pem_now)
+            .map_err(|e| JoinError::Key(format!("{}: {e}", cert.display())))?],
+        ureq::tls::PrivateKey::from_pem(&key_pem_now)
+            .map_err(|e| JoinError::Key(format!("{}: {e}", key.display())))?,
+    );
+    let (pkcs8, spki) = new_key()?;
+    let url = format!("{}{RENEW_PATH}", config.ca.feed_url.trim_end_matches('/'));
+    let renewed = post(
+        config,
+        &url,
+        &RenewRequest {
+            public_key: B64(spki),
+        },
+        Some(client),
+    )?;
+    // The key first: a crash between the two leaves a new key with the old
+    // certificate, which the next renewal (or a join) repairs; never a
+    // certificate without its key.
+    replace(key, key_pem(&pkcs8)?.as_bytes(), 0o600)?;
+    replace(cert, renewed.certificate_pem.as_bytes(), 0o644)?;
+    Ok(renewed)
+}
+
+/// Replaces a file atomically: a new file beside it, synced, renamed over it.
+fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), JoinError> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".new");
+    let tmp = path.with_file_name(name);
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, bytes, mode)?;
+    std::fs::rename(&tmp, path).map_err(file_err(path))
 }
 
 /// Writes a file that must not exist yet (a second join must not silently

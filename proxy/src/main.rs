@@ -24,28 +24,42 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Renew this proxy's certificate before it expires: a new key, and a
+    /// certificate for it from the CA's proxy listener, authenticated by
+    /// the current pair; both files replaced atomically.
+    Renew {
+        /// The proxy's configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Join { config } => {
-            let result = signet_proxy::config::Config::load(&config)
-                .map_err(|e| e.to_string())
-                .and_then(|c| signet_proxy::join::join(&c).map_err(|e| e.to_string()));
-            match result {
-                Ok(joined) => {
-                    eprintln!(
-                        "signet-proxy: joined as {} (certificate until unix {}, log entry {})",
-                        joined.name, joined.not_after, joined.log_index
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("signet-proxy: {e}");
-                    ExitCode::from(2)
-                }
+    let (config, what) = match &cli.command {
+        Command::Join { config } => (config, "joined"),
+        Command::Renew { config } => (config, "renewed"),
+    };
+    let result = signet_proxy::config::Config::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            match cli.command {
+                Command::Join { .. } => signet_proxy::join::join(&c),
+                Command::Renew { .. } => signet_proxy::join::renew(&c),
             }
+            .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(done) => {
+            eprintln!(
+                "signet-proxy: {what} as {} (certificate until unix {}, log entry {})",
+                done.name, done.not_after, done.log_index
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("signet-proxy: {e}");
+            ExitCode::from(2)
         }
     }
 }

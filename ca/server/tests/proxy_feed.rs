@@ -593,6 +593,39 @@ fn proxy_feed_signet_proxy_join_writes_an_identity_the_feed_admits() {
     assert_eq!(view["users"][0]["name"], "alice", "{view}");
     drop(feed);
 
+    // signet-proxy renew: a new pair replaces the old one on disk.
+    std::fs::copy(ca.path("proxy.pem"), ca.path("old.pem")).unwrap();
+    std::fs::copy(ca.path("proxy.key"), ca.path("old.key")).unwrap();
+    let out = Command::new(signet_proxy_binary())
+        .args(["renew", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("renewed as edge-2"), "{stderr}");
+    assert_ne!(
+        std::fs::read(ca.path("proxy.pem")).unwrap(),
+        std::fs::read(ca.path("old.pem")).unwrap()
+    );
+    assert_ne!(
+        std::fs::read(ca.path("proxy.key")).unwrap(),
+        std::fs::read(ca.path("old.key")).unwrap()
+    );
+    let mode = std::fs::metadata(ca.path("proxy.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (_, old_again) = post_json_as(
+        &ca,
+        port,
+        "/v1/proxy/renew",
+        &json!({"public_key": "AAAA"}),
+        Some(("old.pem", "old.key")),
+    );
+    assert_eq!(old_again["code"], "not_allowed", "{old_again}");
+
     // Renewal on the proxy listener with the certificate being renewed:
     // once per certificate; the new one opens the feed.
     openssl(
