@@ -6,7 +6,8 @@
 //! Python check (standard library and `cryptography`,
 //! tests/verify_cert_proof.py) recomputes the precertificate, the entry,
 //! the inclusion proof, the log's signature and the witnesses'
-//! cosignatures of OpenSSH and X.509 certificates.
+//! cosignatures of OpenSSH and X.509 certificates (and node/tests/
+//! check_proof.py, the node's own reading, those of OpenSSH ones).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test may panic
 
 mod common;
@@ -253,6 +254,29 @@ fn an_independent_check_of_the_cas_certificates_and_cosignatures() {
     assert!(
         line.ends_with("cosigned-by witness-a.example,witness-b.example"),
         "{line}"
+    );
+    // The node's own reading of the format (node/tests/check_proof.py,
+    // OpenSSH only) agrees on the CA's certificate.
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../node/tests/check_proof.py"
+        ))
+        .arg(&ssh_path)
+        .arg(&bed.vkey)
+        .arg("2")
+        .args([a, b])
+        .output()
+        .unwrap();
+    let node_line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{node_line}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        node_line.starts_with(&format!("ok index={index} ")),
+        "{node_line}"
     );
     let (ok, line) = python_check(&x509_path, &bed.vkey, &[a, b], 2);
     assert!(ok, "{line}");
