@@ -10,7 +10,8 @@ SIGNET_TEST_PACKAGES="softhsm2 postgresql opensc openssh-server openssh-client o
 # libclang-dev (bindgen) and libudev-dev: the client's USB HID transport
 # (fido-hid-rs), built by default, in both lists.
 # python3-cryptography: independent checks of witness cosignatures (witness/tests/verify_cosignature.py)
-# and of certificates' proofs of logging (node/tests/check_proof.py).
+# and of certificates' proofs of logging (node/tests/check_proof.py; OpenSSH and
+# X.509 from the real CA: ca/server/tests/verify_cert_proof.py).
 # postgresql: the CA's PostgreSQL store runs against a throw-away cluster (testkit/src/postgres.rs).
 # What the quickstart needs.
 SIGNET_RUN_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev procps"
