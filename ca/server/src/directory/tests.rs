@@ -376,5 +376,8 @@ fn a_proxy_certificate_spends_its_invite_once() {
     assert!(!d.proxy_renewable("1a"));
     assert!(d.proxy_renewable("2a"));
     d.apply(4, &renewal("proxy.edge-1", "2b")).unwrap();
-    assert!(d.proxy_cert("2b").is_none(), "a second renewal of one certificate");
+    assert!(
+        d.proxy_cert("2b").is_none(),
+        "a second renewal of one certificate"
+    );
 }
