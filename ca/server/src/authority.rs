@@ -125,7 +125,7 @@ struct Signed {
 enum Contents {
     /// An OpenSSH certificate's fields (user or host CA).
     Ssh {
-        fields: SshCertificateFields,
+        fields: Box<SshCertificateFields>,
         host: bool,
     },
     /// An X.509 client certificate: the request and this serial make it.
@@ -672,7 +672,14 @@ impl<B: SigningBackend> Authority<B> {
         };
         let precertificate = fields.precertificate(signer.key_data())?;
         let host = std::ptr::eq(profile, &SSH_HOST);
-        Ok((Contents::Ssh { fields, host }, reservation, precertificate))
+        Ok((
+            Contents::Ssh {
+                fields: Box::new(fields),
+                host,
+            },
+            reservation,
+            precertificate,
+        ))
     }
 
     fn client_spec<'a>(&'a self, request: &'a ApprovedRequest) -> Result<x509::ClientCertSpec<'a>> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use signet_ca::authority::{Authority, CertKind, RawRequest};
 use signet_ca::config::Config;
 use signet_ca::log_signer::LogSigner;
-use signet_ca::store::{CommitMode, FileMark, LocalStore, LogRead, LogStore, StoreOptions};
+use signet_ca::store::{CommitMode, FileMark, LocalStore, LogStore, StoreOptions};
 use signet_hsm::{KeyAlgorithm, SshSigner, Token, X509Signer};
 use signet_testkit::SoftHsm;
 

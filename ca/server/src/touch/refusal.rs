@@ -16,7 +16,8 @@ pub struct Refusal {
     /// The label for logs and metrics (`counter_regression`, `bad_origin`, …).
     pub reason: &'static str,
     /// What would qualify, when the key's policy is what was refused.
-    pub key_policy: Option<KeyPolicyRequired>,
+    /// (Boxed: refusals travel in every `Err`, and this is rare and large.)
+    pub key_policy: Option<Box<KeyPolicyRequired>>,
 }
 
 impl Refusal {
@@ -34,7 +35,7 @@ impl Refusal {
     /// demand: [`ErrorCode::KeyPolicyTooWeak`], carrying what would qualify.
     pub fn key_policy_too_weak(message: impl Into<String>, required: KeyPolicyRequired) -> Self {
         Self {
-            key_policy: Some(required),
+            key_policy: Some(Box::new(required)),
             ..Self::new(ErrorCode::KeyPolicyTooWeak, "key_policy_too_weak", message)
         }
     }
@@ -63,7 +64,7 @@ impl Refusal {
     /// The wire form.
     pub fn to_api(&self) -> ApiError {
         let mut api = ApiError::new(self.code, self.message.clone());
-        api.key_policy = self.key_policy.clone();
+        api.key_policy = self.key_policy.as_deref().cloned();
         api
     }
 }
@@ -83,7 +84,9 @@ impl From<crate::Error> for Refusal {
                 "invalid_request",
                 err.to_string(),
             ),
-            Error::Hsm(_) | Error::Store(_) | Error::Log(_) => Self::unavailable(err),
+            Error::Hsm(_) | Error::Store(_) | Error::StoreUnavailable(_) | Error::Log(_) => {
+                Self::unavailable(err)
+            }
             Error::Witness(_) => {
                 tracing::error!(detail = %err, "cannot issue");
                 Self::new(
