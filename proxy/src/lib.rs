@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod decide;
+pub mod feed;
 pub mod identity;
 pub mod join;
 pub mod preamble;
