@@ -20,6 +20,7 @@ pub mod feed;
 pub mod identity;
 pub mod join;
 pub mod preamble;
+pub mod serve;
 
 pub use decide::{decide, still_allowed, to_cut, Refusal, RefusalCode};
 pub use identity::Identity;
