@@ -16,8 +16,8 @@ use signet_testkit::Sshd;
 use ssh_key::{LineEnding, PrivateKey};
 
 /// The command and its configuration live in a directory only root can
-/// change, under the target directory (sshd refuses a command below a
-/// world-writable directory such as /tmp), readable by `nobody`, the user
+/// change, (sshd refuses a command below a world-writable directory such as
+/// /tmp, where the target directory may be), readable by `nobody`, the user
 /// sshd runs it as.
 struct NodeDir {
     dir: tempfile::TempDir,
@@ -25,11 +25,10 @@ struct NodeDir {
 
 impl NodeDir {
     fn new(config: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("signet-node-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = signet_testkit::root_only_tempdir(
+            "signet-node-",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+        );
         let bin = dir.path().join("signet-node");
         std::fs::copy(env!("CARGO_BIN_EXE_signet-node"), &bin).unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();

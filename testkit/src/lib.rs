@@ -18,4 +18,4 @@ pub use postgres::{
     SUPERUSER as POSTGRES_SUPERUSER,
 };
 pub use softhsm::{softhsm_module, SoftHsm, MODULE_ENV, PIN_FILE_ENV, TOKEN_ENV};
-pub use sshd::{free_port, Sshd};
+pub use sshd::{free_port, root_only_tempdir, Sshd};

@@ -92,11 +92,10 @@ struct NodeDir {
 
 impl NodeDir {
     fn new(config: &str, user_ca: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("signet-node-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = signet_testkit::root_only_tempdir(
+            "signet-node-",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")),
+        );
         let bin = dir.path().join("signet-node");
         std::fs::copy(witnesskit::sibling_binary("signet-node"), &bin).unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -160,7 +160,15 @@ fn enroll_then_issue_over_https() {
         let proof = &body[which]["log"];
         let entry_bytes = STANDARD.decode(proof["entry"].as_str().unwrap()).unwrap();
         let entry = signet_log::entry::Entry::from_bytes(&entry_bytes).unwrap();
-        assert_eq!(entry.certificate.as_ref().unwrap().bytes.0, cert, "{which}");
+        // The entry holds the precertificate: the certificate without the
+        // proof it carries.
+        assert_eq!(
+            entry.certificate.as_ref().unwrap().form,
+            signet_log::entry::CertificateForm::Precertificate,
+            "{which}"
+        );
+        signet_log::certificate::certificate_matches_entry(&cert, &entry)
+            .unwrap_or_else(|e| panic!("{which}: {e}"));
         assert_eq!(entry.roles, vec!["dev".to_owned(), "prod".to_owned()]);
         let note = signet_log::note::Note::parse(proof["checkpoint"].as_str().unwrap().as_bytes())
             .unwrap();
