@@ -10,6 +10,7 @@
 
 pub mod child;
 mod postgres;
+mod safe_dir;
 mod softhsm;
 mod sshd;
 
@@ -17,5 +18,6 @@ pub use postgres::{
     postgres_available, postgres_bin, Postgres, ServerTls, BIN_ENV as POSTGRES_BIN_ENV,
     SUPERUSER as POSTGRES_SUPERUSER,
 };
+pub use safe_dir::root_only_tempdir;
 pub use softhsm::{softhsm_module, SoftHsm, MODULE_ENV, PIN_FILE_ENV, TOKEN_ENV};
-pub use sshd::{free_port, root_only_tempdir, Sshd};
+pub use sshd::{free_port, Sshd};
