@@ -165,17 +165,28 @@ fn inconsistent(index: u64, what: impl std::fmt::Display) -> Error {
 impl Directory {
     /// Reads the whole verified log and applies every entry in order.
     pub fn replay(store: &dyn LogStore) -> Result<Self> {
-        let size = store.latest_checkpoint().size;
-        let reader = store.reader()?;
         let mut directory = Self::default();
-        for index in 0..size {
+        directory.catch_up(store, store.latest_checkpoint().size)?;
+        Ok(directory)
+    }
+
+    /// Applies, in log order, every entry from the first not yet applied up
+    /// to `size` (exclusive), read back from the verified log: how entries
+    /// another replica appended reach this one. Entries already applied are
+    /// never applied again.
+    pub fn catch_up(&mut self, store: &dyn LogStore, size: u64) -> Result<()> {
+        if self.applied >= size {
+            return Ok(());
+        }
+        let reader = store.reader()?;
+        for index in self.applied..size {
             let bytes = reader
                 .entry(index)?
                 .ok_or_else(|| inconsistent(index, "missing"))?;
             let entry = Entry::from_bytes(&bytes)?;
-            directory.apply(index, &entry)?;
+            self.apply(index, &entry)?;
         }
-        Ok(directory)
+        Ok(())
     }
 
     /// How many entries have been applied.

@@ -217,9 +217,27 @@ impl Service {
     /// Appends an entry, waits until it is durable, then applies it.
     fn record(&self, entry: &Entry) -> Result<Appended> {
         let appended = self.store.append(entry, None)?;
-        self.directory_mut().apply(appended.index, entry)?;
-        self.changes.send_replace(appended.index + 1);
+        let mut directory = self.directory_mut();
+        // Entries other replicas appended before this one come first.
+        directory.catch_up(self.store.as_ref(), appended.index)?;
+        if directory.applied() == appended.index {
+            directory.apply(appended.index, entry)?;
+        }
+        self.changes.send_replace(directory.applied());
         Ok(appended)
+    }
+
+    /// Applies the entries other replicas appended, up to the verified log
+    /// size, and signals the proxy feed; returns the size applied. Called
+    /// each time the store reports such entries.
+    pub fn catch_up(&self) -> Result<u64> {
+        let size = self.store.latest_checkpoint().size;
+        let mut directory = self.directory_mut();
+        directory.catch_up(self.store.as_ref(), size)?;
+        let applied = directory.applied();
+        drop(directory);
+        self.changes.send_replace(applied);
+        Ok(applied)
     }
 
     fn rate_limit(
