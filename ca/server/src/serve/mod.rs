@@ -73,6 +73,24 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
     let service = Arc::new(
         Service::new(config.clone(), authority, store)?.with_observer(Box::new(metrics.clone())),
     );
+    if let Some(remote) = service.store().remote_appends() {
+        // A weak handle: the thread must not keep the store open at shutdown;
+        // the channel closes when the store goes.
+        let service = Arc::downgrade(&service);
+        std::thread::Builder::new()
+            .name("signet-catch-up".into())
+            .spawn(move || {
+                for _size in remote {
+                    let Some(service) = service.upgrade() else {
+                        break;
+                    };
+                    if let Err(e) = service.catch_up() {
+                        tracing::error!(event = "catch_up_failed", error = %e, "cannot apply entries another replica appended");
+                    }
+                }
+            })
+            .map_err(|e| Error::Store(format!("cannot start the catch-up thread: {e}")))?;
+    }
     let probe = hsm_probe(&keys);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

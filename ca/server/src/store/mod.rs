@@ -290,6 +290,13 @@ pub trait LogStore: Send + Sync {
     /// A consistent view of the stored log.
     fn reader(&self) -> Result<Box<dyn LogRead + '_>>;
 
+    /// Log sizes, sent each time entries other replicas appended have been
+    /// verified in, for a store shared by several CAs; `None` for a store
+    /// only this daemon writes.
+    fn remote_appends(&self) -> Option<crossbeam_channel::Receiver<u64>> {
+        None
+    }
+
     /// An inclusion proof for `index` in the tree of `size` entries, where
     /// `size` is at most the latest checkpoint's.
     fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {

@@ -329,6 +329,10 @@ impl PgStore {
 }
 
 impl LogStore for PgStore {
+    fn remote_appends(&self) -> Option<crossbeam_channel::Receiver<u64>> {
+        Some(self.subscribe())
+    }
+
     fn reserve_serial(&self, kind: SerialKind, serial: &str) -> Result<Option<SerialReservation>> {
         SerialReservation::claim(&self.ledger, kind, serial, |key| self.serial_used(key))
     }
