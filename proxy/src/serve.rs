@@ -77,14 +77,14 @@ fn pem_der(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
         .map_err(|e| ServeError::Identity(format!("{}: {e}", path.display())))
 }
 
-/// The trust domain from the proxy's own certificate
-/// (`signet://<domain>/proxy/<name>`): users' URIs must name the same.
+/// The trust domain from the proxy's own certificate (its URI
+/// `signet://<domain>/user/proxy.<name>`): users' URIs must name the same.
 pub fn trust_domain(proxy_cert: &[u8]) -> Result<String, ServeError> {
     use der::Decode as _;
     use x509_cert::ext::pkix::name::GeneralName;
     let bad = || {
         ServeError::Identity(
-            "the proxy certificate names no signet://<domain>/proxy/<name> URI".into(),
+            "the proxy certificate names no signet://<domain>/user/proxy.<name> URI".into(),
         )
     };
     let cert = x509_cert::Certificate::from_der(proxy_cert).map_err(|_| bad())?;
@@ -100,7 +100,8 @@ pub fn trust_domain(proxy_cert: &[u8]) -> Result<String, ServeError> {
             GeneralName::UniformResourceIdentifier(u) => u
                 .as_str()
                 .strip_prefix("signet://")
-                .and_then(|rest| rest.split_once("/proxy/"))
+                .and_then(|rest| rest.split_once('/'))
+                .filter(|(_, path)| path.starts_with("user/proxy.") || path.starts_with("proxy/"))
                 .map(|(domain, _)| domain.to_owned()),
             _ => None,
         })
