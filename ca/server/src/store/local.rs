@@ -64,6 +64,10 @@ pub(super) const NODES: TableDefinition<u128, &[u8]> = TableDefinition::new("nod
 const SERIALS: TableDefinition<&str, u64> = TableDefinition::new("serials");
 pub(super) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECKPOINT_KEY: &str = "checkpoint";
+/// One-time join tokens by their SHA-256: expiry (8 bytes, big-endian),
+/// spent (1 byte), then the subject (UTF-8). Outside the log: only the
+/// "at most once" of a token lives here, its invite is a log entry.
+const JOIN_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("join_tokens");
 
 /// The embedded default log store: one redb file in the data directory.
 ///
@@ -503,6 +507,64 @@ impl LogStore for LocalStore {
     fn reader(&self) -> Result<Box<dyn LogRead + '_>> {
         let read = self.db.begin_read().map_err(store_err)?;
         Ok(Box::new(LocalReader::new(&read)?))
+    }
+
+    fn put_join_token(&self, token_sha256: &[u8; 32], subject: &str, expires: u64) -> Result<()> {
+        let txn = begin_write(&self.db)?;
+        {
+            let mut table = txn.open_table(JOIN_TOKENS).map_err(store_err)?;
+            if table
+                .get(token_sha256.as_slice())
+                .map_err(store_err)?
+                .is_some()
+            {
+                return Err(Error::Store("a join token recorded twice".into()));
+            }
+            let mut value = Vec::with_capacity(9 + subject.len());
+            value.extend_from_slice(&expires.to_be_bytes());
+            value.push(0);
+            value.extend_from_slice(subject.as_bytes());
+            table
+                .insert(token_sha256.as_slice(), value.as_slice())
+                .map_err(store_err)?;
+        }
+        txn.commit().map_err(store_err)
+    }
+
+    fn spend_join_token(&self, token_sha256: &[u8; 32], subject: &str, now: u64) -> Result<bool> {
+        // One write transaction: redb runs one at a time, so the check and
+        // the spend cannot interleave with another spend.
+        let txn = begin_write(&self.db)?;
+        let spent = {
+            let mut table = txn.open_table(JOIN_TOKENS).map_err(store_err)?;
+            let current = table
+                .get(token_sha256.as_slice())
+                .map_err(store_err)?
+                .map(|v| v.value().to_vec());
+            match current {
+                Some(mut value)
+                    if value.len() >= 9
+                        && value[8] == 0
+                        && &value[9..] == subject.as_bytes()
+                        && value[..8]
+                            .try_into()
+                            .is_ok_and(|b| now < u64::from_be_bytes(b)) =>
+                {
+                    value[8] = 1;
+                    table
+                        .insert(token_sha256.as_slice(), value.as_slice())
+                        .map_err(store_err)?;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if spent {
+            txn.commit().map_err(store_err)?;
+        } else {
+            txn.abort().map_err(store_err)?;
+        }
+        Ok(spent)
     }
 }
 

@@ -297,6 +297,33 @@ pub trait LogStore: Send + Sync {
         None
     }
 
+    /// Records a one-time join token by its SHA-256 (never the token) for
+    /// `subject` (`node:<name>`), valid until `expires` (unix seconds). The
+    /// invite's log entry comes first; this only lets
+    /// [`LogStore::spend_join_token`] spend it at most once, even across
+    /// replicas sharing the store.
+    fn put_join_token(
+        &self,
+        _token_sha256: &[u8; 32],
+        _subject: &str,
+        _expires: u64,
+    ) -> Result<()> {
+        Err(Error::Store("this store keeps no join tokens".into()))
+    }
+
+    /// Spends a join token: `true` exactly once, for a token recorded for
+    /// `subject`, unspent and not expired at `now`; `false` otherwise (and
+    /// nothing changes). Atomic in the store, so two requests (or two
+    /// replicas) presenting one token cannot both get `true`.
+    fn spend_join_token(
+        &self,
+        _token_sha256: &[u8; 32],
+        _subject: &str,
+        _now: u64,
+    ) -> Result<bool> {
+        Err(Error::Store("this store keeps no join tokens".into()))
+    }
+
     /// An inclusion proof for `index` in the tree of `size` entries, where
     /// `size` is at most the latest checkpoint's.
     fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {

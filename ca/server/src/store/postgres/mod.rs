@@ -419,6 +419,37 @@ impl LogStore for PgStore {
         lock(&self.shared.admin_certificates).contains(sha256)
     }
 
+    fn put_join_token(&self, token_sha256: &[u8; 32], subject: &str, expires: u64) -> Result<()> {
+        let expires = i64::try_from(expires)
+            .map_err(|_| Error::bad("expires", "beyond the database's range"))?;
+        let mut client = self.pool.get()?;
+        client
+            .execute(
+                "INSERT INTO join_tokens (token_sha256, subject, expires_at) VALUES ($1, $2, $3)",
+                &[&token_sha256.as_slice(), &subject, &expires],
+            )
+            .map_err(|e| query_err(self.pool.place(), &e))?;
+        self.pool.put(client);
+        Ok(())
+    }
+
+    fn spend_join_token(&self, token_sha256: &[u8; 32], subject: &str, now: u64) -> Result<bool> {
+        let now =
+            i64::try_from(now).map_err(|_| Error::bad("now", "beyond the database's range"))?;
+        let mut client = self.pool.get()?;
+        // One statement: only an unspent, unexpired row of this subject
+        // matches, and the row lock makes a second spend find it spent.
+        let spent = client
+            .execute(
+                "UPDATE join_tokens SET spent_at = now() \
+                 WHERE token_sha256 = $1 AND subject = $2 AND spent_at IS NULL AND expires_at > $3",
+                &[&token_sha256.as_slice(), &subject, &now],
+            )
+            .map_err(|e| query_err(self.pool.place(), &e))?;
+        self.pool.put(client);
+        Ok(spent == 1)
+    }
+
     fn reader(&self) -> Result<Box<dyn LogRead + '_>> {
         Ok(Box::new(PgReader::new(&self.pool)?))
     }

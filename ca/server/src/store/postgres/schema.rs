@@ -10,7 +10,10 @@ use crate::{Error, Result};
 
 /// Every migration, in order: (version, SQL). Never edit a released one;
 /// add the next.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_log.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_log.sql")),
+    (2, include_str!("migrations/0002_join_tokens.sql")),
+];
 
 /// The advisory lock key migrations hold ("signet-m" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7369_676e_6574_2d6d;
