@@ -18,6 +18,7 @@ pub mod enroll;
 mod error;
 pub mod health;
 pub mod log;
+pub mod nodes;
 pub mod proxy;
 
 pub use error::{ApiError, ErrorCode};

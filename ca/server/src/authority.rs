@@ -403,6 +403,14 @@ impl<B: SigningBackend> Authority<B> {
             .map_err(|e| Error::Certificate(e.to_string()))
     }
 
+    /// The SSH user CA as an OpenSSH public key line (what
+    /// `signet-ca export ssh-user-ca` prints), for sshd's `TrustedUserCAKeys`.
+    pub fn ssh_user_ca_line(&self) -> Result<String> {
+        ssh_key::PublicKey::new(self.ssh_user.key_data().clone(), "signet-ssh-user-ca")
+            .to_openssh()
+            .map_err(|e| Error::Certificate(e.to_string()))
+    }
+
     /// Logs an approved request's precertificate, waits until its entry is
     /// durable and in a checkpoint released under the witness policy, and
     /// only then signs the certificate, with the proof of its logging inside.

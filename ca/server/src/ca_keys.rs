@@ -104,6 +104,14 @@ impl CaAuthority {
         }
     }
 
+    /// See [`Authority::ssh_user_ca_line`].
+    pub fn ssh_user_ca_line(&self) -> Result<String> {
+        match self {
+            Self::Pkcs11(ca) => ca.ssh_user_ca_line(),
+            Self::Piv(ca) => ca.ssh_user_ca_line(),
+        }
+    }
+
     /// The X.509 root.
     pub fn root(&self) -> &x509_cert::Certificate {
         match self {

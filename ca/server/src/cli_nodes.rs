@@ -35,6 +35,26 @@ pub(crate) enum NodesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time join token for a node in the inventory, for
+    /// `signet-node join` on that node (a secret: only its hash is logged
+    /// and stored). The token buys the node's host certificates once.
+    #[command(
+        after_help = "Example:\n  signet-ca nodes invite --config /etc/signet/ca.toml --out /root/web-1.token web-1\n  (copy the file to the node, then: signet-node join --ca https://ca.example:8443 --ca-root /etc/signet/ca-root.pem --token-file /root/web-1.token)"
+    )]
+    Invite {
+        /// The node's name, as `nodes list` shows it.
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// How long the token is valid (at most 7d).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// Write the token to this new file (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,7 +140,80 @@ pub(crate) fn nodes(config: &Config, command: NodesCommand) -> Result<(), Error>
             crate::admin_request(config, AdminRequest::ApplyNodes { changes, dry_run }, json)
         }
         NodesCommand::List { json } => crate::admin_request(config, AdminRequest::ListNodes, json),
+        NodesCommand::Invite {
+            name,
+            ttl,
+            out,
+            json,
+        } => {
+            let request = AdminRequest::InviteNode {
+                name,
+                ttl_seconds: ttl.as_secs(),
+            };
+            match out {
+                None => crate::admin_request(config, request, json),
+                Some(path) => invite_to_file(config, request, &path, json),
+            }
+        }
     }
+}
+
+/// `nodes invite --out FILE`: the token goes into a new file, mode 0600,
+/// and never to stdout; the rest of the answer is printed as usual.
+fn invite_to_file(
+    config: &Config,
+    request: AdminRequest,
+    path: &std::path::Path,
+    json: bool,
+) -> Result<(), Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file_err = |e: std::io::Error| Error::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    // Made before the invite, so a path that cannot be written costs no token.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(file_err)?;
+    let (response, _) = match signet_ca::admin::run(config, request) {
+        Ok(answer) => answer,
+        Err(e) => {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+    };
+    if response.exit != 0 {
+        let _ = std::fs::remove_file(path);
+        eprintln!("signet-ca: {}", response.text.trim_end());
+        std::process::exit(i32::from(response.exit));
+    }
+    let mut value = response.json;
+    let token = value
+        .get("token")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+        .unwrap_or_default();
+    file.write_all(format!("{token}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(file_err)?;
+    if let serde_json::Value::Object(map) = &mut value {
+        map.remove("token");
+        map.insert("token_file".into(), path.display().to_string().into());
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&value).map_err(|e| Error::Store(e.to_string()))?;
+        println!("{text}");
+    } else {
+        println!("Wrote the join token to {} (mode 0600).", path.display());
+    }
+    if !response.note.is_empty() {
+        eprintln!("{}", response.note);
+    }
+    Ok(())
 }
 
 pub(crate) fn lock(config: &Config, args: LockArgs) -> Result<(), Error> {

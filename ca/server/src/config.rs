@@ -346,6 +346,10 @@ pub struct IssuanceSection {
     /// Longest X.509 client certificate, e.g. `"8h"`.
     #[serde(default = "default_user_ttl", with = "humantime_serde_compat")]
     pub x509_client_max_ttl: Duration,
+    /// Validity of the host certificates a node gets when it joins or
+    /// renews (`signet-node join`/`renew`), at most `ssh_host_max_ttl`.
+    #[serde(default = "default_node_host_ttl", with = "humantime_serde_compat")]
+    pub node_host_ttl: Duration,
 }
 
 impl Default for IssuanceSection {
@@ -354,6 +358,7 @@ impl Default for IssuanceSection {
             ssh_user_max_ttl: default_user_ttl(),
             ssh_host_max_ttl: default_host_ttl(),
             x509_client_max_ttl: default_user_ttl(),
+            node_host_ttl: default_node_host_ttl(),
         }
     }
 }
@@ -363,6 +368,9 @@ fn default_user_ttl() -> Duration {
 }
 fn default_host_ttl() -> Duration {
     Duration::from_secs(30 * 86400)
+}
+fn default_node_host_ttl() -> Duration {
+    Duration::from_secs(7 * 86400)
 }
 
 /// `[x509]`: names that go into X.509 certificates.

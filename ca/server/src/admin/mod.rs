@@ -60,6 +60,7 @@ pub fn handle(service: &Service, request: AdminRequest, actor: Actor) -> AdminRe
         | AdminRequest::ListNodes
         | AdminRequest::ProxyView
         | AdminRequest::InviteProxy { .. }
+        | AdminRequest::InviteNode { .. }
         | AdminRequest::LockDevice { .. }
         | AdminRequest::UnlockDevice { .. }) => nodes::handle(service, request, actor),
         AdminRequest::ApplyPolicy { changes, dry_run } => {

@@ -48,6 +48,23 @@ pub(super) fn handle(
                     serde_json::to_value(&t).unwrap_or(serde_json::Value::Null),
                 )
             }),
+        AdminRequest::InviteNode { name, ttl_seconds } => service
+            .invite_node(&name, Duration::from_secs(ttl_seconds), actor)
+            .map(|t| {
+                let until = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + Duration::from_secs(t.expires_at),
+                );
+                AdminResponse::ok(
+                    format!("{}\n", t.token),
+                    format!(
+                        "Join token for node {} until {until} (log entry {}); only its hash is logged and stored. \
+                         On the node, hand it to `signet-node join` in a file (--token-file) or the \
+                         environment (SIGNET_NODE_JOIN_TOKEN), never on a command line.",
+                        t.node, t.log_index
+                    ),
+                    serde_json::to_value(&t).unwrap_or(serde_json::Value::Null),
+                )
+            }),
         AdminRequest::ProxyView => {
             let view = service.proxy_view();
             let json = serde_json::to_value(&view).unwrap_or(serde_json::Value::Null);

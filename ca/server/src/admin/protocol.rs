@@ -88,6 +88,13 @@ pub enum AdminRequest {
         /// How long the token is valid.
         ttl_seconds: u64,
     },
+    /// `nodes invite NAME --ttl D`.
+    InviteNode {
+        /// The node's inventory name.
+        name: String,
+        /// How long the token is valid.
+        ttl_seconds: u64,
+    },
     /// `unlock --device SERIAL`.
     UnlockDevice {
         /// The PIV device's serial.
@@ -112,6 +119,7 @@ impl AdminRequest {
             Self::ListNodes => "list-nodes",
             Self::ProxyView => "proxy-view",
             Self::InviteProxy { .. } => "invite-proxy",
+            Self::InviteNode { .. } => "invite-node",
             Self::LockDevice { .. } => "lock-device",
             Self::UnlockDevice { .. } => "unlock-device",
         }

@@ -115,6 +115,34 @@ pub struct ProxyInvite {
     pub spent: bool,
 }
 
+/// The subject of an invite for a node to join (`signet-ca nodes
+/// invite`): `node:` and the node's inventory name.
+pub const NODE_SUBJECT_PREFIX: &str = "node:";
+
+/// The subject a node invite names.
+pub fn node_subject(name: &str) -> String {
+    format!("{NODE_SUBJECT_PREFIX}{name}")
+}
+
+/// The node a subject names, if it names a valid one.
+pub fn node_of_subject(subject: &str) -> Option<&str> {
+    subject
+        .strip_prefix(NODE_SUBJECT_PREFIX)
+        .filter(|n| signet_policy::rules::check_name(n).is_ok())
+}
+
+/// A pending or spent invite for a node to join: its token buys the
+/// node's first host certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInvite {
+    /// The node's inventory name.
+    pub name: String,
+    /// When it expires, unix seconds.
+    pub expires: u64,
+    /// Whether a join spent it.
+    pub spent: bool,
+}
+
 /// The common name (and user URI) of an access proxy's certificate:
 /// `proxy.` and its name.
 pub fn proxy_cert_subject(name: &str) -> String {
@@ -148,6 +176,7 @@ pub struct Directory {
     accounts: BTreeMap<String, Account>,
     invites: HashMap<[u8; 32], Invite>,
     proxy_invites: HashMap<[u8; 32], ProxyInvite>,
+    node_invites: HashMap<[u8; 32], NodeInvite>,
     /// Proxy certificates by serial (lowercase hex, as the log writes it).
     proxy_certs: BTreeMap<String, ProxyCert>,
     /// Renewals not yet made, by [`proxy_renewal_hash`], with the serial
@@ -210,9 +239,7 @@ impl Directory {
                 let name = proxy_of_subject(subject(index, entry)?).ok_or_else(|| {
                     inconsistent(index, "a proxy invite whose subject is not proxy:<name>")
                 })?;
-                if self.invites.contains_key(&token_sha256.0)
-                    || self.proxy_invites.contains_key(&token_sha256.0)
-                {
+                if self.token_known(&token_sha256.0) {
                     return Err(inconsistent(index, "an invite token used twice"));
                 }
                 self.proxy_invites.insert(
@@ -230,11 +257,47 @@ impl Directory {
                     token_sha256,
                     expires,
                 }),
+            ) if subject(index, entry)?.starts_with(NODE_SUBJECT_PREFIX) => {
+                let name = node_of_subject(subject(index, entry)?).ok_or_else(|| {
+                    inconsistent(index, "a node invite whose subject is not node:<name>")
+                })?;
+                if self.token_known(&token_sha256.0) {
+                    return Err(inconsistent(index, "an invite token used twice"));
+                }
+                self.node_invites.insert(
+                    token_sha256.0,
+                    NodeInvite {
+                        name: name.to_owned(),
+                        expires: *expires,
+                        spent: false,
+                    },
+                );
+            }
+            (EntryKind::SshHostCert, None)
+                if entry
+                    .request_hash
+                    .as_ref()
+                    .is_some_and(|h| self.node_invites.contains_key(&h.0)) =>
+            {
+                // A join: the node's first host certificates (one per host
+                // key, all bound to the one token) spend its invite.
+                let hash = entry.request_hash.as_ref().map(|h| h.0).unwrap_or_default();
+                if let Some(invite) = self.node_invites.get_mut(&hash) {
+                    if entry.principals.first() != Some(&invite.name) {
+                        return Err(inconsistent(index, "a host certificate for another node"));
+                    }
+                    invite.spent = true;
+                }
+            }
+            (
+                EntryKind::Invite,
+                Some(Change::Invite {
+                    token_sha256,
+                    expires,
+                }),
             ) => {
                 let user = subject(index, entry)?;
-                if self.invites.contains_key(&token_sha256.0)
-                    || self.proxy_invites.contains_key(&token_sha256.0)
-                {
+                if self.token_known(&token_sha256.0) {
                     return Err(inconsistent(index, "an invite token used twice"));
                 }
                 self.invites.insert(
@@ -503,6 +566,17 @@ impl Directory {
             .get(user)
             .and_then(|a| a.lock.as_ref())
             .filter(|l| l.holds(now))
+    }
+
+    fn token_known(&self, token_sha256: &[u8; 32]) -> bool {
+        self.invites.contains_key(token_sha256)
+            || self.proxy_invites.contains_key(token_sha256)
+            || self.node_invites.contains_key(token_sha256)
+    }
+
+    /// A node invite by the SHA-256 of its token.
+    pub fn node_invite(&self, token_sha256: &[u8; 32]) -> Option<&NodeInvite> {
+        self.node_invites.get(token_sha256)
     }
 
     /// A proxy invite by the SHA-256 of its token.

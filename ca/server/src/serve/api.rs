@@ -162,6 +162,8 @@ pub fn routes(state: AppState, max_body: usize, timeout: Duration) -> Router {
         .route("/v1/certs/finish", post(certs_finish))
         .route("/v1/enroll/begin", post(enroll_begin))
         .route("/v1/enroll/finish", post(enroll_finish))
+        .route(signet_api::nodes::NODE_JOIN_PATH, post(nodes_join))
+        .route(signet_api::nodes::NODE_RENEW_PATH, post(nodes_renew))
         .route("/enroll/{token}", get(super::page::page))
         .route("/enroll/assets/enroll.js", get(super::page::script))
         .with_state(state)
@@ -292,6 +294,26 @@ async fn enroll_begin(
     ApiJson(request): ApiJson<signet_api::enroll::EnrollBeginRequest>,
 ) -> Result<Json<signet_api::enroll::EnrollBeginResponse>, ErrorResponse> {
     blocking(move || state.service.enroll_begin(&request, source)).await
+}
+
+/// `POST /v1/nodes/join`: a node's join token and host keys buy its host
+/// certificates (see `signet_api::nodes`).
+async fn nodes_join(
+    State(state): State<AppState>,
+    Source(source): Source,
+    ApiJson(request): ApiJson<signet_api::nodes::NodeJoinRequest>,
+) -> Result<Json<signet_api::nodes::NodeCertificates>, ErrorResponse> {
+    blocking(move || state.service.join_node(&request, source)).await
+}
+
+/// `POST /v1/nodes/renew`: a node renews its host certificates, signing
+/// with each host key.
+async fn nodes_renew(
+    State(state): State<AppState>,
+    Source(source): Source,
+    ApiJson(request): ApiJson<signet_api::nodes::NodeRenewRequest>,
+) -> Result<Json<signet_api::nodes::NodeCertificates>, ErrorResponse> {
+    blocking(move || state.service.renew_node(&request, source)).await
 }
 
 async fn enroll_finish(

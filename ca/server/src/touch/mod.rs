@@ -12,6 +12,7 @@ mod enroll;
 mod feed;
 mod issue;
 mod limits;
+mod node_join;
 mod nodes;
 mod refusal;
 
@@ -26,6 +27,7 @@ use signet_webauthn::{AttestationTrust, RelyingParty, UserVerification};
 
 pub use admin::{CredentialView, InviteLink, UserView};
 pub use ceremony::{Ceremonies, CEREMONY_TTL};
+pub use node_join::{host_principals, NodeJoinToken};
 pub use refusal::Refusal;
 
 use crate::ca_keys::CaAuthority;
