@@ -5,7 +5,7 @@
 use clap::Parser;
 use signet_firmware_tests::attest::{AttestationRoot, ROOT_CERT_FILE};
 use signet_firmware_tests::card::build_card;
-use signet_firmware_tests::harness::VirtualKeyOptions;
+use signet_firmware_tests::harness::{socket_path, VirtualKeyOptions, VirtualYubiKey};
 use signet_firmware_tests::touch::TouchControl;
 use signet_firmware_tests::vpcd;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -44,7 +44,15 @@ use std::sync::atomic::AtomicBool;
 ///       --attestation-root /tmp/att --state /tmp/yk.json &
 ///   yubico-piv-tool -a status            # Serial Number: 1234567
 ///
-/// Tests use the harness instead (a private pcscd per test, see the
+/// With --private-pcscd the card brings its own pcscd instead (the test
+/// harness's: a private mount namespace or socket, never the system's), prints
+/// `PCSCLITE_CSOCK_NAME=<socket>` on stdout once the card is seen, and runs
+/// until stdin closes or it is stopped; clients reach it with that variable
+/// set. The quickstart uses this:
+///   virtual-yubikey --private-pcscd --attestation-root /tmp/att \
+///       --state /tmp/yk.json --fido-pin-file /tmp/pin < fifo
+///
+/// Tests use the harness directly (a private pcscd per test, see the
 /// signet-firmware-tests README).
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
@@ -72,6 +80,14 @@ struct Args {
     /// File steering the touch sensor (`approve`, `deny`, `delay <ms>`).
     #[arg(long)]
     touch_control: Option<PathBuf>,
+    /// Start a private pcscd for the card (see above) instead of connecting
+    /// to --vpcd; runs until stdin reaches end of file.
+    #[arg(long, conflicts_with = "vpcd")]
+    private_pcscd: bool,
+    /// With --private-pcscd: set the FIDO2 PIN of a card that has none from
+    /// this file (first line), as a user would at first use.
+    #[arg(long, requires = "private_pcscd")]
+    fido_pin_file: Option<PathBuf>,
 }
 
 fn parse_firmware(s: &str) -> Result<[u8; 3], String> {
@@ -96,6 +112,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.private_pcscd {
+        return run_with_private_pcscd(args);
+    }
     let root = AttestationRoot::load_or_create(&args.attestation_root)?;
     let mut touch = TouchControl::new();
     if let Some(path) = args.touch_control {
@@ -125,5 +144,41 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let stop = AtomicBool::new(false);
     vpcd::run(addr, &mut card, &stop)?;
+    Ok(())
+}
+
+/// The card behind the harness's private pcscd, until stdin closes.
+fn run_with_private_pcscd(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::{Read as _, Write as _};
+    let root = AttestationRoot::load_or_create(&args.attestation_root)?;
+    let key = VirtualYubiKey::start(VirtualKeyOptions {
+        serial: args.serial,
+        firmware: args.firmware,
+        root: Some(root),
+        state_file: args.state,
+    })?;
+    if let Some(path) = &args.fido_pin_file {
+        let pin = std::fs::read_to_string(path)
+            .map_err(|e| format!("--fido-pin-file {}: {e}", path.display()))?;
+        let pin = zeroize::Zeroizing::new(pin);
+        let pin = pin.lines().next().unwrap_or_default();
+        if !key.fido().pin_is_set() {
+            key.fido().set_pin(pin)?;
+        }
+    }
+    eprintln!(
+        "virtual-yubikey: serial {} behind a private pcscd; attestation root {}",
+        key.serial(),
+        args.attestation_root.join(ROOT_CERT_FILE).display()
+    );
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "PCSCLITE_CSOCK_NAME={}", socket_path().display())?;
+    stdout.flush()?;
+    drop(stdout);
+    // Runs until whoever started it closes our stdin (or kills us: pcscd
+    // then dies with its watchdog).
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().lock().read_to_end(&mut sink);
+    drop(key);
     Ok(())
 }
