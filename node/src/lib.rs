@@ -13,6 +13,7 @@
 
 mod config;
 mod error;
+pub mod join;
 
 pub use config::NodeConfig;
 pub use error::{NodeError, Result};

@@ -18,13 +18,22 @@ use std::process::ExitCode;
 
 use signet_node::{principals, NodeConfig, NodeError};
 
+mod cli_join;
+
 const USAGE: &str = "usage: signet-node principals --config FILE USER TYPE CERT_BASE64
+       signet-node join --ca URL --ca-root PEM --token-file FILE [--host-key PATH]... [--out-dir DIR] [--sshd-config-snippet PATH] [--json]
+       signet-node renew [--config FILE] [--force] [--json]
 
 sshd's AuthorizedPrincipalsCommand (see docs/node.md):
   AuthorizedPrincipalsCommand /usr/local/bin/signet-node principals --config /etc/signet/node.toml %u %t %k
   AuthorizedPrincipalsCommandUser signet-node
 
-Prints the certificate's principals only if it proves it is in Signet's log.";
+Prints the certificate's principals only if it proves it is in Signet's log.
+
+join fetches this node's host certificates with a one-time token
+(signet-ca nodes invite) and writes them, the CA's user key and an
+sshd_config drop-in; renew renews them (a timer runs it). See
+signet-node join --help, signet-node renew --help and docs/node.md.";
 
 struct Args {
     config: PathBuf,
@@ -60,6 +69,11 @@ fn run(args: &[String]) -> Result<Vec<String>, NodeError> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("join") => return cli_join::join(&args),
+        Some("renew") => return cli_join::renew(&args),
+        _ => {}
+    }
     if matches!(
         args.first().map(String::as_str),
         Some("-h" | "--help" | "help")
