@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -12,6 +13,20 @@ use serde::Deserialize;
 pub struct Config {
     /// The one TLS port engineers reach (`signet-proxy serve`).
     pub listen: SocketAddr,
+    /// The DNS names and IP addresses engineers reach the proxy by: its TLS
+    /// server certificate (from the CA, at join and renewal) names them,
+    /// and clients check them. The CA must allow each (`serve.proxy_names`).
+    #[serde(default)]
+    pub public_names: Vec<String>,
+    /// Prometheus `/metrics` and `/healthz`, plain HTTP. Off when absent;
+    /// keep it on a loopback or management address (it is not authenticated).
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How long the proxy may go without hearing from the CA (a snapshot
+    /// or a heartbeat, every 5 s) before it refuses new tunnels
+    /// (`view_stale`) and `/healthz` fails. Default 30 s, at least 10 s.
+    #[serde(default = "default_stale_after", with = "duration_text")]
+    pub stale_after: Duration,
     /// The CA.
     pub ca: CaSection,
     /// The proxy's own key and certificate (written by `signet-proxy join`).
@@ -19,6 +34,56 @@ pub struct Config {
     /// Where `signet-proxy join` finds its one-time token.
     #[serde(default)]
     pub join: JoinSection,
+    /// The CA's API forwarded on the same port (ALPN `http/1.1`).
+    #[serde(default)]
+    pub http: HttpSection,
+}
+
+fn default_stale_after() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Durations as text (`"30s"`, `"2m"`).
+mod duration_text {
+    use serde::{Deserialize as _, Deserializer};
+    use std::time::Duration;
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[http]`: limits on the API calls the proxy forwards to the CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// The largest request body forwarded, in bytes (larger: 413).
+    /// Default 65536, as the CA's own limit.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// The longest a forwarded call may wait for the CA's answer
+    /// (a login's finish call signs in the HSM and waits for the log).
+    /// Default 60 s.
+    #[serde(default = "default_request_timeout", with = "duration_text")]
+    pub request_timeout: Duration,
+}
+
+fn default_max_body() -> usize {
+    64 * 1024
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body(),
+            request_timeout: default_request_timeout(),
+        }
+    }
 }
 
 /// `[ca]`.
@@ -41,8 +106,33 @@ pub struct CaSection {
 pub struct IdentitySection {
     /// The proxy's private key (PKCS#8 PEM, mode 0600).
     pub key: PathBuf,
-    /// Its certificate from the CA (PEM).
+    /// Its certificate from the CA (PEM): the client certificate the
+    /// proxy shows the CA.
     pub certificate: PathBuf,
+    /// Its TLS server certificate from the CA (PEM), for the same key,
+    /// naming `public_names`. Default: beside `certificate`, its file name
+    /// with `-server` before the extension (`proxy.pem` → `proxy-server.pem`).
+    #[serde(default)]
+    pub server_certificate: Option<PathBuf>,
+}
+
+impl IdentitySection {
+    /// Where the server certificate is kept.
+    pub fn server_certificate_path(&self) -> PathBuf {
+        if let Some(path) = &self.server_certificate {
+            return path.clone();
+        }
+        let stem = self
+            .certificate
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "proxy".into());
+        let name = match self.certificate.extension() {
+            Some(ext) => format!("{stem}-server.{}", ext.to_string_lossy()),
+            None => format!("{stem}-server"),
+        };
+        self.certificate.with_file_name(name)
+    }
 }
 
 /// `[join]`.
@@ -104,6 +194,36 @@ impl Config {
                     "{key}: must be an https:// URL, not {url:?}"
                 )));
             }
+        }
+        for name in &config.public_names {
+            let ip = name.parse::<std::net::IpAddr>().is_ok();
+            let dns = !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if !(ip || dns) {
+                return Err(invalid(format!(
+                    "public_names: {name:?} is neither a DNS name nor an IP address"
+                )));
+            }
+        }
+        if config.stale_after < Duration::from_secs(10) {
+            return Err(invalid(
+                "stale_after: at least 10s (the CA sends a heartbeat every 5 s)".into(),
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&config.http.max_body_bytes) {
+            return Err(invalid(
+                "http.max_body_bytes: between 1024 and 16777216".into(),
+            ));
+        }
+        if config.http.request_timeout.is_zero() {
+            return Err(invalid("http.request_timeout: more than 0s".into()));
         }
         Ok(config)
     }

@@ -20,6 +20,9 @@ use crate::preamble::Preamble;
 pub enum RefusalCode {
     /// The proxy has never received the CA's view: it refuses everything.
     NotSynced,
+    /// The proxy has not heard from the CA for longer than `stale_after`:
+    /// its view may miss a lock, so it refuses new tunnels.
+    ViewStale,
     /// The certificate is not valid yet.
     CertificateNotYetValid,
     /// The certificate has expired.
@@ -40,8 +43,9 @@ pub enum RefusalCode {
 
 impl RefusalCode {
     /// Every code (for metrics with a zero for each).
-    pub const ALL: [RefusalCode; 9] = [
+    pub const ALL: [RefusalCode; 10] = [
         Self::NotSynced,
+        Self::ViewStale,
         Self::CertificateNotYetValid,
         Self::CertificateExpired,
         Self::UserLocked,
@@ -56,6 +60,7 @@ impl RefusalCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NotSynced => "not_synced",
+            Self::ViewStale => "view_stale",
             Self::CertificateNotYetValid => "certificate_not_yet_valid",
             Self::CertificateExpired => "certificate_expired",
             Self::UserLocked => "user_locked",
@@ -84,6 +89,19 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The refusal of a new tunnel while the view is older than the
+    /// staleness limit (`silent` is how long the CA has been silent).
+    pub fn stale(silent: std::time::Duration) -> Self {
+        Self::new(
+            RefusalCode::ViewStale,
+            format!(
+                "the proxy has not heard from the CA for {} s, so it cannot know of recent \
+                 locks; new connections are refused until the CA is reachable again",
+                silent.as_secs()
+            ),
+        )
+    }
+
     fn new(code: RefusalCode, message: impl Into<String>) -> Self {
         Self {
             code,

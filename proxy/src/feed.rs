@@ -77,6 +77,8 @@ struct Inner {
     view: Option<Arc<ProxyView>>,
     generation: u64,
     last_heard: Option<Instant>,
+    received: Option<Instant>,
+    connected: bool,
 }
 
 /// The latest view from the CA, shared by the feed thread and every tunnel.
@@ -114,6 +116,28 @@ impl Feed {
         self.lock().last_heard
     }
 
+    /// When the current view arrived (the clock the lock propagation
+    /// delay is measured from).
+    pub fn received(&self) -> Option<Instant> {
+        self.lock().received
+    }
+
+    /// How long the CA has been silent, if it was ever heard: past the
+    /// staleness limit new tunnels are refused.
+    pub fn silent_for(&self) -> Option<Duration> {
+        self.lock().last_heard.map(|t| t.elapsed())
+    }
+
+    /// Whether a feed stream is open now.
+    pub fn connected(&self) -> bool {
+        self.lock().connected
+    }
+
+    /// Marks the stream open or closed (the feed loop does).
+    pub fn set_connected(&self, connected: bool) {
+        self.lock().connected = connected;
+    }
+
     /// Waits until the generation differs from `seen` or `timeout`
     /// passes; returns the generation then.
     pub fn wait_for_change(&self, seen: u64, timeout: Duration) -> u64 {
@@ -131,9 +155,11 @@ impl Feed {
         let mut inner = self.lock();
         match message {
             FeedMessage::Snapshot { view, .. } => {
+                let now = Instant::now();
                 inner.view = Some(Arc::new(view));
                 inner.generation += 1;
-                inner.last_heard = Some(Instant::now());
+                inner.last_heard = Some(now);
+                inner.received = Some(now);
                 drop(inner);
                 self.changed.notify_all();
                 Ok(())
@@ -268,7 +294,12 @@ pub fn run(config: &Config, feed: &Feed, stop: &AtomicBool, report: &dyn Fn(&Fee
     let mut attempt = 0u32;
     while !stop.load(Ordering::Relaxed) {
         let before = feed.generation();
-        let result = connect(config).and_then(|reader| read_stream(feed, reader, stop));
+        let result = connect(config).and_then(|reader| {
+            feed.set_connected(true);
+            let read = read_stream(feed, reader, stop);
+            feed.set_connected(false);
+            read
+        });
         if stop.load(Ordering::Relaxed) {
             return;
         }

@@ -6,6 +6,9 @@
 //! `SIGNET_PROXY_JOIN_TOKEN`, never the command line, and is never logged.
 //! Renew (before the certificate expires): a new key, and a certificate
 //! for it from the CA's proxy listener, authenticated by the current pair.
+//! Both also ask for a TLS server certificate for the same key naming
+//! `public_names` (what engineers' clients check), written to
+//! `identity.server_certificate`.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -157,15 +160,24 @@ pub fn join(config: &Config) -> Result<JoinResponse, JoinError> {
         &JoinRequest {
             token,
             public_key: B64(spki),
+            public_names: config.public_names.clone(),
         },
         None,
     )?;
+    let server = server_pem(config, &url, &joined)?;
     write_new(&config.identity.key, key_pem(&pkcs8)?.as_bytes(), 0o600)?;
     write_new(
         &config.identity.certificate,
         joined.certificate_pem.as_bytes(),
         0o644,
     )?;
+    if let Some(pem) = server {
+        write_new(
+            &config.identity.server_certificate_path(),
+            pem.as_bytes(),
+            0o644,
+        )?;
+    }
     Ok(joined)
 }
 
@@ -190,15 +202,48 @@ pub fn renew(config: &Config) -> Result<JoinResponse, JoinError> {
         &url,
         &RenewRequest {
             public_key: B64(spki),
+            public_names: config.public_names.clone(),
         },
         Some(client),
     )?;
+    let server = server_pem(config, &url, &renewed)?;
     // The key first: a crash between the two leaves a new key with the old
     // certificate, which the next renewal (or a join) repairs; never a
     // certificate without its key.
     replace(key, key_pem(&pkcs8)?.as_bytes(), 0o600)?;
     replace(cert, renewed.certificate_pem.as_bytes(), 0o644)?;
+    if let Some(pem) = server {
+        replace(
+            &config.identity.server_certificate_path(),
+            pem.as_bytes(),
+            0o644,
+        )?;
+    }
     Ok(renewed)
+}
+
+/// The server certificate in the CA's answer: there exactly when
+/// `public_names` asked for one.
+fn server_pem(
+    config: &Config,
+    url: &str,
+    answer: &JoinResponse,
+) -> Result<Option<String>, JoinError> {
+    match (
+        &answer.server_certificate_pem,
+        config.public_names.is_empty(),
+    ) {
+        (Some(pem), false) => Ok(Some(pem.clone())),
+        (None, true) => Ok(None),
+        (None, false) => Err(JoinError::Ca {
+            url: url.to_owned(),
+            message: "no server certificate for public_names in the answer".into(),
+        }),
+        (Some(_), true) => Err(JoinError::Ca {
+            url: url.to_owned(),
+            message: "a server certificate nobody asked for".into(),
+        }),
+    }
 }
 
 /// Replaces a file atomically: a new file beside it, synced, renamed over it.

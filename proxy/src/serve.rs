@@ -9,6 +9,12 @@
 //! dialled and bytes copied both ways. Every open tunnel is registered so
 //! a new view (a lock) or its certificate's end closes it at once. A
 //! source address holds at most [`MAX_PER_SOURCE`] connections.
+//!
+//! Beside the tunnels: ALPN `http/1.1` (or none) is the CA's API,
+//! forwarded ([`crate::forward`]); the TLS certificate is the proxy's
+//! server certificate, renewed at half life ([`crate::tls`]); metrics and
+//! health on `metrics_listen` ([`crate::metrics`]); and past `stale_after`
+//! without a word from the CA, new tunnels are refused (`view_stale`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,18 +22,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
-use crate::decide::{decide, to_cut, Refusal};
+use crate::decide::{decide, to_cut, Refusal, RefusalCode};
 use crate::feed::{self, Feed};
+use crate::forward::Forwarder;
 use crate::identity::Identity;
+use crate::metrics::{Counted, Metrics};
 use crate::preamble::{PreambleReader, Reply, ALPN_SSH};
+use crate::tls::ALPN_HTTP;
 
 /// Time allowed for the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +58,12 @@ pub enum ServeError {
     /// The TLS configuration cannot be built.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The TLS identity cannot be used.
+    #[error(transparent)]
+    TlsIdentity(#[from] crate::tls::TlsError),
+    /// The CA's URL or root cannot be used for forwarding.
+    #[error(transparent)]
+    Forward(#[from] crate::forward::ForwardError),
     /// The port cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -67,14 +80,6 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn pem_der(path: &std::path::Path) -> Result<Vec<u8>, ServeError> {
-    let pem = std::fs::read(path)
-        .map_err(|e| ServeError::Identity(format!("{}: {e}", path.display())))?;
-    der::pem::decode_vec(&pem)
-        .map(|(_, der)| der)
-        .map_err(|e| ServeError::Identity(format!("{}: {e}", path.display())))
 }
 
 /// The trust domain from the proxy's own certificate (its URI
@@ -109,35 +114,6 @@ pub fn trust_domain(proxy_cert: &[u8]) -> Result<String, ServeError> {
         .ok_or_else(bad)
 }
 
-/// The TLS configuration: the proxy's own pair as the server certificate,
-/// client certificates optional but verified against `root` when given.
-pub fn tls_config(
-    root: &[u8],
-    cert: &[u8],
-    key: &[u8],
-) -> Result<Arc<rustls::ServerConfig>, ServeError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(root.to_vec()))
-        .map_err(|e| ServeError::Tls(format!("ca.root as a trust anchor: {e}")))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| ServeError::Tls(e.to_string()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| ServeError::Tls(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![CertificateDer::from(cert.to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec())),
-        )
-        .map_err(|e| ServeError::Tls(e.to_string()))?;
-    config.alpn_protocols = vec![ALPN_SSH.to_vec()];
-    Ok(Arc::new(config))
-}
-
 /// An open tunnel: who it runs as, and how to close it.
 struct Open {
     who: Identity,
@@ -145,11 +121,13 @@ struct Open {
 }
 
 /// What every connection shares.
-#[derive(Default)]
 struct Shared {
     tunnels: Mutex<HashMap<u64, Open>>,
     sources: Mutex<HashMap<IpAddr, usize>>,
     next: AtomicU64,
+    metrics: Arc<Metrics>,
+    forwarder: Arc<Forwarder>,
+    stale_after: Duration,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -185,6 +163,7 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         locked(&self.shared.tunnels).remove(&self.id);
+        self.shared.metrics.tunnel_closed();
     }
 }
 
@@ -207,6 +186,13 @@ fn cut_now(shared: &Shared, feed: &Feed) {
                 reason = %refusal.message,
                 "tunnel closed"
             );
+            let since_view = matches!(
+                refusal.code,
+                RefusalCode::UserLocked | RefusalCode::DeviceLocked
+            )
+            .then(|| feed.received().map(|t| t.elapsed()))
+            .flatten();
+            shared.metrics.cut(refusal.code.as_str(), since_view);
             let _ = open.cut.send(refusal);
         }
     }
@@ -215,20 +201,66 @@ fn cut_now(shared: &Shared, feed: &Feed) {
 /// Runs the proxy until the process ends: the feed thread, the cutter
 /// thread and the TLS listener.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let root = pem_der(&config.ca.root)?;
-    let cert = pem_der(&config.identity.certificate)?;
-    let key = pem_der(&config.identity.key)?;
-    let domain = trust_domain(&cert)?;
-    let acceptor = TlsAcceptor::from(tls_config(&root, &cert, &key)?);
+    let identity = crate::tls::Identity::load(&config)?;
+    let domain = trust_domain(&identity.client_cert)?;
+    let resolver = crate::tls::Resolver::new(identity.certified.clone());
+    let acceptor = TlsAcceptor::from(crate::tls::server_config(&identity.root, resolver.clone())?);
+    let metrics = Metrics::new();
+    if let Some((_, not_after)) = crate::tls::validity(&identity.client_cert) {
+        metrics.certificate(not_after);
+    }
+    let forwarder = Arc::new(Forwarder::new(&config, &identity.root, metrics.clone())?);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen {
             addr: config.listen,
             source,
         })?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
     let feed = Feed::new();
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        tunnels: Mutex::new(HashMap::new()),
+        sources: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(0),
+        metrics: metrics.clone(),
+        forwarder,
+        stale_after: config.stale_after,
+    });
     let stop = Arc::new(AtomicBool::new(false));
+    if let Some(listener) = metrics_listener {
+        if !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
+            tracing::warn!(event = "metrics", "metrics_listen is not a loopback address: /metrics and /healthz are not authenticated");
+        }
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            feed.clone(),
+            config.stale_after,
+        ));
+    }
+    {
+        let (config, metrics) = (config.clone(), metrics.clone());
+        std::thread::spawn(move || {
+            crate::tls::renew_forever(&config, &resolver, &|outcome| match outcome {
+                Ok(not_after) => {
+                    metrics.renewal(true);
+                    metrics.certificate(not_after);
+                    tracing::info!(event = "renewed", not_after, "proxy certificates renewed");
+                }
+                Err(e) => {
+                    metrics.renewal(false);
+                    tracing::error!(event = "renewal_failed", error = %e, "proxy certificate renewal failed; retrying in a minute");
+                }
+            })
+        });
+    }
     {
         let (config, feed, stop) = (config.clone(), feed.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -262,6 +294,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             let n = sources.entry(peer.ip()).or_insert(0);
             if *n >= MAX_PER_SOURCE {
                 tracing::warn!(event = "refuse", peer = %peer, code = "too_many_connections", "source over its connection limit");
+                shared.metrics.refused("too_many_connections");
                 continue;
             }
             *n += 1;
@@ -285,12 +318,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
 async fn refuse<S: tokio::io::AsyncWrite + Unpin>(
     stream: &mut S,
+    metrics: &Metrics,
     peer: SocketAddr,
     user: &str,
-    code: &str,
+    code: &'static str,
     message: &str,
 ) {
     tracing::info!(event = "refuse", peer = %peer, user, code, reason = message, "tunnel refused");
+    metrics.refused(code);
     let line = Reply::Refused {
         code: code.to_owned(),
         message: message.to_owned(),
@@ -312,10 +347,12 @@ async fn connection(
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::info!(event = "refuse", peer = %peer, code = "tls", reason = %e, "TLS handshake failed");
+            shared.metrics.refused("tls");
             return;
         }
         Err(_) => {
             tracing::info!(event = "refuse", peer = %peer, code = "tls_timeout", "TLS handshake too slow");
+            shared.metrics.refused("tls_timeout");
             return;
         }
     };
@@ -328,11 +365,20 @@ async fn connection(
                 .map(|c| c.to_vec()),
         )
     };
-    if alpn.as_deref() != Some(ALPN_SSH) {
-        tracing::info!(event = "refuse", peer = %peer, code = "alpn", "no signet-ssh/1 ALPN");
-        let _ = tls.shutdown().await;
-        return;
+    match alpn.as_deref() {
+        Some(ALPN_SSH) => {}
+        // The CA's API; clients that name no protocol speak HTTP/1.1.
+        Some(ALPN_HTTP) | None => return shared.forwarder.clone().serve(tls, peer).await,
+        Some(_) => {
+            // rustls accepts only the protocols offered; nothing else gets here.
+            tracing::info!(event = "refuse", peer = %peer, code = "alpn", "unknown ALPN");
+            shared.metrics.refused("alpn");
+            let _ = tls.shutdown().await;
+            return;
+        }
     }
+    let metrics = shared.metrics.clone();
+    let metrics = &*metrics;
     // The preamble, within its time.
     let read = async {
         let mut reader = PreambleReader::new();
@@ -349,10 +395,11 @@ async fn connection(
     };
     let (preamble, rest) = match tokio::time::timeout(PREAMBLE_TIMEOUT, read).await {
         Ok(Ok(done)) => done,
-        Ok(Err(e)) => return refuse(&mut tls, peer, "", "bad_preamble", &e).await,
+        Ok(Err(e)) => return refuse(&mut tls, metrics, peer, "", "bad_preamble", &e).await,
         Err(_) => {
             return refuse(
                 &mut tls,
+                metrics,
                 peer,
                 "",
                 "preamble_timeout",
@@ -364,6 +411,7 @@ async fn connection(
     let Some(der) = client_cert else {
         return refuse(
             &mut tls,
+            metrics,
             peer,
             "",
             "no_certificate",
@@ -373,23 +421,74 @@ async fn connection(
     };
     let who = match Identity::from_certificate(&der, domain) {
         Ok(who) => who,
-        Err(e) => return refuse(&mut tls, peer, "", "bad_certificate", &e.to_string()).await,
+        Err(e) => {
+            return refuse(
+                &mut tls,
+                metrics,
+                peer,
+                "",
+                "bad_certificate",
+                &e.to_string(),
+            )
+            .await
+        }
     };
+    if let Some(silent) = feed
+        .silent_for()
+        .filter(|silent| *silent > shared.stale_after)
+    {
+        let r = Refusal::stale(silent);
+        return refuse(
+            &mut tls,
+            metrics,
+            peer,
+            &who.user,
+            r.code.as_str(),
+            &r.message,
+        )
+        .await;
+    }
     let view = feed.view();
     let address = match decide(view.as_deref(), &who, &preamble, unix_now()) {
         Ok(node) => node.address.clone(),
-        Err(r) => return refuse(&mut tls, peer, &who.user, r.code.as_str(), &r.message).await,
+        Err(r) => {
+            return refuse(
+                &mut tls,
+                metrics,
+                peer,
+                &who.user,
+                r.code.as_str(),
+                &r.message,
+            )
+            .await
+        }
     };
     drop(view);
     let mut node = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&address)).await {
         Ok(Ok(node)) => node,
         Ok(Err(e)) => {
             let message = format!("node {} at {address}: {e}", preamble.node);
-            return refuse(&mut tls, peer, &who.user, "node_unreachable", &message).await;
+            return refuse(
+                &mut tls,
+                metrics,
+                peer,
+                &who.user,
+                "node_unreachable",
+                &message,
+            )
+            .await;
         }
         Err(_) => {
             let message = format!("node {} at {address} did not answer in time", preamble.node);
-            return refuse(&mut tls, peer, &who.user, "node_unreachable", &message).await;
+            return refuse(
+                &mut tls,
+                metrics,
+                peer,
+                &who.user,
+                "node_unreachable",
+                &message,
+            )
+            .await;
         }
     };
     // Registered before the reply, so a lock arriving now cuts it.
@@ -402,6 +501,7 @@ async fn connection(
             cut: cut_tx,
         },
     );
+    metrics.tunnel_opened();
     let _registered = Registered {
         shared: shared.clone(),
         id,
@@ -425,6 +525,8 @@ async fn connection(
     {
         return;
     }
+    let mut tls = Counted::new(tls, metrics.bytes("up"));
+    let mut node = Counted::new(node, metrics.bytes("down"));
     tokio::select! {
         copied = tokio::io::copy_bidirectional(&mut tls, &mut node) => {
             let (up, down) = copied.unwrap_or((0, 0));

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use signet_api::proxy::{FeedMessage, ProxyView, UserLock, MAX_FEED_LINE};
-use signet_proxy::config::{CaSection, Config, IdentitySection, JoinSection};
+use signet_proxy::config::Config;
 use signet_proxy::feed::{backoff, read_stream, run, Feed, FeedError, MAX_BACKOFF};
 use signet_proxy::{still_allowed, Identity, RefusalCode};
 
@@ -149,19 +149,15 @@ fn the_loop_reports_each_failure_retries_and_stops() {
     let dir = std::env::temp_dir().join(format!("signet-proxy-feed-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // No CA listens here, and the identity files do not exist.
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ca: CaSection {
-            url: "https://127.0.0.1:9".into(),
-            feed_url: "https://127.0.0.1:9".into(),
-            root: dir.join("root.pem"),
-        },
-        identity: IdentitySection {
-            key: dir.join("proxy.key"),
-            certificate: dir.join("proxy.pem"),
-        },
-        join: JoinSection::default(),
-    };
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\n[ca]\nurl = \"https://127.0.0.1:9\"\n\
+         feed_url = \"https://127.0.0.1:9\"\nroot = {:?}\n[identity]\nkey = {:?}\n\
+         certificate = {:?}\n",
+        dir.join("root.pem"),
+        dir.join("proxy.key"),
+        dir.join("proxy.pem"),
+    );
+    let config = Config::parse(&dir.join("proxy.toml"), &text).unwrap();
     let feed = Feed::new();
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(Mutex::new(Vec::new()));

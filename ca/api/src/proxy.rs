@@ -39,6 +39,11 @@ pub struct JoinRequest {
     pub token: String,
     /// The proxy's public key, DER SubjectPublicKeyInfo.
     pub public_key: B64,
+    /// The DNS names and IP addresses engineers reach the proxy by: the CA
+    /// also issues a TLS server certificate for them (same key), if its
+    /// `serve.proxy_names` allows every one. Empty: no server certificate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_names: Vec<String>,
 }
 
 impl std::fmt::Debug for JoinRequest {
@@ -46,6 +51,7 @@ impl std::fmt::Debug for JoinRequest {
         f.debug_struct("JoinRequest")
             .field("token", &"<redacted>")
             .field("public_key", &self.public_key)
+            .field("public_names", &self.public_names)
             .finish()
     }
 }
@@ -63,6 +69,10 @@ pub struct JoinResponse {
     pub not_after: u64,
     /// Its log index.
     pub log_index: u64,
+    /// The TLS server certificate for the same key, naming the proxy's
+    /// public names (PEM), when they were asked for; logged too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_certificate_pem: Option<String>,
 }
 
 /// Where a proxy renews its certificate before it expires (`POST`, on the
@@ -76,6 +86,9 @@ pub const RENEW_PATH: &str = "/v1/proxy/renew";
 pub struct RenewRequest {
     /// DER SubjectPublicKeyInfo.
     pub public_key: B64,
+    /// The proxy's public names, as in [`JoinRequest::public_names`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_names: Vec<String>,
 }
 
 /// One line of the feed.

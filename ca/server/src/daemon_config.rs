@@ -51,6 +51,12 @@ pub struct ServeSection {
     /// (`/v1/proxy/feed`). Off when absent.
     #[serde(default)]
     pub proxy_listen: Option<SocketAddr>,
+    /// The DNS names and IP addresses access proxies may have in their TLS
+    /// server certificates (issued when they join or renew, for the names
+    /// each asks for, every one of which must be listed here). Empty: no
+    /// proxy gets a server certificate.
+    #[serde(default)]
+    pub proxy_names: Vec<String>,
     /// The unix socket admin commands reach the running daemon on.
     /// Default: `<data_dir>/admin.sock`.
     #[serde(default)]
@@ -79,6 +85,7 @@ impl Default for ServeSection {
             tls_lifetime: default_tls_lifetime(),
             metrics_listen: None,
             proxy_listen: None,
+            proxy_names: Vec::new(),
             admin_socket: None,
             admin_group: None,
             log_format: LogFormat::Text,
@@ -111,30 +118,12 @@ fn default_max_body() -> usize {
 impl ServeSection {
     /// The TLS names, parsed.
     pub fn server_names(&self) -> Result<Vec<ServerName>, String> {
-        self.names
-            .iter()
-            .map(|name| {
-                if let Ok(ip) = name.parse::<IpAddr>() {
-                    return Ok(ServerName::Ip(ip));
-                }
-                let dns_ok = !name.is_empty()
-                    && name.len() <= 253
-                    && name.split('.').all(|label| {
-                        !label.is_empty()
-                            && label.len() <= 63
-                            && !label.starts_with('-')
-                            && !label.ends_with('-')
-                            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                    });
-                if dns_ok {
-                    Ok(ServerName::Dns(name.to_ascii_lowercase()))
-                } else {
-                    Err(format!(
-                        "serve.names: {name:?} is neither a DNS name nor an IP address"
-                    ))
-                }
-            })
-            .collect()
+        parse_server_names("serve.names", &self.names)
+    }
+
+    /// The names proxies may have in their server certificates, parsed.
+    pub fn proxy_server_names(&self) -> Result<Vec<ServerName>, String> {
+        parse_server_names("serve.proxy_names", &self.proxy_names)
     }
 
     /// The base URL of invite links.
@@ -161,6 +150,7 @@ impl ServeSection {
             return Err("serve.names: at least one name for the TLS certificate".into());
         }
         self.server_names()?;
+        self.proxy_server_names()?;
         if let Some(url) = &self.public_url {
             if !url.starts_with("https://") || url.contains(char::is_whitespace) {
                 return Err("serve.public_url: an https:// URL".into());
@@ -184,6 +174,35 @@ impl ServeSection {
         }
         Ok(())
     }
+}
+
+/// TLS server names (DNS names, lowercased, or IP addresses); `key` names
+/// the setting in errors.
+pub fn parse_server_names(key: &str, names: &[String]) -> Result<Vec<ServerName>, String> {
+    names
+        .iter()
+        .map(|name| {
+            if let Ok(ip) = name.parse::<IpAddr>() {
+                return Ok(ServerName::Ip(ip));
+            }
+            let dns_ok = !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if dns_ok {
+                Ok(ServerName::Dns(name.to_ascii_lowercase()))
+            } else {
+                Err(format!(
+                    "{key}: {name:?} is neither a DNS name nor an IP address"
+                ))
+            }
+        })
+        .collect()
 }
 
 /// Whether a security key must verify its user (PIN or biometric).

@@ -236,9 +236,7 @@ async fn renew(
     super::api::ApiJson(request): super::api::ApiJson<signet_api::proxy::RenewRequest>,
 ) -> std::result::Result<axum::Json<signet_api::proxy::JoinResponse>, super::api::ErrorResponse> {
     let serial = peer.serial.unwrap_or_default();
-    match tokio::task::spawn_blocking(move || service.renew_proxy(&serial, &request.public_key.0))
-        .await
-    {
+    match tokio::task::spawn_blocking(move || service.renew_proxy(&serial, &request)).await {
         Ok(Ok(renewed)) => Ok(axum::Json(renewed)),
         Ok(Err(refusal)) => Err(refusal.into()),
         Err(_) => Err(crate::touch::Refusal::internal("the renewal task failed").into()),

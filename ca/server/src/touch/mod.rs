@@ -14,6 +14,7 @@ mod issue;
 mod limits;
 mod node_join;
 mod nodes;
+mod proxy_server;
 mod refusal;
 
 use std::collections::HashMap;

@@ -152,10 +152,11 @@ impl Service {
         if self.directory().proxy_invite(&hash).is_none_or(|i| i.spent) {
             return Err(refused());
         }
+        let names = self.proxy_public_names(&request.public_names)?;
         let actor = Actor::LocalAdmin {
             unix_user: format!("proxy join ({name})"),
         };
-        let joined = self.issue_proxy_cert(&name, &request.public_key.0, hash, actor)?;
+        let joined = self.issue_proxy_cert(&name, &request.public_key.0, &names, hash, actor)?;
         tracing::info!(
             event = "proxy_joined",
             proxy = %name,
@@ -173,7 +174,7 @@ impl Service {
     pub fn renew_proxy(
         &self,
         serial: &str,
-        public_key: &[u8],
+        request: &signet_api::proxy::RenewRequest,
     ) -> std::result::Result<signet_api::proxy::JoinResponse, Refusal> {
         let refused = || {
             Refusal::new(
@@ -190,11 +191,12 @@ impl Service {
         if !self.directory().proxy_renewable(serial) {
             return Err(refused());
         }
+        let names = self.proxy_public_names(&request.public_names)?;
         let hash = crate::directory::proxy_renewal_hash(serial);
         let actor = Actor::LocalAdmin {
             unix_user: format!("proxy renewal ({name})"),
         };
-        let renewed = self.issue_proxy_cert(&name, public_key, hash, actor)?;
+        let renewed = self.issue_proxy_cert(&name, &request.public_key.0, &names, hash, actor)?;
         tracing::info!(
             event = "proxy_renewed",
             proxy = %name,
@@ -211,6 +213,7 @@ impl Service {
         &self,
         name: &str,
         public_key: &[u8],
+        server_names: &[crate::x509::ServerName],
         hash: [u8; 32],
         actor: Actor,
     ) -> std::result::Result<signet_api::proxy::JoinResponse, Refusal> {
@@ -240,6 +243,13 @@ impl Service {
                 )
             })?
             .bound_to(hash);
+        // The server certificate first: if it fails, the invite (or the
+        // renewal) is not spent and the proxy may try again.
+        let server_certificate_pem = if server_names.is_empty() {
+            None
+        } else {
+            Some(self.issue_proxy_server_cert(name, server_names, public_key, actor.clone())?)
+        };
         let issued = self.authority.issue(approved, actor)?;
         let entry = Entry::from_bytes(&issued.entry).map_err(Refusal::internal)?;
         self.directory_mut()
@@ -255,6 +265,7 @@ impl Service {
             certificate_pem,
             not_after,
             log_index: issued.log_index,
+            server_certificate_pem,
         })
     }
 
