@@ -15,7 +15,7 @@ use signet_log::entry::{Actor, Change, Entry, EntryKind};
 use signet_policy::{Inventory, NodeChange, Policy};
 use signet_webauthn::{CredentialId, StoredCredential};
 
-use crate::store::LogStore;
+use crate::store::{LogRead, LogStore};
 use crate::{Error, Result};
 
 /// A registered security key.
@@ -208,12 +208,36 @@ impl Directory {
             return Ok(());
         }
         let reader = store.reader()?;
+        self.catch_up_from(reader.as_ref(), size)
+    }
+
+    /// [`Directory::catch_up`] from one view of the log. An entry missing
+    /// below `size` (a gap) or one that cannot be applied stops it there:
+    /// the entries before it stay applied, nothing after it is.
+    pub(crate) fn catch_up_from(&mut self, reader: &dyn LogRead, size: u64) -> Result<()> {
         for index in self.applied..size {
             let bytes = reader
                 .entry(index)?
                 .ok_or_else(|| inconsistent(index, "missing"))?;
-            let entry = Entry::from_bytes(&bytes)?;
+            let entry = Entry::from_bytes(&bytes)
+                .map_err(|e| inconsistent(index, format!("unreadable ({e})")))?;
             self.apply(index, &entry)?;
+        }
+        Ok(())
+    }
+
+    /// Applies an entry this CA just appended at `index`: first every entry
+    /// before it not applied yet (other replicas', and this one's
+    /// issuances), then it — unless the catching up applied it already.
+    pub fn apply_appended(
+        &mut self,
+        store: &dyn LogStore,
+        index: u64,
+        entry: &Entry,
+    ) -> Result<()> {
+        self.catch_up(store, index)?;
+        if self.applied == index {
+            self.apply(index, entry)?;
         }
         Ok(())
     }
@@ -228,6 +252,14 @@ impl Directory {
     /// credential registered twice): the daemon then refuses to serve
     /// rather than act on a state the log does not explain.
     pub fn apply(&mut self, index: u64, entry: &Entry) -> Result<()> {
+        // In log order, each entry once: applying one twice, or skipping
+        // one, would leave a state the log does not explain.
+        if index != self.applied {
+            return Err(inconsistent(
+                index,
+                format!("out of order (the next entry to apply is {})", self.applied),
+            ));
+        }
         match (&entry.kind, &entry.change) {
             (
                 EntryKind::Invite,

@@ -381,3 +381,87 @@ fn a_proxy_certificate_spends_its_invite_once() {
         "a second renewal of one certificate"
     );
 }
+
+/// A view of a log held in memory, with holes where `None`.
+struct Log(Vec<Option<Vec<u8>>>);
+
+impl crate::store::LogRead for Log {
+    fn entry(&self, index: u64) -> crate::Result<Option<Vec<u8>>> {
+        Ok(self.0.get(index as usize).cloned().flatten())
+    }
+    fn node(&self, _: u32, _: u64) -> crate::Result<Option<signet_log::merkle::Hash>> {
+        Ok(None)
+    }
+    fn serial_index(&self, _: crate::store::SerialKind, _: &str) -> crate::Result<Option<u64>> {
+        Ok(None)
+    }
+    fn end(&self) -> crate::Result<u64> {
+        Ok(self.0.len() as u64)
+    }
+    fn entry_count(&self) -> crate::Result<u64> {
+        Ok(self.0.iter().flatten().count() as u64)
+    }
+}
+
+fn bytes(entry: &Entry) -> Option<Vec<u8>> {
+    Some(entry.to_canonical_bytes().unwrap())
+}
+
+#[test]
+fn catching_up_applies_in_order_never_twice_and_stops_at_a_gap() {
+    let mut log = Log(vec![
+        bytes(&invite("alice", 1)),
+        bytes(&enrollment("alice", 1, 7)),
+        bytes(&invite("bob", 2)),
+        None,
+        bytes(&enrollment("bob", 2, 8)),
+    ]);
+    let mut d = Directory::default();
+    d.catch_up_from(&log, 2).unwrap();
+    assert_eq!(d.applied(), 2);
+    assert!(d.invite(&[1; 32]).unwrap().spent);
+    assert!(
+        d.invite(&[2; 32]).is_none(),
+        "applied past the size asked for"
+    );
+    // Asked again, or for less: nothing is applied twice (a second
+    // application of the invite would be refused as a token used twice).
+    d.catch_up_from(&log, 2).unwrap();
+    d.catch_up_from(&log, 1).unwrap();
+    assert_eq!(d.applied(), 2);
+    // Nor can an entry be applied out of order, before or after.
+    assert!(d.apply(0, &invite("carol", 3)).is_err());
+    assert!(d.apply(3, &invite("carol", 3)).is_err());
+    assert!(d.invite(&[3; 32]).is_none());
+
+    // A gap: everything before it applied, nothing after it, and an error
+    // that names the missing entry.
+    let err = d.catch_up_from(&log, 5).unwrap_err().to_string();
+    assert!(
+        err.contains("log entry 3") && err.contains("missing"),
+        "{err}"
+    );
+    assert_eq!(d.applied(), 3);
+    assert!(d.invite(&[2; 32]).is_some());
+    assert!(d.account("bob").is_none());
+
+    // An entry that does not parse stops it the same way.
+    log.0[3] = Some(b"{\"kind\":".to_vec());
+    let err = d.catch_up_from(&log, 5).unwrap_err().to_string();
+    assert!(err.contains("log entry 3"), "{err}");
+    assert_eq!(d.applied(), 3);
+
+    // One the state cannot explain (an enrollment spending a spent invite)
+    // too, and it changes nothing.
+    log.0[3] = bytes(&enrollment("alice", 1, 9));
+    assert!(d.catch_up_from(&log, 5).is_err());
+    assert_eq!(d.applied(), 3);
+    assert_eq!(d.account("alice").unwrap().credentials.len(), 1);
+
+    // Filled in: it goes on from where it stopped, in order.
+    log.0[3] = bytes(&invite("carol", 3));
+    d.catch_up_from(&log, 5).unwrap();
+    assert_eq!(d.applied(), 5);
+    assert!(d.invite(&[3; 32]).is_some());
+    assert_eq!(d.account("bob").unwrap().credentials.len(), 1);
+}

@@ -228,7 +228,13 @@ async fn health(State(state): State<AppState>) -> Response {
     let service = state.service.clone();
     let result = tokio::task::spawn_blocking(move || {
         let hsm = probe();
-        let store = service.store().failure();
+        // A store that fails, or a directory that could not follow the
+        // log (another replica's entry it cannot apply): either stops
+        // issuance, and the reason is shown here.
+        let store = service
+            .store()
+            .failure()
+            .or_else(|| service.directory_failure());
         let checkpoint = service.store().latest_checkpoint();
         let witnesses = service.store().witness_states();
         let witness_failure = service.store().witness_failure();

@@ -38,6 +38,7 @@ pub struct Metrics {
     sign_seconds: Histogram,
     log_size: Gauge,
     pending: Gauge,
+    directory_behind: Gauge,
     witness_up: Family<WitnessLabels, Gauge>,
     witness_size: Family<WitnessLabels, Gauge>,
     released_size: Gauge,
@@ -84,6 +85,13 @@ impl Metrics {
             "WebAuthn ceremonies waiting for finish",
             pending.clone(),
         );
+        let directory_behind = Gauge::default();
+        registry.register(
+            "directory_behind",
+            "1 while the CA's state cannot follow its log (an entry another replica appended \
+             cannot be applied) and issuance is stopped, else 0",
+            directory_behind.clone(),
+        );
         let witness_up = Family::<WitnessLabels, Gauge>::default();
         registry.register(
             "witness_up",
@@ -108,6 +116,7 @@ impl Metrics {
             sign_seconds,
             log_size,
             pending,
+            directory_behind,
             witness_up,
             witness_size,
             released_size,
@@ -121,6 +130,8 @@ impl Metrics {
             .set(i64::try_from(service.store().latest_checkpoint().size).unwrap_or(i64::MAX));
         self.pending
             .set(i64::try_from(service.pending_ceremonies()).unwrap_or(i64::MAX));
+        self.directory_behind
+            .set(i64::from(service.directory_failure().is_some()));
         let released = service.store().published_checkpoint().map_or(0, |c| c.size);
         self.released_size
             .set(i64::try_from(released).unwrap_or(i64::MAX));

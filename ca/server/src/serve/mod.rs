@@ -34,6 +34,9 @@ use crate::{admin, Error, Result};
 /// How long requests in flight may take to finish after SIGTERM.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// How often a directory that fell behind the log tries again.
+const CATCH_UP_RETRY: Duration = Duration::from_secs(1);
+
 /// The daemon's whole router (without a socket, so tests can drive it).
 pub fn app(service: Arc<Service>, hsm_probe: api::HsmProbe) -> Router {
     let config = service.config().clone();
@@ -79,14 +82,24 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
         let service = Arc::downgrade(&service);
         std::thread::Builder::new()
             .name("signet-catch-up".into())
-            .spawn(move || {
-                for _size in remote {
-                    let Some(service) = service.upgrade() else {
-                        break;
-                    };
-                    if let Err(e) = service.catch_up() {
-                        tracing::error!(event = "catch_up_failed", error = %e, "cannot apply entries another replica appended");
-                    }
+            .spawn(move || loop {
+                // Woken by each report; while the directory is behind (an
+                // entry could not be read or applied), tried again every
+                // second as well, so a database back from an outage lets
+                // it catch up by itself.
+                let reported = match remote.recv_timeout(CATCH_UP_RETRY) {
+                    Ok(_) => true,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => false,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                };
+                let Some(service) = service.upgrade() else {
+                    break;
+                };
+                if !reported && service.directory_failure().is_none() {
+                    continue;
+                }
+                if let Err(e) = service.catch_up() {
+                    tracing::error!(event = "catch_up_failed", error = %e, "cannot apply entries another replica appended");
                 }
             })
             .map_err(|e| Error::Store(format!("cannot start the catch-up thread: {e}")))?;

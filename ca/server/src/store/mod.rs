@@ -24,6 +24,7 @@ use signet_log::tiles::{TilePath, TileSource};
 
 use crate::{Error, Result};
 
+pub mod ceremonies;
 pub mod configured;
 pub mod high_water;
 pub mod local;
@@ -32,6 +33,7 @@ pub mod restore;
 pub mod verify;
 pub mod witnessing;
 
+pub use ceremonies::{CeremonyStore, MemoryCeremonies};
 pub use high_water::{FileMark, HighWaterMark, TokenMark};
 pub use local::{CommitMode, LocalStore, StoreOptions};
 pub use postgres::{PgConfig, PgOptions, PgStore};
@@ -294,6 +296,13 @@ pub trait LogStore: Send + Sync {
     /// verified in, for a store shared by several CAs; `None` for a store
     /// only this daemon writes.
     fn remote_appends(&self) -> Option<crossbeam_channel::Receiver<u64>> {
+        None
+    }
+
+    /// Where ceremonies in progress wait between begin and finish, for a
+    /// store shared by several CAs (so begin on one and finish on another
+    /// works); `None` keeps them in this process's memory.
+    fn ceremonies(&self) -> Option<Arc<dyn CeremonyStore>> {
         None
     }
 

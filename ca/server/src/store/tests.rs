@@ -1479,3 +1479,137 @@ fn postgres_a_ca_runs_as_a_database_user_without_create_once_migrated() {
     });
     assert!(err.is_err(), "the CA's role could rewrite entries");
 }
+
+#[test]
+fn postgres_ceremonies_are_shared_taken_once_expire_are_capped_and_fail_closed() {
+    use super::ceremonies::{CeremonyKind, Put};
+    use std::time::Duration;
+    const TTL: Duration = Duration::from_secs(60);
+    let fx = Fixture::new(Backend::Postgres);
+    fx.open().unwrap();
+    let (a, b) = (replica(&fx, "a"), replica(&fx, "b"));
+    let (on_a, on_b) = (a.ceremonies().unwrap(), b.ceremonies().unwrap());
+
+    // Begun on A, finished on B; then gone for both.
+    assert_eq!(
+        on_a.put(&[1; 32], CeremonyKind::Cert, b"{\"x\":1}", TTL, 10)
+            .unwrap(),
+        Put::Stored
+    );
+    assert!(on_a
+        .put(&[1; 32], CeremonyKind::Enroll, b"{}", TTL, 10)
+        .is_err());
+    let taken = on_b.take(&[1; 32]).unwrap().unwrap();
+    assert_eq!(taken.kind, CeremonyKind::Cert);
+    assert_eq!(taken.body, b"{\"x\":1}");
+    assert!(on_a.take(&[1; 32]).unwrap().is_none());
+    assert!(on_b.take(&[1; 32]).unwrap().is_none());
+    // The id itself is nowhere in the database, only its hash.
+    assert_eq!(
+        fx.pg()
+            .psql(
+                fx.db(),
+                "SELECT count(*) FROM ceremonies WHERE length(id_sha256) <> 32"
+            )
+            .trim(),
+        "0"
+    );
+
+    // Many takers of one ceremony on both replicas: exactly one gets it.
+    on_a.put(&[2; 32], CeremonyKind::Enroll, b"{}", TTL, 10)
+        .unwrap();
+    let got: usize = std::thread::scope(|scope| {
+        let takers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = if i % 2 == 0 { &on_a } else { &on_b };
+                scope.spawn(move || store.take(&[2; 32]).unwrap().is_some())
+            })
+            .collect();
+        takers
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum()
+    });
+    assert_eq!(got, 1);
+
+    // Expired (by the database's clock): refused, and removed by the try.
+    on_a.put(&[3; 32], CeremonyKind::Cert, b"{}", TTL, 10)
+        .unwrap();
+    fx.pg().psql(
+        fx.db(),
+        "UPDATE ceremonies SET expires_at = now() - interval '1 second'",
+    );
+    assert!(on_b.take(&[3; 32]).unwrap().is_none());
+    assert_eq!(
+        fx.pg()
+            .psql(fx.db(), "SELECT count(*) FROM ceremonies")
+            .trim(),
+        "0"
+    );
+
+    // The cap counts pending ones across replicas; expired ones are swept
+    // to make room.
+    on_a.put(&[4; 32], CeremonyKind::Cert, b"{}", TTL, 2)
+        .unwrap();
+    on_b.put(&[5; 32], CeremonyKind::Cert, b"{}", TTL, 2)
+        .unwrap();
+    assert_eq!(
+        on_a.put(&[6; 32], CeremonyKind::Cert, b"{}", TTL, 2)
+            .unwrap(),
+        Put::TooMany
+    );
+    assert_eq!(on_b.pending().unwrap(), 2);
+    fx.pg().psql(
+        fx.db(),
+        "UPDATE ceremonies SET expires_at = now() - interval '1 second'",
+    );
+    assert_eq!(
+        on_a.put(&[6; 32], CeremonyKind::Cert, b"{}", TTL, 2)
+            .unwrap(),
+        Put::Stored
+    );
+    assert_eq!(
+        fx.pg()
+            .psql(fx.db(), "SELECT count(*) FROM ceremonies")
+            .trim(),
+        "1",
+        "expired rows were not swept"
+    );
+    // A kind the table does not know cannot be stored behind the CA's back.
+    let pg = fx.pg();
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pg.psql(
+            fx.db(),
+            "INSERT INTO ceremonies (id_sha256, kind, body, expires_at) \
+             VALUES (decode(repeat('07', 32), 'hex'), 'proxy', '', now() + interval '1 minute')",
+        )
+    }));
+    drop(pg);
+    assert!(refused.is_err());
+
+    // The database lost: refused as unavailable, never kept in memory
+    // instead; back: working again by itself.
+    fx.pg().stop();
+    for result in [
+        on_a.put(&[8; 32], CeremonyKind::Cert, b"{}", TTL, 10)
+            .map(|_| ()),
+        on_b.take(&[6; 32]).map(|_| ()),
+    ] {
+        assert!(
+            matches!(result, Err(Error::StoreUnavailable(_))),
+            "{result:?}"
+        );
+    }
+    fx.pg().restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match on_b.take(&[6; 32]) {
+            Ok(found) => {
+                assert!(found.is_some(), "the ceremony begun before the restart");
+                break;
+            }
+            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -100,13 +100,7 @@ impl Service {
                 token_sha256,
                 challenge,
             }))
-            .map_err(|_| {
-                Refusal::new(
-                    ErrorCode::RateLimited,
-                    "too_many_ceremonies",
-                    "too many enrollments in progress; try again in a minute",
-                )
-            })?;
+            .map_err(|e| e.refusal("enrollments"))?;
         Ok(EnrollBeginResponse {
             ceremony,
             user: invite.user,
@@ -122,7 +116,11 @@ impl Service {
         request: &EnrollFinishRequest,
         source: Option<IpAddr>,
     ) -> Result<EnrollFinishResponse, Refusal> {
-        let Some(Pending::Enroll(ceremony)) = self.ceremonies.take(&request.ceremony) else {
+        let Some(Pending::Enroll(ceremony)) = self
+            .ceremonies
+            .take(&request.ceremony)
+            .map_err(|e| self.refuse(FINISH, "", Refusal::from(e)))?
+        else {
             return Err(self.refuse(
                 FINISH,
                 "",
@@ -149,6 +147,7 @@ impl Service {
         ceremony: &EnrollCeremony,
         request: &EnrollFinishRequest,
     ) -> Result<EnrollFinishResponse, Refusal> {
+        self.ready()?;
         let directory = self.directory();
         if directory
             .invite(&ceremony.token_sha256)

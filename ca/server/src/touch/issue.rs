@@ -221,6 +221,7 @@ impl Service {
     }
 
     fn begin_checked(&self, request: &BeginRequest) -> Result<BeginResponse, Refusal> {
+        self.ready()?;
         let parsed = parse(request)?;
         let attested = signet_attest::verify_piv_attestation(
             &parsed.chain,
@@ -311,19 +312,17 @@ impl Service {
                 challenge,
                 request_sha256,
                 public_key: parsed.subject_key,
-                attested,
+                public_key_spki: attested.public_key_spki_der.clone(),
+                device: PivDevice {
+                    serial: attested.serial,
+                    pin_policy: attested.pin_policy,
+                    touch_policy: attested.touch_policy,
+                },
                 principals: parsed.principals,
                 ttl: parsed.ttl,
-                grant,
                 require_uv,
             })))
-            .map_err(|_| {
-                Refusal::new(
-                    ErrorCode::RateLimited,
-                    "too_many_ceremonies",
-                    "too many sign-ins in progress; try again in a minute",
-                )
-            })?;
+            .map_err(|e| e.refusal("sign-ins"))?;
         Ok(BeginResponse {
             ceremony,
             nonce: B64(nonce.to_vec()),
@@ -346,7 +345,11 @@ impl Service {
                 "this sign-in is unknown, was already used, or took longer than 60 s; start again",
             )
         };
-        let Some(Pending::Cert(ceremony)) = self.ceremonies.take(&request.ceremony) else {
+        let Some(Pending::Cert(ceremony)) = self
+            .ceremonies
+            .take(&request.ceremony)
+            .map_err(|e| self.refuse(FINISH, "", Refusal::from(e)))?
+        else {
             return Err(self.refuse(FINISH, "", expired()));
         };
         let user = ceremony.user.clone();
@@ -362,6 +365,7 @@ impl Service {
         ceremony: &CertCeremony,
         request: &FinishRequest,
     ) -> Result<FinishResponse, Refusal> {
+        self.ready()?;
         let user = &ceremony.user;
         let directory = self.directory();
         if let Some(lock) = directory.lock_of(user, now()) {
@@ -374,7 +378,7 @@ impl Service {
                 ),
             ));
         }
-        super::nodes::device_lock_refusal(&directory, ceremony.attested.serial)?;
+        super::nodes::device_lock_refusal(&directory, ceremony.device.serial)?;
         let credential_id = CredentialId(
             URL_SAFE_NO_PAD
                 .decode(request.assertion.raw_id.trim_end_matches('='))
@@ -432,24 +436,20 @@ impl Service {
                 &AccessRequest {
                     principals: ceremony.principals.clone(),
                     ttl: ceremony.ttl,
-                    key: Some((ceremony.attested.pin_policy, ceremony.attested.touch_policy)),
+                    key: Some((ceremony.device.pin_policy, ceremony.device.touch_policy)),
                 },
             )
             .map_err(|r| {
                 policy_refusal(
                     r,
                     &ceremony.principals,
-                    (ceremony.attested.pin_policy, ceremony.attested.touch_policy),
+                    (ceremony.device.pin_policy, ceremony.device.touch_policy),
                 )
             })?;
         drop(directory);
         self.failures.reset(user);
 
-        let device = PivDevice {
-            serial: ceremony.attested.serial,
-            pin_policy: ceremony.attested.pin_policy,
-            touch_policy: ceremony.attested.touch_policy,
-        };
+        let device = ceremony.device.clone();
         let actor = Actor::User {
             name: user.clone(),
             webauthn_credential_id: Some(Base64Bytes(credential_id.0.clone())),
@@ -491,7 +491,7 @@ impl Service {
             user = %user,
             roles = ?grant.roles,
             principals = ?ceremony.principals,
-            device = ceremony.attested.serial,
+            device = ceremony.device.serial,
             ssh_serial = %ssh.serial,
             x509_serial = %x509.serial,
             ssh_log_index = ssh.log_index,

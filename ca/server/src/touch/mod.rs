@@ -72,6 +72,8 @@ pub struct Service {
     /// Told the log size after each change the directory applies (the
     /// proxies' feed waits on it).
     changes: tokio::sync::watch::Sender<u64>,
+    /// Why the directory could not follow the log, while it cannot.
+    stalled: Mutex<Option<String>>,
 }
 
 /// Seconds since the epoch.
@@ -154,12 +156,17 @@ impl Service {
             per_user: Limiter::new(config.limits.per_user_per_minute),
             per_source: Limiter::new(config.limits.per_source_per_minute),
         };
+        let ceremonies = Ceremonies::new(
+            store
+                .ceremonies()
+                .unwrap_or_else(|| Arc::new(crate::store::MemoryCeremonies::default())),
+        );
         Ok(Self {
             config,
             authority,
             store,
             directory: RwLock::new(directory),
-            ceremonies: Ceremonies::default(),
+            ceremonies,
             limits,
             failures: Failures::default(),
             user_locks: Mutex::new(HashMap::new()),
@@ -169,6 +176,7 @@ impl Service {
             device_roots,
             observer: Box::new(NoObserver),
             changes,
+            stalled: Mutex::new(None),
         })
     }
 
@@ -219,28 +227,79 @@ impl Service {
 
     /// Appends an entry, waits until it is durable, then applies it.
     fn record(&self, entry: &Entry) -> Result<Appended> {
+        if let Some(reason) = self.directory_failure() {
+            return Err(Error::Store(reason));
+        }
         let appended = self.store.append(entry, None)?;
         let mut directory = self.directory_mut();
         // Entries other replicas appended before this one come first.
-        directory.catch_up(self.store.as_ref(), appended.index)?;
-        if directory.applied() == appended.index {
-            directory.apply(appended.index, entry)?;
+        let applied = directory.apply_appended(self.store.as_ref(), appended.index, entry);
+        let size = directory.applied();
+        drop(directory);
+        if let Err(err) = applied {
+            return Err(self.directory_stalled(err));
         }
-        self.changes.send_replace(directory.applied());
+        self.changes.send_replace(size);
         Ok(appended)
     }
 
     /// Applies the entries other replicas appended, up to the verified log
     /// size, and signals the proxy feed; returns the size applied. Called
     /// each time the store reports such entries.
+    ///
+    /// An entry that cannot be applied (or cannot be read) stops issuance:
+    /// until a later catch-up gets past it, every request is refused as
+    /// unavailable and [`Service::directory_failure`] says why, rather
+    /// than deciding on a directory known to be behind the log.
     pub fn catch_up(&self) -> Result<u64> {
         let size = self.store.latest_checkpoint().size;
         let mut directory = self.directory_mut();
-        directory.catch_up(self.store.as_ref(), size)?;
+        let result = directory.catch_up(self.store.as_ref(), size);
         let applied = directory.applied();
         drop(directory);
         self.changes.send_replace(applied);
-        Ok(applied)
+        match result {
+            Ok(()) => {
+                if crate::store::lock(&self.stalled).take().is_some() {
+                    tracing::info!(
+                        event = "directory_caught_up",
+                        applied,
+                        "the directory caught up with the log: issuing again"
+                    );
+                }
+                Ok(applied)
+            }
+            Err(err) => Err(self.directory_stalled(err)),
+        }
+    }
+
+    /// Why the directory is behind the log (an entry another replica
+    /// appended could not be applied), or `None`: while it is, nothing is
+    /// issued or changed.
+    pub fn directory_failure(&self) -> Option<String> {
+        crate::store::lock(&self.stalled).clone()
+    }
+
+    /// Records that the directory could not follow the log, and returns
+    /// the error for the caller.
+    fn directory_stalled(&self, err: Error) -> Error {
+        let reason = format!(
+            "the CA's state is behind its log and it stops issuing until it catches up: {err}"
+        );
+        let mut stalled = crate::store::lock(&self.stalled);
+        if stalled.is_none() {
+            tracing::error!(event = "directory_behind", error = %err, "{reason}");
+        }
+        *stalled = Some(reason.clone());
+        Error::Store(reason)
+    }
+
+    /// Refuses while the directory is behind the log.
+    fn ready(&self) -> std::result::Result<(), Refusal> {
+        match self.directory_failure() {
+            None => Ok(()),
+            Some(reason) => Err(Refusal::unavailable(reason)),
+        }
     }
 
     fn rate_limit(

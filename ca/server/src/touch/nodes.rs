@@ -253,7 +253,7 @@ impl Service {
         let issued = self.authority.issue(approved, actor)?;
         let entry = Entry::from_bytes(&issued.entry).map_err(Refusal::internal)?;
         self.directory_mut()
-            .apply(issued.log_index, &entry)
+            .apply_appended(self.store.as_ref(), issued.log_index, &entry)
             .map_err(Refusal::internal)?;
         let crate::authority::IssuedCert::X509(der_bytes) = &issued.certificate else {
             return Err(Refusal::internal("expected an X.509 certificate"));

@@ -53,6 +53,7 @@ use super::{
 };
 use crate::{Error, Result};
 
+mod ceremonies;
 mod connect;
 pub mod copy;
 mod reader;
@@ -331,6 +332,10 @@ impl PgStore {
 impl LogStore for PgStore {
     fn remote_appends(&self) -> Option<crossbeam_channel::Receiver<u64>> {
         Some(self.subscribe())
+    }
+
+    fn ceremonies(&self) -> Option<Arc<dyn super::CeremonyStore>> {
+        Some(Arc::new(ceremonies::PgCeremonies::new(self.pool.clone())))
     }
 
     fn reserve_serial(&self, kind: SerialKind, serial: &str) -> Result<Option<SerialReservation>> {

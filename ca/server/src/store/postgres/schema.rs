@@ -13,6 +13,7 @@ use crate::{Error, Result};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_log.sql")),
     (2, include_str!("migrations/0002_join_tokens.sql")),
+    (3, include_str!("migrations/0003_ceremonies.sql")),
 ];
 
 /// The advisory lock key migrations hold ("signet-m" in ASCII).
