@@ -141,7 +141,9 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
             })?),
             None => None,
         };
-        let (tls, resolver) = tls::server_config(&service)?;
+        // Issuing blocks (the HSM, the store: PostgreSQL's client runs a
+        // runtime of its own, which may not start on this thread).
+        let (tls, resolver) = tokio::task::block_in_place(|| tls::server_config(&service))?;
         let proxy_task = proxy_feed::spawn(proxy_listener, &service, resolver.clone())?;
         let admin_task = tokio::spawn(admin::serve(
             admin_listener,

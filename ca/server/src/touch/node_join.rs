@@ -216,7 +216,15 @@ impl Service {
         request: &NodeRenewRequest,
         source: Option<IpAddr>,
     ) -> std::result::Result<NodeCertificates, Refusal> {
-        self.rate_limit("node_renew", "node-renew", source)?;
+        // Limited per certificate presented (a fleet renewing at once is
+        // many keys) and per source address.
+        let first = request
+            .renewals
+            .first()
+            .map(|r| Sha256::digest(r.certificate.as_bytes()))
+            .unwrap_or_default();
+        let limit_key = format!("node-renew:{}", hex::encode(&first[..8]));
+        self.rate_limit("node_renew", &limit_key, source)?;
         self.renew_node_checked(request)
             .map_err(|r| self.refuse("node_renew", "node-renew", r))
     }
