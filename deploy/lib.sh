@@ -1,7 +1,7 @@
 # Shared helpers for Signet's deploy scripts. Sourced, not run.
 
 # Debian packages the test suite drives as real peers.
-SIGNET_TEST_PACKAGES="softhsm2 postgresql opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev pcscd pcsc-tools vsmartcard-vpcd ykcs11 yubico-piv-tool procps python3-pip python3-dev swig chromium python3-websocket tmux python3-cryptography"
+SIGNET_TEST_PACKAGES="softhsm2 postgresql opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev pcscd pcsc-tools vsmartcard-vpcd ykcs11 yubico-piv-tool procps python3-pip python3-dev swig chromium python3-websocket tmux python3-cryptography git"
 # python-fido2 (PyPI, with pyscard, built against libpcsclite-dev) drives the
 # FIDO2 applet's conformance tests: see ensure_python_fido2.
 # chromium and python3-websocket: the enrollment page in a real headless
