@@ -465,3 +465,35 @@ fn catching_up_applies_in_order_never_twice_and_stops_at_a_gap() {
     assert!(d.invite(&[3; 32]).is_some());
     assert_eq!(d.account("bob").unwrap().credentials.len(), 1);
 }
+
+#[test]
+fn a_node_invite_is_spent_by_the_host_certificates_of_its_join() {
+    let mut d = Directory::default();
+    d.apply(0, &invite("node:web-1", 4)).unwrap();
+    let pending = d.node_invite(&[4; 32]).unwrap();
+    assert_eq!((pending.name.as_str(), pending.spent), ("web-1", false));
+    // A node token is no user invite, and no token is invited twice.
+    assert!(d.invite(&[4; 32]).is_none());
+    assert!(d.apply(1, &invite("alice", 4)).is_err());
+    assert!(d.apply(1, &invite("node:bad name", 5)).is_err());
+    let host_cert = |node: &str, token: u8| Entry {
+        kind: EntryKind::SshHostCert,
+        time: 1_100,
+        actor: Actor::LocalAdmin {
+            unix_user: format!("node join ({node})"),
+        },
+        request_hash: Some(Sha256Hex([token; 32])),
+        subject: Some(node.into()),
+        principals: vec![node.into(), "10.0.0.5".into()],
+        roles: Vec::new(),
+        certificate: None,
+        change: None,
+    };
+    // A host certificate for another node cannot spend web-1's token.
+    assert!(d.apply(1, &host_cert("db-1", 4)).is_err());
+    assert!(!d.node_invite(&[4; 32]).unwrap().spent);
+    d.apply(1, &host_cert("web-1", 4)).unwrap();
+    // The join's second key is bound to the same token.
+    d.apply(2, &host_cert("web-1", 4)).unwrap();
+    assert!(d.node_invite(&[4; 32]).unwrap().spent);
+}

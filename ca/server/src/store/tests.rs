@@ -422,6 +422,7 @@ both_backends!(
     a_mark_moved_by_another_writer_stops_issuance,
     entries_appended_together_share_one_commit_and_checkpoint,
     entries_appended_together_are_refused_together,
+    a_join_token_is_spent_once_by_its_subject_before_it_expires,
 );
 
 fn appends_are_ordered_checkpointed_and_survive_reopen(fx: Fixture) {
@@ -1612,4 +1613,57 @@ fn postgres_ceremonies_are_shared_taken_once_expire_are_capped_and_fail_closed()
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn a_join_token_is_spent_once_by_its_subject_before_it_expires(fx: Fixture) {
+    let web = "node:web-1";
+    {
+        let store = fx.open().unwrap();
+        store.put_join_token(&[1; 32], web, 2_000).unwrap();
+        store.put_join_token(&[2; 32], web, 1_000).unwrap();
+        assert!(
+            store.put_join_token(&[1; 32], "node:db-1", 3_000).is_err(),
+            "a token recorded twice"
+        );
+        assert!(
+            !store.spend_join_token(&[9; 32], web, 1_500).unwrap(),
+            "unknown"
+        );
+        assert!(
+            !store
+                .spend_join_token(&[1; 32], "node:db-1", 1_500)
+                .unwrap(),
+            "another node's"
+        );
+        assert!(
+            !store.spend_join_token(&[2; 32], web, 1_000).unwrap(),
+            "expired"
+        );
+        assert!(store.spend_join_token(&[1; 32], web, 1_500).unwrap());
+        assert!(
+            !store.spend_join_token(&[1; 32], web, 1_500).unwrap(),
+            "spent"
+        );
+        // Eight spends of one token at once: exactly one wins.
+        store.put_join_token(&[3; 32], web, 2_000).unwrap();
+        store.put_join_token(&[4; 32], web, 2_000).unwrap();
+        let store: Arc<dyn LogStore> = Arc::from(store);
+        let spends: Vec<_> = (0..8)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || store.spend_join_token(&[3; 32], web, 1_500).unwrap())
+            })
+            .collect();
+        let wins = spends
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|won| *won)
+            .count();
+        assert_eq!(wins, 1);
+    }
+    // Durable: after a reopen, spent stays spent and unspent stays usable.
+    let store = fx.open().unwrap();
+    assert!(!store.spend_join_token(&[1; 32], web, 1_500).unwrap());
+    assert!(!store.spend_join_token(&[3; 32], web, 1_500).unwrap());
+    assert!(store.spend_join_token(&[4; 32], web, 1_500).unwrap());
 }
