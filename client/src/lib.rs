@@ -13,4 +13,5 @@ pub mod audit;
 pub mod card;
 pub mod login;
 pub mod profile;
+pub mod tunnel;
 pub mod ui;

@@ -74,6 +74,11 @@ pub struct Profile {
     /// FIDO HID key is plugged in, else PC/SC), `usb` or `pcsc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<crate::login::TransportSetting>,
+    /// The Signet proxy's address for SSH tunnels, `HOST:PORT` (set by
+    /// `signet login --proxy` and `signet config --proxy`); when absent,
+    /// the host and port of `ca_url` (one port serves both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 /// How many generated keys the profile remembers (one per YubiKey in use
@@ -243,6 +248,7 @@ mod tests {
             principals: vec!["ubuntu".into()],
             signet_keys: vec!["00".repeat(32)],
             transport: Some(crate::login::TransportSetting::Pcsc),
+            proxy: Some("proxy.example.com:443".into()),
         };
         profile.save_to(&path).unwrap();
         assert_eq!(Profile::load_from(&path).unwrap(), Some(profile));

@@ -67,19 +67,45 @@ pub(crate) struct AgentCommand {
 /// `signet config`.
 #[derive(Debug, Args)]
 #[command(
-    about = "Print an ssh_config block that makes ssh use the Signet agent",
+    about = "Print an ssh_config block: plain ssh to your nodes through the Signet proxy",
     long_about = "\
-Print an ssh_config block that makes every ssh use the Signet agent and
-certificate:
-  signet config >> ~/.ssh/config
+Print an ssh_config block that makes plain `ssh NODE` (and scp, rsync, git
+over ssh) go through the Signet proxy, authenticated by your YubiKey:
 
-When the profile knows the CA's SSH host CA ($XDG_CONFIG_HOME/signet/ssh-host-ca.pub,
-one OpenSSH public key line, as `signet-ca export ssh-host-ca` prints it),
-it also writes an `@cert-authority *` line for it to
-$XDG_CONFIG_HOME/signet/known_hosts and names that file in the block, so
-hosts with certificates from the CA are known without asking."
+  signet config --hosts '*.internal web-* db-*' >> ~/.ssh/config
+  ssh web-1
+
+For the hosts it names (--hosts, ssh_config patterns; default: every host)
+the block sets
+  ProxyCommand <this signet> proxy ssh %r@%h:%p   the TLS tunnel through the
+                                                  proxy (signet proxy ssh --help)
+  IdentityAgent <the signet agent's socket>       the SSH certificate's key
+  CertificateFile <the SSH certificate>           signs on the card (signet agent)
+and, when the profile knows the CA's SSH host CA
+($XDG_CONFIG_HOME/signet/ssh-host-ca.pub, stored by `signet login`), writes
+an `@cert-authority *` line for it to $XDG_CONFIG_HOME/signet/known_hosts and
+names that file, so nodes with host certificates from the CA are known
+without asking.
+
+The proxy is the profile's (`signet login --proxy HOST:PORT`, else the CA's
+address); --proxy HOST:PORT changes it in the profile. Without a proxy
+address the block has no ProxyCommand, only the agent lines. --json prints
+the same as a JSON object (with the block as `ssh_config`).
+
+Start the agent once per session: eval \"$(signet agent --daemon)\"."
 )]
-pub(crate) struct ConfigCommand {}
+pub(crate) struct ConfigCommand {
+    /// The hosts to route through the proxy: ssh_config patterns,
+    /// separated by spaces or commas (e.g. '*.internal web-*').
+    #[arg(long, value_name = "PATTERNS", default_value = "*")]
+    hosts: String,
+    /// The Signet proxy's address, HOST:PORT (remembered in the profile).
+    #[arg(long, value_name = "HOST:PORT")]
+    proxy: Option<String>,
+    /// Print a JSON object instead of the block.
+    #[arg(long)]
+    json: bool,
+}
 
 /// `signet ssh [ssh arguments]`.
 #[derive(Debug, Args)]
@@ -342,28 +368,108 @@ fn config_quote(path: &Path) -> String {
     format!("\"{}\"", path.display())
 }
 
+/// The host patterns of `--hosts`: ssh_config patterns (names, `*`, `?`,
+/// a leading `!`), nothing that could end the line or start another
+/// keyword.
+fn host_patterns(text: &str) -> anyhow::Result<Vec<String>> {
+    let patterns: Vec<String> = text
+        .split([' ', ','])
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if patterns.is_empty() {
+        bail!(signet::tunnel::TunnelError::Usage(
+            "--hosts: name at least one host pattern".into()
+        ));
+    }
+    for pattern in &patterns {
+        let body = pattern.strip_prefix('!').unwrap_or(pattern);
+        let ok = !body.is_empty()
+            && body.len() <= 255
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"*?.-_@:[]".contains(&b));
+        if !ok {
+            bail!(signet::tunnel::TunnelError::Usage(format!(
+                "--hosts: {pattern:?} is not an ssh host pattern (letters, digits, * ? . - _ @ : [ ], a leading !)"
+            )));
+        }
+    }
+    Ok(patterns)
+}
+
+/// The ProxyCommand line: this executable (absolute), shell-quoted since
+/// ssh runs the line with the shell, `%` doubled since ssh expands it.
+fn proxy_command(exe: &Path) -> String {
+    format!("{} proxy ssh %r@%h:%p", shell_word(exe).replace('%', "%%"))
+}
+
 /// Runs `signet config`.
-pub(crate) fn run_config(_cmd: ConfigCommand) -> anyhow::Result<()> {
+pub(crate) fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
+    let hosts = host_patterns(&cmd.hosts)?;
     let setup = setup()?;
+    let mut profile = Profile::load()?;
+    if let Some(given) = &cmd.proxy {
+        let address = signet::tunnel::ProxyAddress::parse(given)
+            .map_err(signet::tunnel::TunnelError::Usage)?;
+        let mut changed = profile.clone().unwrap_or_default();
+        changed.proxy = Some(address.to_string());
+        changed.save()?;
+        profile = Some(changed);
+    }
+    let proxy = profile
+        .as_ref()
+        .and_then(|p| signet::tunnel::proxy_address(None, p).ok());
+    let command = match &proxy {
+        Some(_) => Some(proxy_command(
+            &std::env::current_exe().context("finding the signet executable")?,
+        )),
+        None => None,
+    };
     let known_hosts = host_ca_known_hosts()?;
-    let mut out = String::from(
-        "# Signet: ssh through the Signet agent (signet config >> ~/.ssh/config)\nHost *\n",
-    );
+    let mut out = String::new();
+    match &proxy {
+        Some(address) => out.push_str(&format!(
+            "# Signet: ssh to these hosts goes through the Signet proxy {address},\n\
+             # authenticated by your YubiKey (signet config >> ~/.ssh/config)\n"
+        )),
+        None => out.push_str(
+            "# Signet: ssh through the Signet agent (signet config >> ~/.ssh/config)\n\
+             # No Signet proxy in the profile: `signet config --proxy HOST:PORT` routes ssh through it.\n",
+        ),
+    }
+    out.push_str(&format!("Host {}\n", hosts.join(" ")));
+    if let Some(command) = &command {
+        out.push_str(&format!("    ProxyCommand {command}\n"));
+    }
     out.push_str(&format!(
         "    IdentityAgent {}\n    CertificateFile {}\n",
         config_quote(&setup.paths.socket),
         config_quote(&setup.certificate)
     ));
-    match known_hosts {
+    match &known_hosts {
         Some(path) => out.push_str(&format!(
             "    UserKnownHostsFile ~/.ssh/known_hosts {}\n",
-            config_quote(&path)
+            config_quote(path)
         )),
         None => out.push_str(
             "    # No SSH host CA in the profile yet: hosts are checked against ~/.ssh/known_hosts.\n",
         ),
     }
-    print!("{out}");
+    if cmd.json {
+        let value = serde_json::json!({
+            "hosts": hosts,
+            "proxy": proxy.as_ref().map(ToString::to_string),
+            "proxy_command": command,
+            "identity_agent": setup.paths.socket,
+            "certificate_file": setup.certificate,
+            "known_hosts": known_hosts,
+            "ssh_config": out,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{out}");
+    }
     Ok(())
 }
 
@@ -411,5 +517,38 @@ mod tests {
             r"'/tmp/a b/it'\''s'"
         );
         assert_eq!(shell_word(Path::new("/tmp/$(x)")), "'/tmp/$(x)'");
+    }
+
+    #[test]
+    fn proxy_command_survives_the_shell_and_ssh_expansion() {
+        assert_eq!(
+            proxy_command(Path::new("/usr/bin/signet")),
+            "/usr/bin/signet proxy ssh %r@%h:%p"
+        );
+        assert_eq!(
+            proxy_command(Path::new("/opt/my tools/100%/signet")),
+            "'/opt/my tools/100%%/signet' proxy ssh %r@%h:%p"
+        );
+    }
+
+    #[test]
+    fn host_patterns_are_ssh_patterns_only() {
+        assert_eq!(
+            host_patterns("*.internal, web-* !db-9").unwrap(),
+            vec!["*.internal", "web-*", "!db-9"]
+        );
+        assert_eq!(host_patterns("*").unwrap(), vec!["*"]);
+        for bad in [
+            "",
+            " , ",
+            "a\nProxyCommand evil",
+            "a#b",
+            "\"x\"",
+            "!",
+            "a=b",
+            "a\tb",
+        ] {
+            assert!(host_patterns(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -88,7 +88,8 @@ pub(crate) enum TouchPolicyArg {
 #[derive(Debug, Args)]
 #[command(long_about = LOGIN_LONG, after_help = EXIT_HELP)]
 pub(crate) struct LoginArgs {
-    /// The CA's API address, HOST:PORT or https://HOST:PORT (remembered).
+    /// The CA's API address, HOST:PORT or https://HOST:PORT: the Signet
+    /// proxy's (remembered; `signet proxy ssh` tunnels through it too).
     #[arg(long, value_name = "HOST:PORT")]
     proxy: Option<String>,
     /// Your user name at the CA (remembered).

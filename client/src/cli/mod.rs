@@ -4,6 +4,7 @@ mod agent;
 mod audit;
 mod login;
 mod progress;
+mod proxy;
 
 use clap::{Parser, Subcommand};
 use signet::audit::{AuditError, ErrorClass};
@@ -31,7 +32,7 @@ answer did not prove itself; 2 usage; 3 local files; 4 the YubiKey or
 security key (none, wrong PIN, PIN blocked, no touch in time); 5 the CA
 unreachable or untrusted; 6 the CA refused (roles, key policy, lock,
 invite, rate limit). `signet login --help` says more; `signet audit
---help` and `signet agent --help` give theirs.";
+--help`, `signet agent --help` and `signet proxy ssh --help` give theirs.";
 
 /// Signet: short-lived, hardware-backed access certificates, and a log of
 /// every one of them that anyone can verify.
@@ -50,6 +51,7 @@ enum Command {
     Agent(agent::AgentCommand),
     Config(agent::ConfigCommand),
     Ssh(agent::SshCommand),
+    Proxy(proxy::ProxyCommand),
     Login(login::LoginArgs),
     Enroll(login::EnrollArgs),
     Status(login::StatusArgs),
@@ -69,6 +71,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(cmd) => agent::run_agent(cmd),
         Command::Config(cmd) => agent::run_config(cmd),
         Command::Ssh(cmd) => agent::run_ssh(cmd),
+        Command::Proxy(cmd) => proxy::run(cmd),
     }
 }
 
@@ -83,6 +86,17 @@ pub(crate) fn exit_code(e: &anyhow::Error) -> u8 {
             LoginClass::Card => 4,
             LoginClass::Unreachable => 5,
             LoginClass::Refused => 6,
+        };
+    }
+    if let Some(tunnel) = e.downcast_ref::<signet::tunnel::TunnelError>() {
+        use signet::tunnel::TunnelClass;
+        return match tunnel.class() {
+            TunnelClass::Usage => 2,
+            TunnelClass::Local => 3,
+            TunnelClass::Card => 4,
+            TunnelClass::Unreachable => 5,
+            TunnelClass::Refused => 6,
+            _ => 7,
         };
     }
     if e.downcast_ref::<agent::AgentCliError>().is_some() {

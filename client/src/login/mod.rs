@@ -419,6 +419,12 @@ pub fn login(opts: &LoginOptions) -> Result<LoginRecord, LoginError> {
         profile.ca_root = None;
     }
     profile.ca_url = base.clone();
+    if let Some(proxy) = &opts.proxy {
+        // The same address serves SSH tunnels (`signet proxy ssh`).
+        let address = crate::tunnel::ProxyAddress::parse(proxy)
+            .map_err(|e| LoginError::Usage(format!("--proxy: {e}")))?;
+        profile.proxy = Some(address.to_string());
+    }
     let user = match (&opts.user, existing.as_ref().map(|p| p.user.clone())) {
         (Some(u), _) => u.clone(),
         (None, Some(u)) if !u.is_empty() => u,

@@ -38,6 +38,8 @@ pub struct Ca {
     pub hsm: SoftHsm,
     pub config: PathBuf,
     pub port: u16,
+    /// The proxies' listener, once [`Ca::enable_proxy_listener`] ran.
+    pub proxy_port: Option<u16>,
     binary: PathBuf,
     daemon: Option<signet_testkit::child::Daemon>,
 }
@@ -117,6 +119,7 @@ impl Ca {
             hsm,
             config,
             port,
+            proxy_port: None,
             binary,
             daemon: None,
         };
@@ -161,6 +164,27 @@ impl Ca {
         self.hsm.dir().join(name)
     }
 
+    /// Turns on the daemon's listener for access proxies (their feed) on a
+    /// free loopback port, before [`Ca::serve`], and allows the proxy name
+    /// `localhost`; returns the port.
+    pub fn enable_proxy_listener(&mut self) -> u16 {
+        let port = free_port();
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let commented = "# proxy_listen = \"0.0.0.0:8442\"";
+        assert!(text.contains(commented), "the example config changed");
+        // Proxies may be named localhost (what the tests dial), nothing else.
+        let names = "proxy_names = [\"proxy.example.com\"]";
+        assert!(text.contains(names), "the example config changed");
+        std::fs::write(
+            &self.config,
+            text.replace(commented, &format!("proxy_listen = \"127.0.0.1:{port}\""))
+                .replace(names, "proxy_names = [\"localhost\"]"),
+        )
+        .unwrap();
+        self.proxy_port = Some(port);
+        port
+    }
+
     /// Starts `signet-ca serve` and waits until it listens (20 s at most).
     pub fn serve(&mut self) {
         let child = spawn_tied(
@@ -186,6 +210,16 @@ impl Ca {
                 std::fs::read_to_string(self.path("serve.log")).unwrap_or_default()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if let Some(port) = self.proxy_port {
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the CA's proxy listener did not come up: {}",
+                    std::fs::read_to_string(self.path("serve.log")).unwrap_or_default()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
         }
     }
 

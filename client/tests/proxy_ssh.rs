@@ -1,0 +1,650 @@
+//! `signet proxy ssh` and `signet config` end to end, all real peers: the
+//! `signet-ca serve` daemon on SoftHSM2 with its proxy listener, a joined
+//! `signet-proxy serve`, a loopback `sshd` trusting the CA's user key as
+//! the node `web-1` (and `db-1`, outside the role), the virtual YubiKey
+//! behind a private pcscd holding the key and certificates from a real
+//! `signet enroll` and `signet login`, `signet agent` for the SSH side, and
+//! OpenSSH's `ssh` and `scp` reading the block `signet config` printed
+//! (`ssh -F`), so the ProxyCommand is `signet proxy ssh %r@%h:%p` and the
+//! TLS client signature is made on the card.
+//!
+//! Needs what client/tests/login.rs needs, and `signet-proxy` built next to
+//! `signet` (`cargo build --all-features -p signet-ca -p signet-proxy`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use signet_firmware_tests::harness::{VirtualKeyOptions, VirtualYubiKey};
+use signet_testkit::Sshd;
+
+#[path = "support/ca.rs"]
+mod support;
+use support::{current_user, Ca, Trust};
+#[path = "support/proxy.rs"]
+mod proxy_support;
+use proxy_support::Proxy;
+
+const PIN: &str = "123456";
+
+fn bin_dir() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_signet")).parent().unwrap()
+}
+
+/// The engineer's machine: XDG directories, a PIN file, the card's pcscd.
+struct Home {
+    dir: tempfile::TempDir,
+    envs: Vec<(String, PathBuf)>,
+}
+
+impl Home {
+    fn new(key: &VirtualYubiKey) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("signet-proxy-ssh-")
+            .tempdir()
+            .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        for sub in ["home", "config", "state", "runtime"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        std::fs::set_permissions(
+            dir.path().join("runtime"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        let pin = dir.path().join("pin");
+        std::fs::write(&pin, format!("{PIN}\n")).unwrap();
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Self {
+            dir,
+            envs: key.pcscd().envs(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The environment every command of the engineer's gets (ssh passes
+    /// it on to the ProxyCommand).
+    fn env(&self, cmd: &mut Command) {
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env("XDG_RUNTIME_DIR", self.path("runtime"))
+            .env("SIGNET_PIN_FILE", self.path("pin"))
+            .env_remove("SIGNET_FIDO_PIN_FILE")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("ALL_PROXY");
+    }
+
+    fn signet(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
+        cmd.args(args).stdin(Stdio::null());
+        self.env(&mut cmd);
+        cmd
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.signet(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "signet {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `ssh -F <signet config's block> NODE COMMAND`.
+    fn ssh(&self, node: &str, command: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.arg("-F")
+            .arg(self.path("ssh_config"))
+            .arg(node)
+            .arg(command)
+            .stdin(Stdio::null());
+        self.env(&mut cmd);
+        cmd
+    }
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+/// Everything running, the engineer logged in, `signet config` written.
+struct World {
+    // Drop order: the agent, the proxy, the CA, sshd, the card.
+    _agent: Kill,
+    proxy: Proxy,
+    ca: Ca,
+    sshd: Sshd,
+    home: Home,
+    key: VirtualYubiKey,
+    login: String,
+}
+
+/// Stops the background agent (by its pid) when dropped.
+struct Kill(String);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.0).status();
+    }
+}
+
+fn world() -> World {
+    let key = VirtualYubiKey::start(VirtualKeyOptions::default()).unwrap_or_else(|e| {
+        panic!("the virtual YubiKey did not start ({e}); it needs pcscd and vsmartcard-vpcd (deploy/test.sh installs them)")
+    });
+    key.fido().set_pin(PIN).unwrap();
+    let home = Home::new(&key);
+    let login = current_user();
+
+    // The CA, trusting the virtual key's attestation, with its proxy
+    // listener; the nodes: web-1 (env dev: the dev role's) and db-1
+    // (staging: no role of alice's), both this sshd.
+    let mut ca = Ca::new(
+        bin_dir(),
+        Trust::Root(&key.root().cert_pem().unwrap()),
+        "https://localhost:1",
+    );
+    let user_ca = ca.path("user-ca.pub");
+    std::fs::write(&user_ca, ca.ok(&["export", "ssh-user-ca"])).unwrap();
+    let sshd = Sshd::start(
+        &format!(
+            "TrustedUserCAKeys {}\nAuthorizedKeysFile none\nSubsystem sftp internal-sftp",
+            user_ca.display()
+        ),
+        None,
+    );
+    let nodes = ca.path("nodes.yaml");
+    std::fs::write(
+        &nodes,
+        format!(
+            "kind: node\nname: web-1\naddress: 127.0.0.1:{port}\nlabels: {{ env: dev }}\n---\n\
+             kind: node\nname: db-1\naddress: 127.0.0.1:{port}\nlabels: {{ env: staging }}\n",
+            port = sshd.port()
+        ),
+    )
+    .unwrap();
+    ca.ok(&["nodes", "apply", nodes.to_str().unwrap()]);
+    ca.enable_proxy_listener();
+    ca.serve();
+    let root = ca.path("ca-root.pem");
+    std::fs::write(&root, ca.ok(&["export", "x509-ca"])).unwrap();
+    let proxy = Proxy::join_and_serve(&ca, bin_dir(), "edge-1");
+
+    // The engineer: enroll, log in (the key generated in slot 9a, PIN once,
+    // touch always; the certificates from the CA), the agent.
+    let link = ca.ok(&["users", "invite", "alice", "--ttl", "10m"]);
+    home.ok(&["enroll", link.trim(), "--ca-cert", root.to_str().unwrap()]);
+    home.ok(&[
+        "login",
+        "--proxy",
+        &format!("localhost:{}", ca.port),
+        "--user",
+        "alice",
+        "--ca-cert",
+        root.to_str().unwrap(),
+        "--principal",
+        &login,
+    ]);
+    let eval = home.ok(&["agent", "--daemon"]);
+    let pid = eval
+        .lines()
+        .find_map(|l| l.strip_prefix("SSH_AGENT_PID="))
+        .and_then(|l| l.split(';').next())
+        .unwrap()
+        .to_owned();
+    let agent = Kill(pid);
+
+    // The block for ~/.ssh/config, after this test's own host key
+    // settings (sshd's host key has no certificate: first match wins).
+    let block = home.ok(&[
+        "config",
+        "--proxy",
+        &format!("localhost:{}", proxy.port),
+        "--hosts",
+        "web-1,db-1",
+    ]);
+    std::fs::write(
+        home.path("ssh_config"),
+        format!(
+            "Host *\n    BatchMode yes\n    StrictHostKeyChecking no\n    \
+             UserKnownHostsFile /dev/null\n    LogLevel ERROR\n    ConnectTimeout 30\n\n{block}"
+        ),
+    )
+    .unwrap();
+    World {
+        _agent: agent,
+        proxy,
+        ca,
+        sshd,
+        home,
+        key,
+        login,
+    }
+}
+
+impl World {
+    fn logs(&self) -> String {
+        format!(
+            "proxy log:\n{}\nsshd log:\n{}\nagent log:\n{}",
+            self.proxy.log(),
+            self.sshd.log(),
+            std::fs::read_to_string(self.home.path("runtime/signet/agent.log")).unwrap_or_default()
+        )
+    }
+
+    fn ssh_ok(&self, node: &str, command: &str) -> Output {
+        let out = self.home.ssh(node, command).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ssh {node} {command}: {}\n{}",
+            text(&out.stderr),
+            self.logs()
+        );
+        out
+    }
+
+    /// `signet proxy ssh TARGET` run by hand, stdin from `input`.
+    fn tunnel(&self, target: &str, extra: &[&str], input: &[u8]) -> Output {
+        let mut cmd = self.home.signet(&["proxy", "ssh", target]);
+        cmd.args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &input);
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        out
+    }
+}
+
+#[test]
+fn plain_ssh_through_signet_config_and_every_refusal() {
+    let w = world();
+    let block = std::fs::read_to_string(w.home.path("ssh_config")).unwrap();
+    assert!(block.contains("Host web-1 db-1\n"), "{block}");
+    assert!(
+        block.contains(&format!(
+            "    ProxyCommand {} proxy ssh %r@%h:%p\n",
+            env!("CARGO_BIN_EXE_signet")
+        )),
+        "{block}"
+    );
+
+    // A session: the TLS client signature on the card (a touch), the SSH
+    // signature through the agent (on the card too).
+    let out = w.ssh_ok("web-1", "echo through-signet-proxy");
+    assert_eq!(text(&out.stdout).trim(), "through-signet-proxy");
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "Touch your YubiKey (serial {}) to open the tunnel",
+            w.key.serial()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    let log = w.proxy.wait_for("\"event\":\"accept\"", 1);
+    assert!(log.contains("\"user\":\"alice\""), "{log}");
+
+    // Bulk both ways, and the ends of input: scp up and down, 8 MiB.
+    let data: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let local = w.home.path("bulk.bin");
+    std::fs::write(&local, &data).unwrap();
+    let remote_dir = tempfile::tempdir().unwrap();
+    let remote = remote_dir.path().join("bulk.bin");
+    let scp = |from: String, to: String| {
+        let mut cmd = Command::new("scp");
+        cmd.arg("-q")
+            .arg("-F")
+            .arg(w.home.path("ssh_config"))
+            .arg(from)
+            .arg(to)
+            .stdin(Stdio::null());
+        w.home.env(&mut cmd);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "scp: {}\n{}",
+            text(&out.stderr),
+            w.logs()
+        );
+    };
+    scp(
+        local.display().to_string(),
+        format!("web-1:{}", remote.display()),
+    );
+    assert!(
+        std::fs::read(&remote).unwrap() == data,
+        "scp up changed the bytes"
+    );
+    let back = w.home.path("back.bin");
+    scp(
+        format!("web-1:{}", remote.display()),
+        back.display().to_string(),
+    );
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "scp down changed the bytes"
+    );
+    // stdin to the node's command ends, and its answer still comes back.
+    let mut cmd = w.home.ssh("web-1", "sha256sum");
+    let out = cmd
+        .stdin(std::fs::File::open(&local).unwrap())
+        .output()
+        .unwrap();
+    let expected = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&data))
+    };
+    assert!(
+        text(&out.stdout).starts_with(&expected),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A node outside alice's roles: ssh fails, the reason on stderr.
+    let out = w.home.ssh("db-1", "echo nope").output().unwrap();
+    assert!(!out.status.success());
+    assert!(!text(&out.stdout).contains("nope"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("signet: error: the Signet proxy refused")
+            && stderr.contains("(node_not_allowed)"),
+        "{stderr}"
+    );
+    // By hand: one line, exit 6, nothing on stdout.
+    let out = w.tunnel(&format!("{}@db-1:22", w.login), &[], b"SSH-2.0-x\r\n");
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let lines: Vec<&str> = std::str::from_utf8(&out.stderr)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("Touch your YubiKey"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("node_not_allowed"), "{lines:?}");
+    // A login outside the roles.
+    let out = w.tunnel("mallory@web-1:22", &[], b"");
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("login_not_allowed"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A node the inventory does not have.
+    let out = w.tunnel(&format!("{}@nowhere:22", w.login), &[], b"");
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+
+    // Bad targets never reach the proxy.
+    let accepted = w.proxy.count("\"event\":\"accept\"");
+    let refused = w.proxy.count("\"event\":\"refuse\"");
+    for bad in [
+        "web-1",
+        "root@web-1:0",
+        "root@web-1 login=x:22",
+        "@web-1:22",
+    ] {
+        let out = w.tunnel(bad, &[], b"");
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
+    }
+    assert_eq!(w.proxy.count("\"event\":\"refuse\""), refused);
+
+    // No card: a clear error, exit 4, nothing sent.
+    let mut cmd = w
+        .home
+        .signet(&["proxy", "ssh", &format!("{}@web-1:22", w.login)]);
+    cmd.env("PCSCLITE_CSOCK_NAME", w.home.path("no-pcscd.comm"));
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "the YubiKey with serial {} is not present (no YubiKey is)",
+            w.key.serial()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(w.proxy.count("\"event\":\"refuse\""), refused);
+
+    // Another CA's root pinned: the proxy's certificate is not trusted, the
+    // tunnel refused before a byte of SSH leaves (exit 5), by ssh too.
+    let profile_path = w.home.path("config/signet/profile.toml");
+    let profile = std::fs::read_to_string(&profile_path).unwrap();
+    let other_root = w.home.path("other-root.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=another CA",
+            "-keyout",
+        ])
+        .arg(w.home.path("other-root.key"))
+        .arg("-out")
+        .arg(&other_root)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let pinned = profile
+        .lines()
+        .find(|l| l.starts_with("ca_root = "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &profile_path,
+        profile.replace(
+            &pinned,
+            &format!("ca_root = {:?}", other_root.display().to_string()),
+        ),
+    )
+    .unwrap();
+    let out = w.tunnel(
+        &format!("{}@web-1:22", w.login),
+        &[],
+        b"SSH-2.0-should-not-pass\r\n",
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is not trusted")
+            && text(&out.stderr).contains("does not chain to the pinned CA root"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let out = w.home.ssh("web-1", "echo nope").output().unwrap();
+    assert!(!out.status.success() && !text(&out.stdout).contains("nope"));
+    assert!(
+        text(&out.stderr).contains("is not trusted"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(w.proxy.count("\"event\":\"accept\""), accepted);
+    std::fs::write(&profile_path, &profile).unwrap();
+
+    // The proxy's certificate names localhost only: reached as 127.0.0.1,
+    // it is refused for its name (hostname verification is on).
+    let out = w.tunnel(
+        &format!("{}@web-1:22", w.login),
+        &["--proxy", &format!("127.0.0.1:{}", w.proxy.port)],
+        b"SSH-2.0-should-not-pass\r\n",
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("its certificate is not for the name 127.0.0.1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(w.proxy.count("\"event\":\"accept\""), accepted);
+
+    // An open session, then a lock: the tunnel is cut, and the
+    // ProxyCommand says so.
+    let mut session = w
+        .home
+        .ssh("web-1", "echo open; sleep 60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 5];
+    session
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    assert_eq!(&first, b"open\n");
+    let locked = Instant::now();
+    w.ca.ok(&["lock", "--user", "alice", "--reason", "offboarded"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while session.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = session.kill();
+            panic!("the session outlived the lock\n{}", w.logs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("lock to ssh ended: {} ms", locked.elapsed().as_millis());
+    let out = session.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("the tunnel to web-1 was cut"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Locked: refused with the reason.
+    let out = w.tunnel(&format!("{}@web-1:22", w.login), &[], b"");
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("locked"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `signet config` without a card or a CA: the block, its JSON, the proxy
+/// remembered, bad input refused; real ssh reads the block (`ssh -G`).
+#[test]
+fn signet_config_prints_the_proxy_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let signet = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_signet"))
+            .args(args)
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{}",
+            text(&out.stderr)
+        );
+        out
+    };
+    // No profile, no proxy: the agent lines only, and how to add the rest.
+    let out = signet(&["config"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let block = text(&out.stdout);
+    assert!(
+        block.contains("Host *\n") && !block.contains("ProxyCommand"),
+        "{block}"
+    );
+    assert!(block.contains("signet config --proxy HOST:PORT"), "{block}");
+
+    // --proxy: remembered in the profile, the ProxyCommand in the block.
+    let out = signet(&[
+        "config",
+        "--proxy",
+        "localhost:8443",
+        "--hosts",
+        "web-* !db-9,*.internal",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let block = text(&out.stdout);
+    assert!(block.contains("Host web-* !db-9 *.internal\n"), "{block}");
+    let command = format!("{} proxy ssh %r@%h:%p", env!("CARGO_BIN_EXE_signet"));
+    assert!(
+        block.contains(&format!("    ProxyCommand {command}\n")),
+        "{block}"
+    );
+    assert!(block.contains("Signet proxy localhost:8443"), "{block}");
+    let profile = std::fs::read_to_string(dir.path().join("config/signet/profile.toml")).unwrap();
+    assert!(profile.contains("proxy = \"localhost:8443\""), "{profile}");
+    // OpenSSH reads it: the ProxyCommand for the hosts named, not others.
+    let config = dir.path().join("ssh_config");
+    std::fs::write(&config, &block).unwrap();
+    let ssh_g = |host: &str| {
+        let out = Command::new("ssh")
+            .arg("-G")
+            .arg("-F")
+            .arg(&config)
+            .arg(format!("root@{host}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let web = ssh_g("web-1");
+    assert!(web.contains(&format!("proxycommand {command}")), "{web}");
+    assert!(web.contains("identityagent"), "{web}");
+    assert!(!ssh_g("db-9").contains("proxycommand"));
+    assert!(!ssh_g("github.com").contains("proxycommand"));
+
+    // --json: the same, for programs.
+    let out = signet(&["config", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["proxy"], "localhost:8443");
+    assert_eq!(json["hosts"], serde_json::json!(["*"]));
+    assert_eq!(json["proxy_command"], command);
+    assert!(json["ssh_config"]
+        .as_str()
+        .unwrap()
+        .contains("ProxyCommand"));
+
+    // Bad input: refused, nothing remembered.
+    for args in [
+        &["config", "--hosts", "web-1\n    ProxyCommand evil"][..],
+        &["config", "--hosts", ""],
+        &["config", "--hosts", "a#b"],
+        &["config", "--proxy", "localhost:0"],
+        &["config", "--proxy", "http://localhost:80"],
+    ] {
+        let out = signet(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let after = std::fs::read_to_string(dir.path().join("config/signet/profile.toml")).unwrap();
+    assert_eq!(after, profile);
+}
