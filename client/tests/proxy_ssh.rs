@@ -359,6 +359,70 @@ fn plain_ssh_through_signet_config_and_every_refusal() {
         text(&out.stderr)
     );
 
+    // git over ssh through the proxy: clone, commit, push, clone again.
+    let git = |dir: &Path, args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(dir)
+            .args([
+                "-c",
+                "user.name=alice",
+                "-c",
+                "user.email=alice@example.com",
+            ])
+            .args(args)
+            .env(
+                "GIT_SSH_COMMAND",
+                format!("ssh -F {}", w.home.path("ssh_config").display()),
+            )
+            .stdin(Stdio::null());
+        w.home.env(&mut cmd);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}\n{}",
+            text(&out.stderr),
+            w.logs()
+        );
+    };
+    let bare = remote_dir.path().join("repo.git");
+    git(
+        remote_dir.path(),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
+    let url = format!("web-1:{}", bare.display());
+    let work = w.home.path("work");
+    git(
+        w.home.dir.path(),
+        &["clone", "-q", &url, work.to_str().unwrap()],
+    );
+    std::fs::write(work.join("README"), "through the proxy\n").unwrap();
+    git(&work, &["add", "README"]);
+    git(&work, &["commit", "-q", "-m", "first"]);
+    git(&work, &["push", "-q", "origin", "HEAD"]);
+    let again = w.home.path("again");
+    git(
+        w.home.dir.path(),
+        &["clone", "-q", &url, again.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(again.join("README")).unwrap(),
+        "through the proxy\n"
+    );
+
+    // By hand, half-closed: our end of input reaches sshd (which answers
+    // its banner and ends), its end closes our stdout, exit 0.
+    let out = w.tunnel(
+        &format!("{}@web-1:22", w.login),
+        &[],
+        b"SSH-2.0-half-close-test\r\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("SSH-2.0-OpenSSH"),
+        "{:?}",
+        text(&out.stdout)
+    );
+
     // A node outside alice's roles: ssh fails, the reason on stderr.
     let out = w.home.ssh("db-1", "echo nope").output().unwrap();
     assert!(!out.status.success());
