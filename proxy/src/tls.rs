@@ -184,17 +184,21 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-/// When a certificate valid over `[not_before, not_after]` is renewed:
-/// at half its lifetime.
-pub fn renewal_due(not_before: u64, not_after: u64) -> u64 {
-    not_before + not_after.saturating_sub(not_before) / 2
+/// When a certificate is renewed: half way from when it was obtained
+/// (`issued`: the later of its file's time and its start, since the CA
+/// backdates the start for clock skew) to its end.
+pub fn renewal_due(issued: u64, not_after: u64) -> u64 {
+    issued + not_after.saturating_sub(issued) / 2
 }
+
+/// The shortest wait between two renewals, whatever the certificates say.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long to wait after a failed renewal: a minute, or less when the
 /// certificate ends sooner.
 pub const RETRY: Duration = Duration::from_secs(60);
 
-/// Renews the pair at half its lifetime, for as long as the process runs:
+/// Renews the pair half way through its life, for as long as the process runs:
 /// [`crate::join::renew`], then the new server certificate into `resolver`.
 /// Each outcome goes to `report` (`Ok(not_after)` or the error's words).
 pub fn renew_forever(
@@ -203,11 +207,17 @@ pub fn renew_forever(
     report: &dyn Fn(Result<u64, String>),
 ) -> ! {
     loop {
-        let due = std::fs::read(&config.identity.certificate)
+        let path = &config.identity.certificate;
+        let written = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let due = std::fs::read(path)
             .ok()
             .and_then(|pem| der::pem::decode_vec(&pem).ok().map(|(_, der)| der))
             .and_then(|der| validity(&der))
-            .map(|(nb, na)| renewal_due(nb, na));
+            .map(|(not_before, not_after)| renewal_due(not_before.max(written), not_after));
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -232,9 +242,7 @@ pub fn renew_forever(
             });
         let failed = outcome.is_err();
         report(outcome);
-        if failed {
-            std::thread::sleep(RETRY);
-        }
+        std::thread::sleep(if failed { RETRY } else { MIN_INTERVAL });
     }
 }
 
@@ -246,6 +254,12 @@ mod tests {
     fn renewal_is_due_at_half_life() {
         assert_eq!(renewal_due(1000, 1000 + 8 * 3600), 1000 + 4 * 3600);
         assert_eq!(renewal_due(10, 5), 10);
+        // Backdated by five minutes, valid 30 s from its writing: not at once.
+        let written = 1_000_000;
+        assert_eq!(
+            renewal_due((written - 300).max(written), written + 30),
+            written + 15
+        );
         assert_eq!(validity(b"not a certificate"), None);
     }
 }
