@@ -21,6 +21,48 @@ fn the_cas_api_through_the_proxy_checked_by_the_cas_root_and_the_proxys_name() {
     edge.start_proxy();
     edge.wait_healthy();
 
+    // A proxy asking for a name the CA does not allow it (here the CA's
+    // own) gets nothing, and its invite is not spent: the same token then
+    // joins with allowed names.
+    let token = edge.ca(&["proxies", "invite", "--name", "edge-2"]);
+    std::fs::write(edge.path("join-token-2"), token).unwrap();
+    let config = std::fs::read_to_string(&edge.proxy_config)
+        .unwrap()
+        .replace("join-token", "join-token-2")
+        .replace("proxy.key", "proxy-2.key")
+        .replace("proxy.pem", "proxy-2.pem");
+    let greedy = edge.path("proxy-2-greedy.toml");
+    std::fs::write(
+        &greedy,
+        config.replace(
+            "public_names = [\"localhost\", \"127.0.0.1\"]",
+            "public_names = [\"localhost\", \"ca.example.com\"]",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(binary("signet-proxy"))
+        .args(["join", "--config"])
+        .arg(&greedy)
+        .env_remove("SIGNET_PROXY_JOIN_TOKEN")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("does not allow proxies the name ca.example.com"),
+        "{said}"
+    );
+    assert!(!edge.path("proxy-2.key").exists() && !edge.path("proxy-2-server.pem").exists());
+    let fair = edge.path("proxy-2.toml");
+    std::fs::write(&fair, &config).unwrap();
+    run_ok(
+        Command::new(binary("signet-proxy"))
+            .args(["join", "--config"])
+            .arg(&fair)
+            .env_remove("SIGNET_PROXY_JOIN_TOKEN"),
+    );
+    assert!(edge.path("proxy-2-server.pem").exists());
+
     // The proxy's server certificate: from the CA, for its public names,
     // a TLS server's (openssl reads it as the reference tool).
     let s_client = Command::new("openssl")
