@@ -135,6 +135,42 @@ mod tests {
         }
     }
 
+    /// Differential: on valid lines and every one-byte change, truncation
+    /// and doubling of them, this parser and the proxy's agree.
+    #[test]
+    fn agrees_with_the_proxys_parser_on_mutations() {
+        use signet_proxy::Reply as Theirs;
+        let seeds = [
+            "signet-ssh/1 ok\n".to_owned(),
+            "signet-ssh/1 refused node_not_allowed: your roles do not allow web-1\n".to_owned(),
+            format!("signet-ssh/1 refused x: {}\n", "é".repeat(500)),
+        ];
+        let same = |input: &[u8]| {
+            let ours = parse_reply(input).ok();
+            let theirs = Theirs::parse(input).ok().map(|r| match r {
+                Theirs::Ok => Reply::Ok,
+                Theirs::Refused { code, message } => Reply::Refused { code, message },
+            });
+            assert_eq!(ours, theirs, "{:?}", String::from_utf8_lossy(input));
+        };
+        for seed in &seeds {
+            let bytes = seed.as_bytes();
+            for cut in 0..=bytes.len() {
+                same(&bytes[..cut]);
+            }
+            same(&[bytes, bytes].concat());
+            for at in 0..bytes.len().min(80) {
+                for b in [
+                    0u8, b' ', b'\n', b'\r', b':', b'A', b'_', 0x1b, 0x7f, 0xc3, 0xff,
+                ] {
+                    let mut changed = bytes.to_vec();
+                    changed[at] = b;
+                    same(&changed);
+                }
+            }
+        }
+    }
+
     #[test]
     fn malformed_replies_are_refused() {
         for bad in [
