@@ -121,22 +121,13 @@ fn text(out: &[u8]) -> String {
 /// Everything running, the engineer logged in, `signet config` written.
 struct World {
     // Drop order: the agent, the proxy, the CA, sshd, the card.
-    _agent: Kill,
+    _agent: signet_testkit::child::Daemon,
     proxy: Proxy,
     ca: Ca,
     sshd: Sshd,
     home: Home,
     key: VirtualYubiKey,
     login: String,
-}
-
-/// Stops the background agent (by its pid) when dropped.
-struct Kill(String);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(&self.0).status();
-    }
 }
 
 fn world() -> World {
@@ -196,14 +187,26 @@ fn world() -> World {
         "--principal",
         &login,
     ]);
-    let eval = home.ok(&["agent", "--daemon"]);
-    let pid = eval
-        .lines()
-        .find_map(|l| l.strip_prefix("SSH_AGENT_PID="))
-        .and_then(|l| l.split(';').next())
-        .unwrap()
-        .to_owned();
-    let agent = Kill(pid);
+    // The agent in the foreground, tied to this test (it dies with it).
+    let agent = signet_testkit::child::Daemon::new(
+        signet_testkit::child::spawn_tied(env!("CARGO_BIN_EXE_signet"), &["agent".as_ref()], |c| {
+            home.env(c);
+            c.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(home.path("runtime/agent.log")).unwrap());
+        })
+        .unwrap(),
+    );
+    let socket = home.path("runtime/signet/agent.sock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "signet agent did not come up: {}",
+            std::fs::read_to_string(home.path("runtime/agent.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // The block for ~/.ssh/config, after this test's own host key
     // settings (sshd's host key has no certificate: first match wins).
@@ -239,7 +242,7 @@ impl World {
             "proxy log:\n{}\nsshd log:\n{}\nagent log:\n{}",
             self.proxy.log(),
             self.sshd.log(),
-            std::fs::read_to_string(self.home.path("runtime/signet/agent.log")).unwrap_or_default()
+            std::fs::read_to_string(self.home.path("runtime/agent.log")).unwrap_or_default()
         )
     }
 
