@@ -490,6 +490,31 @@ fn plain_ssh_through_signet_config_and_every_refusal() {
     );
     assert_eq!(w.proxy.count("\"event\":\"refuse\""), refused);
 
+    // A wrong PIN: the card refuses to sign the handshake, said as the
+    // card's error with the tries left (exit 4); the proxy opens nothing.
+    let wrong = w.home.path("wrong-pin");
+    std::fs::write(&wrong, "654321\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut cmd = w
+        .home
+        .signet(&["proxy", "ssh", &format!("{}@web-1:22", w.login)]);
+    cmd.env("SIGNET_PIN_FILE", &wrong);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("wrong PIN: 2 tries left"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stderr).contains("654321"));
+    assert_eq!(w.proxy.count("\"event\":\"accept\""), accepted);
+    // The right PIN again (the card's counter back to 3).
+    w.ssh_ok("web-1", "true");
+    let accepted = w.proxy.count("\"event\":\"accept\"");
+
     // Another CA's root pinned: the proxy's certificate is not trusted, the
     // tunnel refused before a byte of SSH leaves (exit 5), by ssh too.
     let profile_path = w.home.path("config/signet/profile.toml");
@@ -610,6 +635,22 @@ fn plain_ssh_through_signet_config_and_every_refusal() {
         "{}",
         text(&out.stderr)
     );
+
+    // Logged out: no certificate for the card's key, said before any
+    // connection (exit 2).
+    w.home.ok(&["logout"]);
+    let refused = w.proxy.count("\"event\":\"refuse\"");
+    let out = w.tunnel(&format!("{}@web-1:22", w.login), &[], b"");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "no Signet certificate for the key in slot 9a of YubiKey {}: run `signet login`",
+            w.key.serial()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(w.proxy.count("\"event\":\"refuse\""), refused);
 }
 
 /// `signet config` without a card or a CA: the block, its JSON, the proxy

@@ -237,10 +237,16 @@ fn certificate_for(card: &Card, slot: &SlotKey) -> Result<Vec<u8>, TunnelError> 
             ))
         })?,
     };
-    let (_, not_before, not_after) = describe(&der).ok_or_else(|| {
+    usable_now(&der, unix_now())?;
+    Ok(der)
+}
+
+/// Whether the certificate is valid at `now` (five minutes of clock skew
+/// allowed before its start; none after its end).
+fn usable_now(der: &[u8], now: u64) -> Result<(), TunnelError> {
+    let (_, not_before, not_after) = describe(der).ok_or_else(|| {
         TunnelError::NotLoggedIn("the stored certificate does not parse: run `signet login`".into())
     })?;
-    let now = unix_now();
     if now >= not_after {
         return Err(TunnelError::NotLoggedIn(format!(
             "your Signet certificate expired at {}; run `signet login`",
@@ -253,7 +259,7 @@ fn certificate_for(card: &Card, slot: &SlotKey) -> Result<Vec<u8>, TunnelError> 
             rfc3339(not_before)
         )));
     }
-    Ok(der)
+    Ok(())
 }
 
 /// The pinned CA root(s), PEM, as trust anchors.
@@ -544,6 +550,59 @@ fn open(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A self-signed certificate for a fixed P-256 key, valid `from`..`to`.
+    fn certificate(from: u64, to: u64) -> (Vec<u8>, Vec<u8>) {
+        use der::Encode as _;
+        use std::str::FromStr as _;
+        use x509_cert::builder::{Builder as _, CertificateBuilder};
+        let key = p256::ecdsa::SigningKey::from_slice(&[0x24; 32]).unwrap();
+        let spki =
+            x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key()).unwrap();
+        let at =
+            |t: u64| x509_cert::time::Time::try_from(UNIX_EPOCH + Duration::from_secs(t)).unwrap();
+        let profile = x509_cert::builder::profile::cabf::Root::new(
+            false,
+            // The CA/B profile wants a country and an organisation.
+            x509_cert::name::Name::from_str("CN=alice,O=Example,C=US").unwrap(),
+        )
+        .unwrap();
+        let cert = CertificateBuilder::new(
+            profile,
+            x509_cert::serial_number::SerialNumber::from(7u32),
+            x509_cert::time::Validity::new(at(from), at(to)),
+            spki.clone(),
+        )
+        .unwrap()
+        .build::<_, p256::ecdsa::DerSignature>(&key)
+        .unwrap();
+        (cert.to_der().unwrap(), spki.to_der().unwrap())
+    }
+
+    #[test]
+    fn a_certificate_is_used_only_while_valid() {
+        let now = 1_800_000_000;
+        let (der, spki) = certificate(now - 3600, now + 3600);
+        assert!(usable_now(&der, now).is_ok());
+        assert_eq!(describe(&der).unwrap().0, spki);
+        // Expired, to the second.
+        let err = usable_now(&der, now + 3600).unwrap_err();
+        assert!(matches!(err, TunnelError::NotLoggedIn(_)));
+        assert_eq!(err.class(), TunnelClass::Usage);
+        assert!(
+            err.to_string().contains(
+                "your Signet certificate expired at 2027-01-15T09:00:00Z; run `signet login`"
+            ),
+            "{err}"
+        );
+        // Not valid yet, beyond the five minutes of skew allowed.
+        assert!(usable_now(&der, now - 3600 - 300).is_ok());
+        let err = usable_now(&der, now - 3600 - 301).unwrap_err();
+        assert!(err.to_string().contains("clock"), "{err}");
+        // Not a certificate at all.
+        assert!(describe(b"not der").is_none());
+        assert!(usable_now(b"not der", now).is_err());
+    }
 
     #[test]
     fn the_proxy_address_comes_from_the_flag_then_the_profile() {
