@@ -250,6 +250,12 @@ impl Ca {
     /// Starts `signet-ca serve` with its stderr (the daemon's log) written
     /// to `log` when given.
     pub fn serve_logging(&self, config: &Path, log: Option<&Path>) -> Daemon {
+        self.serve_on(config, &self.hsm.conf(), log)
+    }
+
+    /// Starts `signet-ca serve` on the token(s) of another SoftHSM2
+    /// configuration (a replica host's copy of the token, [`Ca::token_copy`]).
+    pub fn serve_on(&self, config: &Path, softhsm_conf: &Path, log: Option<&Path>) -> Daemon {
         let port = signet_testkit::free_port();
         let text = std::fs::read_to_string(config).unwrap();
         std::fs::write(
@@ -266,7 +272,7 @@ impl Ca {
             env!("CARGO_BIN_EXE_signet-ca"),
             &["--config".as_ref(), config.as_os_str(), "serve".as_ref()],
             |command| {
-                command.env("SOFTHSM2_CONF", self.hsm.conf());
+                command.env("SOFTHSM2_CONF", softhsm_conf);
                 if let Some(log) = log {
                     command.stderr(std::fs::File::create(log).unwrap());
                 }
@@ -283,6 +289,32 @@ impl Ca {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         daemon
+    }
+}
+
+impl Ca {
+    /// A copy of the CA's token (same keys, its own high-water mark), as
+    /// each replica host holds: returns its SoftHSM2 configuration.
+    pub fn token_copy(&self, name: &str) -> PathBuf {
+        let dir = self.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(self.hsm.dir().join("tokens"))
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                dir.join("tokens").display()
+            ),
+        )
+        .unwrap();
+        conf
     }
 }
 

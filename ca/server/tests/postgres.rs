@@ -25,30 +25,6 @@ fn command_on(softhsm_conf: &std::path::Path, config: &PathBuf) -> std::process:
     cmd
 }
 
-/// A copy of the CA's token (same keys, its own high-water mark), as each
-/// replica host holds: returns its SoftHSM2 configuration.
-fn token_copy(ca: &Ca, name: &str) -> PathBuf {
-    let dir = ca.path(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(ca.hsm.dir().join("tokens"))
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            dir.join("tokens").display()
-        ),
-    )
-    .unwrap();
-    conf
-}
-
 fn sign_args(ca: &Ca, user: &str) -> Vec<String> {
     let key = ca.path("k");
     if !key.exists() {
@@ -250,7 +226,7 @@ fn postgres_replicas_issuing_at_once_and_one_killed_leave_one_gap_free_log() {
     // on the same database, and a third whose processes are killed
     // (SIGKILL) at arbitrary points.
     let tokens: Vec<PathBuf> = (0..3)
-        .map(|r| token_copy(&ca, &format!("replica-{r}")))
+        .map(|r| ca.token_copy(&format!("replica-{r}")))
         .collect();
     let issued: Vec<serde_json::Value> = std::thread::scope(|scope| {
         let streams: Vec<_> = (0..2)

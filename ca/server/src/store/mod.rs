@@ -299,6 +299,15 @@ pub trait LogStore: Send + Sync {
         None
     }
 
+    /// Brings this replica's view up to what a shared store holds now:
+    /// entries other replicas committed are verified in (and announced
+    /// through [`LogStore::remote_appends`]) before it returns. An error if
+    /// the store is out of reach. A store only this daemon writes is always
+    /// up to date.
+    fn refresh(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Where ceremonies in progress wait between begin and finish, for a
     /// store shared by several CAs (so begin on one and finish on another
     /// works); `None` keeps them in this process's memory.

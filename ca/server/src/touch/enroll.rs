@@ -70,6 +70,7 @@ impl Service {
         }
         let token_sha256 =
             token_sha256(&request.token).ok_or_else(|| self.refuse(BEGIN, "", invite_invalid()))?;
+        self.fresh().map_err(|r| self.refuse(BEGIN, "", r))?;
         let directory = self.directory();
         let invite = directory
             .invite(&token_sha256)
@@ -147,7 +148,7 @@ impl Service {
         ceremony: &EnrollCeremony,
         request: &EnrollFinishRequest,
     ) -> Result<EnrollFinishResponse, Refusal> {
-        self.ready()?;
+        self.fresh()?;
         let directory = self.directory();
         if directory
             .invite(&ceremony.token_sha256)

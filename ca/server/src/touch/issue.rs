@@ -221,7 +221,7 @@ impl Service {
     }
 
     fn begin_checked(&self, request: &BeginRequest) -> Result<BeginResponse, Refusal> {
-        self.ready()?;
+        self.fresh()?;
         let parsed = parse(request)?;
         let attested = signet_attest::verify_piv_attestation(
             &parsed.chain,
@@ -365,7 +365,7 @@ impl Service {
         ceremony: &CertCeremony,
         request: &FinishRequest,
     ) -> Result<FinishResponse, Refusal> {
-        self.ready()?;
+        self.fresh()?;
         let user = &ceremony.user;
         let directory = self.directory();
         if let Some(lock) = directory.lock_of(user, now()) {

@@ -254,10 +254,13 @@ impl Service {
     pub fn catch_up(&self) -> Result<u64> {
         let size = self.store.latest_checkpoint().size;
         let mut directory = self.directory_mut();
+        let before = directory.applied();
         let result = directory.catch_up(self.store.as_ref(), size);
         let applied = directory.applied();
         drop(directory);
-        self.changes.send_replace(applied);
+        if applied > before {
+            self.changes.send_replace(applied);
+        }
         match result {
             Ok(()) => {
                 if crate::store::lock(&self.stalled).take().is_some() {
@@ -294,8 +297,16 @@ impl Service {
         Error::Store(reason)
     }
 
-    /// Refuses while the directory is behind the log.
-    fn ready(&self) -> std::result::Result<(), Refusal> {
+    /// Brings the directory up to the log as the store holds it now, so a
+    /// decision on this replica sees a lock, an invite or a role change
+    /// committed on another before the request arrived (not only once the
+    /// change has been announced); refuses while the store is out of reach
+    /// or the directory cannot follow the log.
+    fn fresh(&self) -> std::result::Result<(), Refusal> {
+        self.store.refresh().map_err(Refusal::from)?;
+        if self.directory().applied() < self.store.latest_checkpoint().size {
+            self.catch_up().map_err(Refusal::from)?;
+        }
         match self.directory_failure() {
             None => Ok(()),
             Some(reason) => Err(Refusal::unavailable(reason)),

@@ -103,6 +103,8 @@ pub struct PgStore {
     ledger: Arc<SerialLedger>,
     report: CheckReport,
     requests: Option<crossbeam_channel::Sender<Vec<AppendRequest>>>,
+    /// Asks the writer to follow the database now ([`LogStore::refresh`]).
+    refreshes: Option<crossbeam_channel::Sender<oneshot::Sender<Result<()>>>>,
     writer: Option<std::thread::JoinHandle<()>>,
     /// Tells the listener thread to end (it notices within a second).
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -272,6 +274,7 @@ impl PgStore {
             Err(err) => log::error!("the latest checkpoint is held back: {err}"),
         }
         let (requests, rx) = crossbeam_channel::unbounded();
+        let (refreshes, refresh_rx) = crossbeam_channel::unbounded();
         let (wake_tx, wake) = crossbeam_channel::bounded(1);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let listener = Listener {
@@ -285,7 +288,7 @@ impl PgStore {
             .map_err(|e| Error::Store(format!("cannot start the log listener: {e}")))?;
         let handle = std::thread::Builder::new()
             .name("signet-log-pg-writer".into())
-            .spawn(move || writer.run(rx, wake))
+            .spawn(move || writer.run(rx, wake, refresh_rx))
             .map_err(|e| Error::Store(format!("cannot start the log writer: {e}")))?;
         Ok(Self {
             pool,
@@ -293,6 +296,7 @@ impl PgStore {
             ledger: Arc::new(SerialLedger::default()),
             report: verified.report,
             requests: Some(requests),
+            refreshes: Some(refreshes),
             writer: Some(handle),
             stop,
         })
@@ -332,6 +336,18 @@ impl PgStore {
 impl LogStore for PgStore {
     fn remote_appends(&self) -> Option<crossbeam_channel::Receiver<u64>> {
         Some(self.subscribe())
+    }
+
+    fn refresh(&self) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.refreshes
+            .as_ref()
+            .ok_or_else(|| Error::Store("the log writer has stopped".into()))?
+            .send(reply)
+            .map_err(|_| Error::Store("the log writer has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| Error::Store("the log writer has stopped".into()))?
     }
 
     fn ceremonies(&self) -> Option<Arc<dyn super::CeremonyStore>> {
@@ -496,6 +512,7 @@ impl Drop for PgStore {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.requests.take();
+        self.refreshes.take();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
@@ -558,12 +575,23 @@ impl Writer {
         mut self,
         requests: crossbeam_channel::Receiver<Vec<AppendRequest>>,
         mut wake: crossbeam_channel::Receiver<()>,
+        mut refreshes: crossbeam_channel::Receiver<oneshot::Sender<Result<()>>>,
     ) {
         loop {
             let mut batch = crossbeam_channel::select! {
                 recv(requests) -> batch => match batch {
                     Ok(batch) => batch,
                     Err(_) => return,
+                },
+                recv(refreshes) -> asked => {
+                    match asked {
+                        Ok(reply) => {
+                            self.idle();
+                            let _ = reply.send(self.current_failure());
+                        }
+                        Err(_) => refreshes = crossbeam_channel::never(),
+                    }
+                    continue;
                 },
                 recv(wake) -> woken => {
                     if woken.is_err() {
@@ -693,6 +721,20 @@ impl Writer {
                 .send(proof.map(|proof| appended(index, released.clone(), proof)));
             // Released only now, long after the serial committed.
             drop(request.serial);
+        }
+    }
+
+    /// Whether appends are accepted now: the failure [`Writer::idle`] or
+    /// the last batch left, as an error.
+    fn current_failure(&self) -> Result<()> {
+        let failure = match &self.shared {
+            Some(shared) => lock(&shared.failure).clone(),
+            None => None,
+        };
+        match failure {
+            None => Ok(()),
+            Some(reason) if self.mark_failed.is_some() => Err(Error::Store(reason)),
+            Some(reason) => Err(Error::StoreUnavailable(reason)),
         }
     }
 
