@@ -168,7 +168,8 @@ fn fail(e: &JoinError) -> ExitCode {
 
 /// `signet-node join …` (`args` after the program name, starting with `join`).
 pub(crate) fn join(args: &[String]) -> ExitCode {
-    let args = match JoinArgs::try_parse_from(args) {
+    let argv = std::iter::once("signet-node join").chain(args.iter().skip(1).map(String::as_str));
+    let args = match JoinArgs::try_parse_from(argv) {
         Ok(args) => args,
         Err(e) => e.exit(),
     };
@@ -215,7 +216,8 @@ pub(crate) fn join(args: &[String]) -> ExitCode {
 
 /// `signet-node renew …`.
 pub(crate) fn renew(args: &[String]) -> ExitCode {
-    let args = match RenewArgs::try_parse_from(args) {
+    let argv = std::iter::once("signet-node renew").chain(args.iter().skip(1).map(String::as_str));
+    let args = match RenewArgs::try_parse_from(argv) {
         Ok(args) => args,
         Err(e) => e.exit(),
     };
