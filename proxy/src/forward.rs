@@ -9,7 +9,9 @@
 //! `/v1/proxy/…` (the proxies' own join is not for the internet). Method,
 //! path and query, body, status and end-to-end headers pass unchanged;
 //! hop-by-hop headers (RFC 9110, 7.6.1) and any `Forwarded`/`X-Forwarded-*`
-//! a client sent are dropped, `Host` names the CA. Limits: the request head
+//! a client sent are dropped, `Host` names the CA, and `X-Forwarded-For`
+//! carries the client's address (the CA believes it from the proxies in its
+//! `serve.trusted_proxies`, for its per-source rate limits). Limits: the request head
 //! within [`HEADER_TIMEOUT`] and [`MAX_HEADER_BYTES`], the body at most
 //! `http.max_body_bytes` (413) within [`BODY_TIMEOUT`], the CA's answer
 //! within `http.request_timeout` (504). The CA down: 502.
@@ -204,7 +206,7 @@ impl Forwarder {
             let this = self.clone();
             let upstream = upstream.clone();
             async move {
-                let response = this.handle(request, &upstream).await;
+                let response = this.handle(request, peer, &upstream).await;
                 Ok::<_, Infallible>(response)
             }
         });
@@ -224,9 +226,10 @@ impl Forwarder {
     async fn handle(
         &self,
         request: Request<Incoming>,
+        peer: SocketAddr,
         upstream: &Mutex<Option<SendRequest<Full<Bytes>>>>,
     ) -> Response<Body> {
-        let response = self.forward(request, upstream).await;
+        let response = self.forward(request, peer, upstream).await;
         self.metrics.http_answered(response.status().as_u16());
         response
     }
@@ -234,6 +237,7 @@ impl Forwarder {
     async fn forward(
         &self,
         request: Request<Incoming>,
+        peer: SocketAddr,
         upstream: &Mutex<Option<SendRequest<Full<Bytes>>>>,
     ) -> Response<Body> {
         let path_and_query = request
@@ -292,6 +296,10 @@ impl Forwarder {
             headers.remove(name);
         }
         headers.insert(header::HOST, self.authority.clone());
+        // An address's text is always a valid header value.
+        if let Ok(client) = HeaderValue::from_str(&peer.ip().to_string()) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), client);
+        }
         let Ok(uri) = path_and_query.parse::<Uri>() else {
             return error(
                 StatusCode::BAD_REQUEST,

@@ -293,3 +293,82 @@ fn the_cas_api_through_the_proxy_checked_by_the_cas_root_and_the_proxys_name() {
     assert_eq!((code, status), (0, 502), "{body}");
     assert!(body.contains("unavailable"), "{body}");
 }
+
+/// One `POST /v1/enroll/begin` with an unknown invite from `source` (a
+/// loopback address) to `url`, with extra curl arguments: the CA's code.
+fn enroll_begin_from(edge: &Edge, source: &str, url: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "-4",
+        "--interface",
+        source,
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        "{\"token\":\"no-such-invite\"}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let (code, status, body) = edge.curl(&args);
+    assert_eq!(code, 0, "{body}");
+    assert!((400..500).contains(&status), "{status} {body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["code"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_engineer_has_their_own_rate_limit() {
+    // The CA counts 3 requests per source and minute, and trusts the
+    // proxy's X-Forwarded-For (the proxy's address is 127.0.0.1).
+    let mut edge = Edge::new(
+        &[
+            ("per_source_per_minute = 120", "per_source_per_minute = 3"),
+            (
+                "# trusted_proxies = [\"10.0.0.5\"]",
+                "trusted_proxies = [\"127.0.0.1\"]",
+            ),
+        ],
+        "1h",
+    );
+    edge.start_proxy();
+    edge.wait_healthy();
+    let via = edge.via_proxy("/v1/enroll/begin");
+    for _ in 0..3 {
+        assert_eq!(
+            enroll_begin_from(&edge, "127.0.0.2", &via, &[]),
+            "invite_invalid"
+        );
+    }
+    assert_eq!(
+        enroll_begin_from(&edge, "127.0.0.2", &via, &[]),
+        "rate_limited"
+    );
+    // Naming another address does not move a client to another bucket:
+    // the proxy writes the header itself.
+    assert_eq!(
+        enroll_begin_from(
+            &edge,
+            "127.0.0.2",
+            &via,
+            &["-H", "X-Forwarded-For: 127.0.0.3"]
+        ),
+        "rate_limited"
+    );
+    // Another engineer behind the same proxy is not held back.
+    assert_eq!(
+        enroll_begin_from(&edge, "127.0.0.3", &via, &[]),
+        "invite_invalid"
+    );
+    // Straight at the CA, a client's own header is ignored (its peer is no proxy).
+    let direct = edge.direct("/v1/enroll/begin");
+    assert_eq!(
+        enroll_begin_from(
+            &edge,
+            "127.0.0.2",
+            &direct,
+            &["-H", "X-Forwarded-For: 127.0.0.9"]
+        ),
+        "rate_limited"
+    );
+}

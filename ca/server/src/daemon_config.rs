@@ -57,6 +57,12 @@ pub struct ServeSection {
     /// proxy gets a server certificate.
     #[serde(default)]
     pub proxy_names: Vec<String>,
+    /// Addresses of access proxies in front of this listener: for a
+    /// request from one of them, the engineer's address (what per-source
+    /// rate limits count) is the last `X-Forwarded-For` value. Nobody
+    /// else's header is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpAddr>,
     /// The unix socket admin commands reach the running daemon on.
     /// Default: `<data_dir>/admin.sock`.
     #[serde(default)]
@@ -86,6 +92,7 @@ impl Default for ServeSection {
             metrics_listen: None,
             proxy_listen: None,
             proxy_names: Vec::new(),
+            trusted_proxies: Vec::new(),
             admin_socket: None,
             admin_group: None,
             log_format: LogFormat::Text,

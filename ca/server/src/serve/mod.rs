@@ -9,6 +9,7 @@
 //! lets requests in flight finish (10 s at most), removes the socket.
 
 pub mod api;
+mod forwarded;
 mod log_routes;
 pub mod metrics;
 mod page;
@@ -40,7 +41,7 @@ const CATCH_UP_RETRY: Duration = Duration::from_secs(1);
 /// The daemon's whole router (without a socket, so tests can drive it).
 pub fn app(service: Arc<Service>, hsm_probe: api::HsmProbe) -> Router {
     let config = service.config().clone();
-    Router::new()
+    let router = Router::new()
         .merge(log_routes(service.store().clone()))
         .merge(proxy_feed::join_routes(service.clone()))
         .merge(api::routes(
@@ -48,7 +49,8 @@ pub fn app(service: Arc<Service>, hsm_probe: api::HsmProbe) -> Router {
             config.serve.max_body_bytes,
             config.serve.request_timeout,
         ))
-        .fallback(api::not_found)
+        .fallback(api::not_found);
+    forwarded::layer(router, config.serve.trusted_proxies.clone())
 }
 
 /// The HSM check behind `/v1/health`: a lookup on the token (a real round
