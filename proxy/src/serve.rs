@@ -42,6 +42,8 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to connect to the node.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause after a failed accept (out of file descriptors).
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Connections one source address may hold at once.
 pub const MAX_PER_SOURCE: usize = 32;
 /// How often open tunnels are checked against the clock (certificate
@@ -286,9 +288,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tracing::info!(event = "listening", addr = %config.listen, trust_domain = %domain, "signet-proxy serving");
     let domain: Arc<str> = domain.into();
     loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
-            continue;
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors (a flood from many sources) fails
+                // every accept at once: pause instead of spinning a core.
+                tracing::warn!(event = "accept_failed", error = %e, "cannot accept; pausing");
+                tokio::time::sleep(ACCEPT_PAUSE).await;
+                continue;
+            }
         };
+        // Tunnels carry keystrokes: no Nagle delay on small writes.
+        let _ = tcp.set_nodelay(true);
         {
             let mut sources = locked(&shared.sources);
             let n = sources.entry(peer.ip()).or_insert(0);
@@ -465,7 +476,10 @@ async fn connection(
     };
     drop(view);
     let mut node = match tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(&address)).await {
-        Ok(Ok(node)) => node,
+        Ok(Ok(node)) => {
+            let _ = node.set_nodelay(true);
+            node
+        }
         Ok(Err(e)) => {
             let message = format!("node {} at {address}: {e}", preamble.node);
             return refuse(

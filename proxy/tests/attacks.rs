@@ -267,3 +267,66 @@ fn one_source_holds_at_most_32_connections() {
         let _ = s.wait();
     }
 }
+
+/// CPU seconds the process has used (user + system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[test]
+fn out_of_descriptors_the_proxy_pauses_instead_of_spinning() {
+    let env = Env::start();
+    let pid = env.proxy_pid();
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    // A few descriptors to spare, then a flood that takes them all: every
+    // further accept fails while connections wait in the backlog.
+    let limit = open_fds + 8;
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let original = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap()
+        .to_owned();
+    let prlimit = |soft: &str| {
+        common::run_ok(
+            Command::new("prlimit")
+                .arg("--pid")
+                .arg(pid.to_string())
+                .arg(format!("--nofile={soft}:")),
+        )
+    };
+    prlimit(&limit.to_string());
+    let flood: Vec<TcpStream> = (0..24).map(|_| connect(&env)).collect();
+    wait_count(&env.proxy_log(), "\"event\":\"accept_failed\"", 1);
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_seconds(pid) - before;
+    println!("proxy CPU while out of descriptors: {used:.2} s in 3 s");
+    assert!(
+        used < 1.0,
+        "the accept loop spun: {used:.2} s of CPU in 3 s"
+    );
+    drop(flood);
+    prlimit(&original);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = env.ssh("web-1", "echo recovered").output().unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("recovered") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not serving after the flood: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

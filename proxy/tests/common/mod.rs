@@ -23,8 +23,14 @@ use signet_testkit::{free_port, softhsm_module, SoftHsm, Sshd};
 /// A login no role allows.
 pub const OUTSIDE_LOGIN: &str = "mallory";
 
-/// A binary of this workspace, next to the test's own directory.
+/// A binary of this workspace, next to the test's own directory, or where
+/// `SIGNET_BIN_<NAME>` says (`SIGNET_BIN_SIGNET_CA=target/debug/signet-ca`:
+/// the benchmark needs only the proxy built for release).
 pub fn binary(name: &str) -> PathBuf {
+    let var = format!("SIGNET_BIN_{}", name.to_ascii_uppercase().replace('-', "_"));
+    if let Some(path) = std::env::var_os(var) {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let path = dir.join(name);
@@ -332,11 +338,12 @@ impl Env {
     /// The CA, its nodes, the user's credentials, the CA daemon and a
     /// joined proxy serving with the CA's first view.
     pub fn start() -> Env {
-        Self::start_with_sshd("")
+        Self::start_with("", "")
     }
 
-    /// As [`Env::start`], with lines added to sshd's configuration.
-    pub fn start_with_sshd(sshd_extra: &str) -> Env {
+    /// As [`Env::start`], with lines added to sshd's configuration and
+    /// nodes (YAML documents, each starting with `---`) added to the inventory.
+    pub fn start_with(sshd_extra: &str, extra_nodes: &str) -> Env {
         let login = run_ok(Command::new("id").arg("-un")).trim().to_owned();
         let ca = ca(&login);
         let user_ca = ca.write("ssh-user-ca.pub", &ca.ok(&["export", "ssh-user-ca"]));
@@ -350,7 +357,8 @@ impl Env {
         let sshd_port = sshd.port();
         let nodes = format!(
             "kind: node\nname: web-1\naddress: 127.0.0.1:{sshd_port}\nlabels: {{ env: prod }}\n---\n\
-             kind: node\nname: db-1\naddress: 127.0.0.1:{sshd_port}\nlabels: {{ env: staging }}\n"
+             kind: node\nname: db-1\naddress: 127.0.0.1:{sshd_port}\nlabels: {{ env: staging }}\n\
+             {extra_nodes}"
         );
         let nodes = ca.write("nodes.yaml", &nodes);
         ca.ok(&["nodes", "apply", nodes.to_str().unwrap()]);
