@@ -238,9 +238,16 @@ fn check_answer(answer: &NodeCertificates, keys: &[String]) -> Result<(), JoinEr
             keys.len()
         )));
     }
+    let host_ca = ssh_key::PublicKey::from_openssh(answer.host_ca.trim())
+        .map_err(|e| JoinError::Answer(format!("the host CA: {e}")))?
+        .fingerprint(ssh_key::HashAlg::Sha256);
     for (cert, key) in answer.certificates.iter().zip(keys) {
         let parsed = ssh_key::Certificate::from_openssh(cert.certificate.trim())
             .map_err(|e| JoinError::Answer(format!("not an OpenSSH certificate: {e}")))?;
+        // Signed by the host CA clients will trust, and valid now.
+        parsed.validate_at(now(), [&host_ca]).map_err(|_| {
+            JoinError::Answer("a certificate that does not verify against the host CA".into())
+        })?;
         let key =
             ssh_key::PublicKey::from_openssh(key).map_err(|e| JoinError::Answer(e.to_string()))?;
         if parsed.public_key() != key.key_data()
