@@ -756,3 +756,77 @@ fn signet_config_prints_the_proxy_block() {
     let after = std::fs::read_to_string(dir.path().join("config/signet/profile.toml")).unwrap();
     assert_eq!(after, profile);
 }
+
+/// Connection set-up time, and bulk throughput of ssh through `signet
+/// proxy ssh` and the proxy against ssh straight to the same sshd, both
+/// ways, best of 3 rounds of 256 MiB (set-up included).
+/// Prints the numbers; asserts nothing about speed.
+#[test]
+#[ignore = "a measurement: cargo nextest run -p signet --all-features --test proxy_ssh --run-ignored only --no-capture"]
+fn throughput_through_the_proxy_against_direct() {
+    let w = world();
+    let config = w.home.path("ssh_config");
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config.push_str(&format!(
+        "\nHost direct\n    HostName 127.0.0.1\n    Port {}\n    IdentityAgent \"{}\"\n    CertificateFile \"{}\"\n",
+        w.sshd.port(),
+        w.home.path("runtime/signet/agent.sock").display(),
+        w.home.path("state/signet/ssh-cert.pub").display(),
+    ));
+    std::fs::write(&config, text_config).unwrap();
+    const MIB: u64 = 256;
+    let time = |host: &str, script: &str| {
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let mut cmd = Command::new("bash");
+            cmd.arg("-c")
+                .arg(
+                    script
+                        .replace("HOST", host)
+                        .replace("CONFIG", config.to_str().unwrap()),
+                )
+                .stdin(Stdio::null());
+            w.home.env(&mut cmd);
+            let start = Instant::now();
+            let out = cmd.output().unwrap();
+            let took = start.elapsed();
+            assert!(
+                out.status.success(),
+                "{script}: {}\n{}",
+                text(&out.stderr),
+                w.logs()
+            );
+            best = best.min(took);
+        }
+        MIB as f64 / best.as_secs_f64()
+    };
+    let up = format!("head -c {MIB}M /dev/zero | ssh -F CONFIG HOST 'cat > /dev/null'");
+    let down = format!("ssh -F CONFIG HOST 'head -c {MIB}M /dev/zero' > /dev/null");
+    // Connection set-up: ssh HOST true (TLS with the card's signature, the
+    // preamble, then SSH with the agent's), median of 5.
+    let setup = |host: &str| {
+        let mut times: Vec<Duration> = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                w.ssh_ok(host, "true");
+                start.elapsed()
+            })
+            .collect();
+        times.sort();
+        times[2]
+    };
+    let (direct, proxied) = (setup("direct"), setup("web-1"));
+    println!(
+        "ssh HOST true, median of 5: direct {} ms, through signet proxy ssh {} ms",
+        direct.as_millis(),
+        proxied.as_millis()
+    );
+    for (what, script) in [("upload", &up), ("download", &down)] {
+        let direct = time("direct", script);
+        let proxied = time("web-1", script);
+        println!(
+            "{what}: direct {direct:.0} MiB/s, through signet proxy ssh {proxied:.0} MiB/s, ratio {:.2}",
+            proxied / direct
+        );
+    }
+}
