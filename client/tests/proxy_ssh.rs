@@ -3,7 +3,8 @@
 //! `signet-proxy serve`, a loopback `sshd` trusting the CA's user key as
 //! the node `web-1` (and `db-1`, outside the role), the virtual YubiKey
 //! behind a private pcscd holding the key and certificates from a real
-//! `signet enroll` and `signet login`, `signet agent` for the SSH side, and
+//! `signet enroll` and `signet login` (both through the proxy's one port,
+//! which forwards the CA's API), `signet agent` for the SSH side, and
 //! OpenSSH's `ssh` and `scp` reading the block `signet config` printed
 //! (`ssh -F`), so the ProxyCommand is `signet proxy ssh %r@%h:%p` and the
 //! TLS client signature is made on the card.
@@ -141,10 +142,13 @@ fn world() -> World {
     // The CA, trusting the virtual key's attestation, with its proxy
     // listener; the nodes: web-1 (env dev: the dev role's) and db-1
     // (staging: no role of alice's), both this sshd.
+    // The proxy's port first: logins go through the proxy, so the CA
+    // takes its origin for WebAuthn.
+    let proxy_port = signet_testkit::free_port();
     let mut ca = Ca::new(
         bin_dir(),
         Trust::Root(&key.root().cert_pem().unwrap()),
-        "https://localhost:1",
+        &format!("https://localhost:{proxy_port}"),
     );
     let user_ca = ca.path("user-ca.pub");
     std::fs::write(&user_ca, ca.ok(&["export", "ssh-user-ca"])).unwrap();
@@ -170,16 +174,27 @@ fn world() -> World {
     ca.serve();
     let root = ca.path("ca-root.pem");
     std::fs::write(&root, ca.ok(&["export", "x509-ca"])).unwrap();
-    let proxy = Proxy::join_and_serve(&ca, bin_dir(), "edge-1");
+    let proxy = Proxy::join_and_serve_on(&ca, bin_dir(), "edge-1", proxy_port);
 
-    // The engineer: enroll, log in (the key generated in slot 9a, PIN once,
-    // touch always; the certificates from the CA), the agent.
+    // The engineer, through the proxy's one port as the design has it:
+    // enroll with the invite (its link rewritten to the proxy's address),
+    // log in (the key generated in slot 9a, PIN once, touch always; the
+    // certificates from the CA through the proxy), which also remembers
+    // the proxy for the tunnels.
     let link = ca.ok(&["users", "invite", "alice", "--ttl", "10m"]);
-    home.ok(&["enroll", link.trim(), "--ca-cert", root.to_str().unwrap()]);
+    let link = link.trim().replace(
+        &format!("https://localhost:{}/", ca.port),
+        &format!("https://localhost:{proxy_port}/"),
+    );
+    assert!(
+        link.starts_with(&format!("https://localhost:{proxy_port}/enroll/")),
+        "{link}"
+    );
+    home.ok(&["enroll", &link, "--ca-cert", root.to_str().unwrap()]);
     home.ok(&[
         "login",
         "--proxy",
-        &format!("localhost:{}", ca.port),
+        &format!("localhost:{proxy_port}"),
         "--user",
         "alice",
         "--ca-cert",
@@ -187,6 +202,11 @@ fn world() -> World {
         "--principal",
         &login,
     ]);
+    let profile = std::fs::read_to_string(home.path("config/signet/profile.toml")).unwrap();
+    assert!(
+        profile.contains(&format!("proxy = \"localhost:{proxy_port}\"")),
+        "{profile}"
+    );
     // The agent in the foreground, tied to this test (it dies with it).
     let agent = signet_testkit::child::Daemon::new(
         signet_testkit::child::spawn_tied(env!("CARGO_BIN_EXE_signet"), &["agent".as_ref()], |c| {
@@ -210,13 +230,11 @@ fn world() -> World {
 
     // The block for ~/.ssh/config, after this test's own host key
     // settings (sshd's host key has no certificate: first match wins).
-    let block = home.ok(&[
-        "config",
-        "--proxy",
-        &format!("localhost:{}", proxy.port),
-        "--hosts",
-        "web-1,db-1",
-    ]);
+    let block = home.ok(&["config", "--hosts", "web-1,db-1"]);
+    assert!(
+        block.contains(&format!("Signet proxy localhost:{proxy_port},")),
+        "{block}"
+    );
     std::fs::write(
         home.path("ssh_config"),
         format!(

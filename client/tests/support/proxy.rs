@@ -33,6 +33,13 @@ impl Proxy {
     /// Joins the CA as `name` and serves; the CA must be serving with its
     /// proxy listener ([`Ca::enable_proxy_listener`]).
     pub fn join_and_serve(ca: &Ca, bin_dir: &Path, name: &str) -> Self {
+        Self::join_and_serve_on(ca, bin_dir, name, free_port())
+    }
+
+    /// As [`Proxy::join_and_serve`], on `port` (chosen before the CA was
+    /// made, so the CA can list it as a WebAuthn origin: logins through
+    /// the proxy sign the proxy's origin).
+    pub fn join_and_serve_on(ca: &Ca, bin_dir: &Path, name: &str, port: u16) -> Self {
         let binary = bin_dir.join("signet-proxy");
         assert!(
             binary.exists(),
@@ -48,7 +55,6 @@ impl Proxy {
         std::fs::write(&root, ca.ok(&["export", "x509-ca"])).unwrap();
         let token = dir.join("join-token");
         std::fs::write(&token, ca.ok(&["proxies", "invite", "--name", name])).unwrap();
-        let port = free_port();
         let p = |path: &Path| path.to_str().unwrap().to_owned();
         let text = include_str!("../../../deploy/proxy.example.toml")
             .replace("0.0.0.0:443", &format!("127.0.0.1:{port}"))
