@@ -529,6 +529,22 @@ fn plain_ssh_through_signet_config_and_every_refusal() {
     );
     assert!(!text(&out.stderr).contains("654321"));
     assert_eq!(w.proxy.count("\"event\":\"accept\""), accepted);
+    // Nobody touches the card: the handshake's signature fails, exit 4.
+    w.key
+        .touch()
+        .set_mode(signet_firmware_tests::touch::TouchMode::Deny);
+    let out = w.tunnel(&format!("{}@web-1:22", w.login), &[], b"");
+    w.key
+        .touch()
+        .set_mode(signet_firmware_tests::touch::TouchMode::Approve);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Touch your YubiKey")
+            && text(&out.stderr).contains("was not touched in time"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(w.proxy.count("\"event\":\"accept\""), accepted);
     // The right PIN again (the card's counter back to 3).
     w.ssh_ok("web-1", "true");
     let accepted = w.proxy.count("\"event\":\"accept\"");
