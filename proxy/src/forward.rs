@@ -96,8 +96,10 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-/// Headers a client may not set on the CA's side of the proxy.
-const CLIENT_MAY_NOT_SET: [&str; 5] = [
+/// Headers a client may not set on the CA's side of the proxy (`Expect`:
+/// the proxy has read the whole body already).
+const CLIENT_MAY_NOT_SET: [&str; 6] = [
+    "expect",
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-host",

@@ -151,6 +151,24 @@ fn the_cas_api_through_the_proxy_checked_by_the_cas_root_and_the_proxys_name() {
         assert_eq!(through, direct, "{body}");
         assert!(through.2.contains("\"code\""), "{through:?}");
     }
+    // A larger body, announced with Expect: 100-continue: the same answer.
+    let padded = format!("{{\"token\":\"{}\"}}", "x".repeat(5000));
+    let post = |url: String| {
+        edge.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            &padded,
+            &url,
+        ])
+    };
+    let through = post(edge.via_proxy("/v1/enroll/begin"));
+    assert!((400..500).contains(&through.1), "{through:?}");
+    assert_eq!(through, post(edge.direct("/v1/enroll/begin")));
     // The enrollment page for a link (whatever the CA answers, as it answers it).
     let page = edge.curl(&[&edge.via_proxy("/enroll/not-a-token")]);
     assert_eq!(page, edge.curl(&[&edge.direct("/enroll/not-a-token")]));
