@@ -611,6 +611,56 @@ fn plain_ssh_through_signet_config_and_every_refusal() {
     assert_eq!(w.proxy.count("\"event\":\"accept\""), accepted);
     std::fs::write(&profile_path, &profile).unwrap();
 
+    // A client certificate for the card's key from that other CA: the
+    // proxy refuses it at the TLS layer, said as such (exit 6).
+    let stored = w.home.path("state/signet/x509-cert.pem");
+    let issued = std::fs::read(&stored).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            text(&out.stderr)
+        );
+        out.stdout
+    };
+    let p = |name: &str| w.home.path(name).to_str().unwrap().to_owned();
+    let card_key = openssl(&["x509", "-pubkey", "-noout", "-in", stored.to_str().unwrap()]);
+    std::fs::write(w.home.path("card-key.pem"), card_key).unwrap();
+    std::fs::write(
+        w.home.path("forged.ext"),
+        "extendedKeyUsage=clientAuth\nsubjectAltName=URI:signet://example.com/user/alice\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-new",
+        "-subj",
+        "/CN=alice",
+        "-force_pubkey",
+        &p("card-key.pem"),
+        "-CA",
+        &p("other-root.pem"),
+        "-CAkey",
+        &p("other-root.key"),
+        "-days",
+        "1",
+        "-extfile",
+        &p("forged.ext"),
+        "-out",
+        &p("forged.pem"),
+    ]);
+    std::fs::copy(w.home.path("forged.pem"), &stored).unwrap();
+    let out = w.tunnel(&format!("{}@web-1:22", w.login), &[], b"");
+    std::fs::write(&stored, &issued).unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("refused your certificate (TLS alert"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(w.proxy.count("\"event\":\"accept\""), accepted);
+
     // The proxy's certificate names localhost only: reached as 127.0.0.1,
     // it is refused for its name (hostname verification is on).
     let out = w.tunnel(
