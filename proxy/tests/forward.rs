@@ -294,7 +294,10 @@ fn the_cas_api_through_the_proxy_checked_by_the_cas_root_and_the_proxys_name() {
         "{answer:?}"
     );
 
-    // A head that never ends: closed after the header timeout (10 s).
+    // A head that never ends, and a connection that sends nothing: closed
+    // after the header timeout (10 s).
+    let opened = std::time::Instant::now();
+    let mut idle = edge.s_client(&["-alpn", "http/1.1"]);
     let mut slow = edge.s_client(&["-alpn", "http/1.1"]);
     slow.stdin
         .as_mut()
@@ -303,6 +306,12 @@ fn the_cas_api_through_the_proxy_checked_by_the_cas_root_and_the_proxys_name() {
         .unwrap();
     let waited = wait_exit(&mut slow, Duration::from_secs(40), "a slow request head");
     println!("an unfinished request head was closed after {waited:?}");
+    assert!(waited >= Duration::from_secs(5), "{waited:?}");
+
+    // A connection that never sends a request: closed after the same 10 s.
+    wait_exit(&mut idle, Duration::from_secs(40), "an idle connection");
+    let waited = opened.elapsed();
+    println!("an idle HTTP connection was closed within {waited:?}");
     assert!(waited >= Duration::from_secs(5), "{waited:?}");
 
     // The CA down: the proxy answers 502 in the CA's error shape.
