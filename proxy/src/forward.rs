@@ -231,8 +231,18 @@ impl Forwarder {
         peer: SocketAddr,
         upstream: &Mutex<Option<SendRequest<Full<Bytes>>>>,
     ) -> Response<Body> {
+        // The path's first segment only: an enrollment link's path is its token.
+        let route = match request.uri().path().split('/').nth(1) {
+            Some("v1") => "v1",
+            Some("enroll") => "enroll",
+            Some("log") => "log",
+            _ => "other",
+        };
+        let method = request.method().clone();
         let response = self.forward(request, peer, upstream).await;
-        self.metrics.http_answered(response.status().as_u16());
+        let status = response.status().as_u16();
+        self.metrics.http_answered(status);
+        tracing::info!(event = "http", peer = %peer, method = %method, route, status, "API call");
         response
     }
 

@@ -539,6 +539,8 @@ async fn connection(
     {
         return;
     }
+    // What came with the preamble is the client's too.
+    metrics.bytes("up").inc_by(rest.len() as u64);
     let mut tls = Counted::new(tls, metrics.bytes("up"));
     let mut node = Counted::new(node, metrics.bytes("down"));
     tokio::select! {

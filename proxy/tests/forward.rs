@@ -314,6 +314,13 @@ fn the_cas_api_through_the_proxy_checked_by_the_cas_root_and_the_proxys_name() {
     println!("an idle HTTP connection was closed within {waited:?}");
     assert!(waited >= Duration::from_secs(5), "{waited:?}");
 
+    // Each call is a log event, without the path (an enrollment link's
+    // path is its secret token).
+    let log = edge.proxy_log_text();
+    assert!(log.contains("\"event\":\"http\""), "{log}");
+    assert!(log.contains("\"route\":\"enroll\""), "{log}");
+    assert!(!log.contains("not-a-token"), "{log}");
+
     // The CA down: the proxy answers 502 in the CA's error shape.
     edge.stop_ca();
     let (code, status, body) = edge.curl(&[&edge.via_proxy("/log/checkpoint")]);
