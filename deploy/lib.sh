@@ -13,8 +13,8 @@ SIGNET_TEST_PACKAGES="softhsm2 postgresql opensc openssh-server openssh-client o
 # and of certificates' proofs of logging (node/tests/check_proof.py; OpenSSH and
 # X.509 from the real CA: ca/server/tests/verify_cert_proof.py).
 # postgresql: the CA's PostgreSQL store runs against a throw-away cluster (testkit/src/postgres.rs).
-# What the quickstart needs.
-SIGNET_RUN_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev procps"
+# What the quickstart needs (pcscd and vsmartcard-vpcd: the demo user's virtual YubiKey).
+SIGNET_RUN_PACKAGES="softhsm2 opensc openssh-server openssh-client openssl curl pkg-config libpcsclite-dev libudev-dev libclang-dev procps pcscd vsmartcard-vpcd"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 note() { printf '    %s\n' "$*" >&2; }
@@ -44,12 +44,17 @@ ensure_cargo() {
 # python-fido2 2.x and pyscard, for the FIDO2 conformance tests
 # (firmware-tests/tests/fido2_python.rs). Debian 12's python3 is "externally
 # managed": pip needs --break-system-packages there (a test machine).
+# The tests run the python3 first on PATH; where that is not Debian's (a
+# python3 of its own), the Debian packages python3-websocket (the Chromium
+# driver) and python3-cryptography are invisible to it, so the same modules
+# come from PyPI.
 ensure_python_fido2() {
     local python="${SIGNET_PYTHON:-python3}"
-    "$python" -c 'import fido2.pcsc, smartcard' 2>/dev/null && return 0
-    say "Installing python-fido2 and pyscard from PyPI"
-    "$python" -m pip install --quiet 'fido2>=2,<3' 'pyscard>=2.2' 2>/dev/null \
-        || "$python" -m pip install --quiet --break-system-packages 'fido2>=2,<3' 'pyscard>=2.2'
+    "$python" -c 'import fido2.pcsc, smartcard, websocket, cryptography' 2>/dev/null && return 0
+    local wanted=('fido2>=2,<3' 'pyscard>=2.2' 'websocket-client>=1.2' 'cryptography>=38')
+    say "Installing python-fido2, pyscard, websocket-client and cryptography from PyPI"
+    "$python" -m pip install --quiet "${wanted[@]}" 2>/dev/null \
+        || "$python" -m pip install --quiet --break-system-packages "${wanted[@]}"
 }
 
 ensure_nextest() {
