@@ -647,6 +647,22 @@ impl Writer {
                 }
                 self.publish(&latest);
                 self.set_failure(None);
+                // What `/log/checkpoint` serves follows too: the other
+                // replica's checkpoint, once it meets the witness policy
+                // here as well (without witnesses, at once).
+                if let Some(shared) = &self.shared {
+                    match self.release(&latest) {
+                        Ok(released) => {
+                            let mut published = lock(&shared.published);
+                            if published.as_ref().is_none_or(|p| p.size <= released.size) {
+                                *published = Some(Arc::new(released));
+                            }
+                        }
+                        Err(err) => {
+                            log::error!("checkpoint {} is held back: {err}", latest.size)
+                        }
+                    }
+                }
             }
             Err(err) => self.set_failure(Some(err.to_string())),
         }
