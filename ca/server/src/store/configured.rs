@@ -217,3 +217,74 @@ mod example {
         assert!(file.store.postgres().unwrap().password_file.is_some());
     }
 }
+
+#[cfg(test)]
+mod two_replicas {
+    use crate::config::Config;
+    use std::path::Path;
+
+    /// deploy/postgres/: two replicas of one CA and a proxy in front of
+    /// each, as the operator's guide shows them.
+    #[test]
+    fn the_shipped_two_replica_example_is_one_ca_on_one_database() {
+        let texts = [
+            include_str!("../../../../deploy/postgres/ca-1.toml"),
+            include_str!("../../../../deploy/postgres/ca-2.toml"),
+        ];
+        let configs: Vec<Config> = texts
+            .iter()
+            .map(|text| Config::parse(text, Path::new("/etc/signet/ca.toml")).unwrap())
+            .collect();
+        let (one, two) = (&configs[0], &configs[1]);
+        for config in &configs {
+            assert_eq!(config.store.backend, super::Backend::Postgres);
+            config.store.check().unwrap();
+            assert!(config.serve.proxy_listen.is_some());
+        }
+        // One CA: the same database, keys and log; each its own name.
+        assert_eq!(one.store.postgres(), two.store.postgres());
+        assert_eq!(one.hsm.token_label, two.hsm.token_label);
+        assert_eq!(one.log_origin(), two.log_origin());
+        assert_eq!(one.store.replica.as_deref(), Some("ca-1"));
+        assert_eq!(two.store.replica.as_deref(), Some("ca-2"));
+        // Nothing else differs than the names and the replica.
+        let strip = |text: &str| {
+            text.lines()
+                .filter(|l| {
+                    !l.starts_with('#') && !l.starts_with("names") && !l.starts_with("replica")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(strip(texts[0]), strip(texts[1]));
+
+        // Each proxy follows one replica's feed, on its proxy listener, and
+        // is named in both replicas' proxy_names.
+        for (proxy, replica) in [
+            (
+                include_str!("../../../../deploy/postgres/proxy-eu.toml"),
+                "ca-1",
+            ),
+            (
+                include_str!("../../../../deploy/postgres/proxy-us.toml"),
+                "ca-2",
+            ),
+        ] {
+            let proxy: toml::Table = toml::from_str(proxy).unwrap();
+            let ca = proxy["ca"].as_table().unwrap();
+            let port = one.serve.proxy_listen.unwrap().port();
+            assert_eq!(
+                ca["feed_url"].as_str().unwrap(),
+                format!("https://{replica}.internal.example:{port}")
+            );
+            let names = proxy["public_names"].as_array().unwrap();
+            for name in names {
+                assert!(one
+                    .serve
+                    .proxy_names
+                    .iter()
+                    .any(|n| n == name.as_str().unwrap()));
+            }
+        }
+    }
+}

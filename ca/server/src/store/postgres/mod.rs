@@ -586,8 +586,14 @@ impl Writer {
                 recv(refreshes) -> asked => {
                     match asked {
                         Ok(reply) => {
+                            // Every refresh waiting now is answered by one
+                            // look at the database.
+                            let mut replies = vec![reply];
+                            replies.extend(refreshes.try_iter());
                             self.idle();
-                            let _ = reply.send(self.current_failure());
+                            for reply in replies {
+                                let _ = reply.send(self.current_failure());
+                            }
                         }
                         Err(_) => refreshes = crossbeam_channel::never(),
                     }
