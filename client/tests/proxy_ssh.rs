@@ -545,6 +545,19 @@ fn plain_ssh_through_signet_config_and_every_refusal() {
         text(&out.stderr)
     );
     assert_eq!(w.proxy.count("\"event\":\"accept\""), accepted);
+    // A slow touch (12 s, the card waits 15 s) still opens the session:
+    // the proxy's handshake allows 30 s by default.
+    w.key
+        .touch()
+        .set_mode(signet_firmware_tests::touch::TouchMode::Delay(
+            Duration::from_secs(12),
+        ));
+    let slow = std::time::Instant::now();
+    w.ssh_ok("web-1", "true");
+    assert!(slow.elapsed() >= Duration::from_secs(12));
+    w.key
+        .touch()
+        .set_mode(signet_firmware_tests::touch::TouchMode::Approve);
     // The right PIN again (the card's counter back to 3).
     w.ssh_ok("web-1", "true");
     let accepted = w.proxy.count("\"event\":\"accept\"");

@@ -27,6 +27,12 @@ pub struct Config {
     /// (`view_stale`) and `/healthz` fails. Default 30 s, at least 10 s.
     #[serde(default = "default_stale_after", with = "duration_text")]
     pub stale_after: Duration,
+    /// Time allowed for a connection's TLS handshake. A tunnel's handshake
+    /// includes the engineer's touch (the card waits 15 s for it), so the
+    /// default is 30 s; per-source connection limits bound what slow
+    /// handshakes can hold. Between 5 s and 120 s.
+    #[serde(default = "default_handshake_timeout", with = "duration_text")]
+    pub handshake_timeout: Duration,
     /// The CA.
     pub ca: CaSection,
     /// The proxy's own key and certificate (written by `signet-proxy join`).
@@ -40,6 +46,10 @@ pub struct Config {
 }
 
 fn default_stale_after() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_handshake_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
@@ -215,6 +225,12 @@ impl Config {
         if config.stale_after < Duration::from_secs(10) {
             return Err(invalid(
                 "stale_after: at least 10s (the CA sends a heartbeat every 5 s)".into(),
+            ));
+        }
+        if !(Duration::from_secs(5)..=Duration::from_secs(120)).contains(&config.handshake_timeout)
+        {
+            return Err(invalid(
+                "handshake_timeout: between 5s and 120s (a touch takes up to 15 s)".into(),
             ));
         }
         if !(1024..=16 * 1024 * 1024).contains(&config.http.max_body_bytes) {

@@ -36,8 +36,6 @@ use crate::metrics::{Counted, Metrics};
 use crate::preamble::{PreambleReader, Reply, ALPN_SSH};
 use crate::tls::ALPN_HTTP;
 
-/// Time allowed for the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for the preamble line after the handshake.
 pub const PREAMBLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to connect to the node.
@@ -130,6 +128,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     forwarder: Arc<Forwarder>,
     stale_after: Duration,
+    handshake_timeout: Duration,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -234,6 +233,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         metrics: metrics.clone(),
         forwarder,
         stale_after: config.stale_after,
+        handshake_timeout: config.handshake_timeout,
     });
     let stop = Arc::new(AtomicBool::new(false));
     if let Some(listener) = metrics_listener {
@@ -354,7 +354,7 @@ async fn connection(
     shared: Arc<Shared>,
     domain: &str,
 ) {
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let mut tls = match tokio::time::timeout(shared.handshake_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::info!(event = "refuse", peer = %peer, code = "tls", reason = %e, "TLS handshake failed");

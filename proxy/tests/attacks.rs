@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::{wait_count, wait_exit, Env};
 
-/// The proxy's own bounds (serve::HANDSHAKE_TIMEOUT, PREAMBLE_TIMEOUT) are
-/// 10 s; a closed connection must come within this.
+/// The proxy's bounds here (the configured handshake_timeout,
+/// serve::PREAMBLE_TIMEOUT) are 10 s; a closed connection must come within
+/// this.
 const CLOSED_WITHIN: Duration = Duration::from_secs(20);
 
 /// Reads until the proxy closes the connection; returns what it sent and

@@ -22,6 +22,9 @@ use signet_testkit::{free_port, softhsm_module, SoftHsm, Sshd};
 
 /// A login no role allows.
 pub const OUTSIDE_LOGIN: &str = "mallory";
+/// The tests' proxies allow this long for a TLS handshake (the shipped
+/// default is 30 s, room for a touch); the hostile clients wait it out.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A binary of this workspace, next to the test's own directory, or where
 /// `SIGNET_BIN_<NAME>` says (`SIGNET_BIN_SIGNET_CA=target/debug/signet-ca`:
@@ -503,6 +506,11 @@ impl Env {
         self.ca.write("join-token", &token);
         let config = include_str!("../../../deploy/proxy.example.toml")
             .replace("0.0.0.0:443", &format!("127.0.0.1:{}", self.proxy_port))
+            // The hostile clients' tests wait out this bound.
+            .replace(
+                "# handshake_timeout = \"30s\"",
+                &format!("handshake_timeout = \"{}s\"", HANDSHAKE_TIMEOUT.as_secs()),
+            )
             .replace(
                 "https://ca.internal.example:8441",
                 &format!("https://localhost:{}", self.ca_port),
