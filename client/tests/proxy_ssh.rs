@@ -272,6 +272,12 @@ impl World {
             text(&out.stderr),
             self.logs()
         );
+        // Nothing in the generated block makes ssh complain.
+        assert!(
+            !text(&out.stderr).contains("Load key"),
+            "{}",
+            text(&out.stderr)
+        );
         out
     }
 

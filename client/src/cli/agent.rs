@@ -79,8 +79,8 @@ For the hosts it names (--hosts, ssh_config patterns; default: every host)
 the block sets
   ProxyCommand <this signet> proxy ssh %r@%h:%p   the TLS tunnel through the
                                                   proxy (signet proxy ssh --help)
-  IdentityAgent <the signet agent's socket>       the SSH certificate's key
-  CertificateFile <the SSH certificate>           signs on the card (signet agent)
+  IdentityAgent <the signet agent's socket>       offers the SSH certificate,
+                                                  signs with its key on the card
 and, when the profile knows the CA's SSH host CA
 ($XDG_CONFIG_HOME/signet/ssh-host-ca.pub, stored by `signet login`), writes
 an `@cert-authority *` line for it to $XDG_CONFIG_HOME/signet/known_hosts and
@@ -113,8 +113,8 @@ pub(crate) struct ConfigCommand {
     about = "Run ssh with the Signet agent and certificate (starts the agent if needed)",
     long_about = "\
 Run the system ssh with IdentityAgent set to the Signet agent (started in the
-background when it does not run), CertificateFile set to the Signet
-certificate, and the CA's host CA known when the profile has it. Every
+background when it does not run; it offers the Signet certificate), and the
+CA's host CA known when the profile has it. Every
 argument is passed to ssh unchanged:
   signet ssh -p 2222 alice@host uname -a
 
@@ -442,10 +442,12 @@ pub(crate) fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
     if let Some(command) = &command {
         out.push_str(&format!("    ProxyCommand {command}\n"));
     }
+    // No CertificateFile: the agent offers the certificate itself, and ssh
+    // would try to load a private key from a CertificateFile whose key it
+    // does not see listed plain ("Load key …: error in libcrypto").
     out.push_str(&format!(
-        "    IdentityAgent {}\n    CertificateFile {}\n",
-        config_quote(&setup.paths.socket),
-        config_quote(&setup.certificate)
+        "    IdentityAgent {}\n",
+        config_quote(&setup.paths.socket)
     ));
     match &known_hosts {
         Some(path) => out.push_str(&format!(
@@ -488,9 +490,7 @@ pub(crate) fn run_ssh(cmd: SshCommand) -> anyhow::Result<()> {
         o
     };
     ssh.arg("-o")
-        .arg(option("IdentityAgent", &setup.paths.socket))
-        .arg("-o")
-        .arg(option("CertificateFile", &setup.certificate));
+        .arg(option("IdentityAgent", &setup.paths.socket));
     if let Some(path) = known_hosts {
         let mut value = OsString::from("UserKnownHostsFile=~/.ssh/known_hosts ");
         value.push(path.as_os_str());
