@@ -162,13 +162,19 @@ pub fn run(config: Config, keys: CaKeys, store: Arc<dyn LogStore>) -> Result<()>
                         let service = service.clone();
                         let metrics = metrics.clone();
                         async move {
-                            (
+                            // Rendering reads the store (pending ceremonies
+                            // in the database, on PostgreSQL): blocking work.
+                            let text =
+                                tokio::task::spawn_blocking(move || metrics.render(&service))
+                                    .await
+                                    .map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?;
+                            Ok::<_, axum::http::StatusCode>((
                                 [(
                                     axum::http::header::CONTENT_TYPE,
                                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                                 )],
-                                metrics.render(&service),
-                            )
+                                text,
+                            ))
                         }
                     }),
                 );

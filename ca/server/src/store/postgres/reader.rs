@@ -56,6 +56,19 @@ impl Pool {
     }
 }
 
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // A synchronous client closes by blocking on its own runtime, which
+        // panics when the pool is dropped inside an async context (the
+        // daemon's services going away at shutdown): close them on a
+        // thread of their own there.
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        if !idle.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
 /// An error of a query: the database's refusal, or the database lost.
 pub(crate) fn query_err(place: &str, e: &postgres::Error) -> Error {
     if lost(e) {
