@@ -4,6 +4,9 @@
 #
 #   deploy/test.sh                 all tests
 #   deploy/test.sh -p signet-ca    arguments go to `cargo nextest run`
+#   SIGNET_TEST_STORE=postgres deploy/test.sh -p signet-ca
+#                                  the CA's tests with its state on PostgreSQL
+#                                  (without arguments, test.sh runs them both ways)
 #
 # Tests start their own sshd, pcscd and SoftHSM2 tokens on loopback ports and
 # in temporary directories, and stop them afterwards; the machine's own
@@ -24,6 +27,16 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 say "Running the test suite"
 status=0
 cargo nextest run --workspace --all-features --no-fail-fast "$@" || status=$?
+
+# The CA's end-to-end tests once more with its state on PostgreSQL (each CA
+# under test gets a throw-away cluster): one matrix, the same tests. The
+# store's own tests already ran on both backends above, and so did the
+# tests that move a CA onto PostgreSQL themselves (postgres, postgres_replicas).
+if [ $# -eq 0 ]; then
+    say "Running the CA's end-to-end tests again on PostgreSQL (SIGNET_TEST_STORE=postgres)"
+    SIGNET_TEST_STORE=postgres cargo nextest run -p signet-ca --all-features --no-fail-fast \
+        -E 'kind(test) & !binary(postgres) & !binary(postgres_replicas)' || status=$?
+fi
 
 # Test daemons run as foreground children that die with their test (sshd,
 # signet-ca serve, signet-witness serve, headless Chromium and static

@@ -102,6 +102,9 @@ fn assert_refused(ca: &Ca, expected: &str) {
 
 #[test]
 fn removing_the_checkpoint_never_gets_the_tampered_tree_signed() {
+    if common::embedded_store_only("editing the redb file") {
+        return;
+    }
     let ca = Ca::initialised("attack-no-checkpoint");
     for user in ["a", "b", "c"] {
         issue(&ca, user);
@@ -127,6 +130,9 @@ fn removing_the_checkpoint_never_gets_the_tampered_tree_signed() {
 
 #[test]
 fn entries_beyond_the_signed_checkpoint_are_refused() {
+    if common::embedded_store_only("editing the redb file") {
+        return;
+    }
     let ca = Ca::initialised("attack-extra-entry");
     issue(&ca, "a");
     // An entry slipped in after the last checkpoint: a copy of a real one.
@@ -148,6 +154,9 @@ fn entries_beyond_the_signed_checkpoint_are_refused() {
 
 #[test]
 fn a_restored_old_store_is_refused_and_log_restore_recovers_from_an_export() {
+    if common::embedded_store_only("restoring a copy of the data directory") {
+        return;
+    }
     let ca = Ca::initialised("attack-rollback");
     issue(&ca, "a");
     let backup = ca.path("log.redb.backup");
@@ -263,6 +272,9 @@ fn a_restored_old_store_is_refused_and_log_restore_recovers_from_an_export() {
 
 #[test]
 fn log_restore_over_http_from_a_mirror() {
+    if common::embedded_store_only("rebuilding the data directory") {
+        return;
+    }
     let ca = Ca::initialised("restore-http");
     issue(&ca, "a");
     let backup = ca.path("log.redb.backup");
@@ -340,6 +352,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn a_deleted_mark_is_not_a_new_log_and_adopt_mark_is_explicit() {
+    if common::embedded_store_only("copying the data directory") {
+        return;
+    }
     let ca = Ca::new(
         "attack-no-mark",
         ["ecdsa-p256", "ecdsa-p256", "ecdsa-p256", "ed25519"],

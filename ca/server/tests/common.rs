@@ -4,11 +4,38 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use signet_testkit::{softhsm_module, SoftHsm};
+use signet_testkit::{softhsm_module, Postgres, SoftHsm};
 
 pub struct Ca {
     pub hsm: SoftHsm,
     pub config: PathBuf,
+    /// The CA's database when the suite runs on PostgreSQL
+    /// ([`on_postgres`]): a cluster of the test's own, stopped with the CA.
+    pub pg: Option<Postgres>,
+}
+
+/// The store the CAs under test keep their log and state in: the embedded
+/// store by default; PostgreSQL when `SIGNET_TEST_STORE=postgres`
+/// (deploy/test.sh runs the CA's suite both ways: one matrix, the same
+/// tests).
+pub fn on_postgres() -> bool {
+    match std::env::var("SIGNET_TEST_STORE").as_deref() {
+        Ok("postgres") => true,
+        Ok("embedded") | Err(_) => false,
+        Ok(other) => panic!("SIGNET_TEST_STORE={other:?}: embedded or postgres"),
+    }
+}
+
+/// For a test whose subject is the embedded store's files (edited,
+/// restored, copied): true, after saying so, when the suite runs on
+/// PostgreSQL, where the same attacks are made on the database
+/// (src/store/tests.rs runs every store test on both backends).
+pub fn embedded_store_only(what: &str) -> bool {
+    if on_postgres() {
+        eprintln!("skipped in the PostgreSQL run, as it concerns the embedded store: {what}");
+        return true;
+    }
+    false
 }
 
 /// The shipped example configuration with test paths and the given key types.
@@ -81,12 +108,23 @@ impl Ca {
     pub fn new(label: &str, keys: [&str; 4]) -> Self {
         let hsm = SoftHsm::create(label);
         let config = hsm.dir().join("signet-ca.toml");
-        std::fs::write(&config, example_config(&hsm, keys)).unwrap();
+        let mut text = example_config(&hsm, keys);
+        let pg = on_postgres().then(|| {
+            let mut pg = Postgres::start();
+            let db = pg.create_database();
+            text.push_str(&format!(
+                "\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\npassword_file = \"{}\"\n",
+                pg.url(&db),
+                pg.password_file().display()
+            ));
+            pg
+        });
+        std::fs::write(&config, text).unwrap();
         for file in [FIDO_ROOTS, PIV_ROOTS] {
             let root = signet_firmware_tests::attest::AttestationRoot::create().unwrap();
             std::fs::write(hsm.dir().join(file), root.cert_pem().unwrap()).unwrap();
         }
-        Self { hsm, config }
+        Self { hsm, config, pg }
     }
 
     /// A fresh CA with the example's key types, initialised.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use signet_ca::ca_keys::CaKeys;
 use signet_ca::config::Config;
-use signet_ca::store::{CommitMode, LocalStore, StoreOptions};
+use signet_ca::store::configured::{open, OpenKind};
 use signet_ca::touch::Service;
 use touchkit::TouchCa;
 
@@ -40,18 +40,17 @@ fn health_says_503_and_why_when_the_hsm_stops_answering() {
     let config = Config::load(&t.ca.config).unwrap();
     let keys = CaKeys::open(&config).unwrap();
     let (signer, mark) = keys.log_signer(&config).unwrap();
-    let store: Arc<LocalStore> = Arc::new(
-        LocalStore::open(StoreOptions {
-            path: config.store_path(),
-            origin: config.log_origin(),
-            signer: signer.clone(),
-            verifier: signer.verifier().clone(),
-            mark,
-            mode: CommitMode::Group,
-            witnesses: None,
-        })
-        .unwrap(),
-    );
+    // The configured store: the embedded one, or PostgreSQL in the
+    // suite's PostgreSQL run.
+    let store = open(
+        &config,
+        signer.clone(),
+        signer.verifier().clone(),
+        mark,
+        None,
+        OpenKind::Existing,
+    )
+    .unwrap();
     let authority = keys.authority(config.clone(), store.clone()).unwrap();
     let service = Arc::new(Service::new(config, authority, store).unwrap());
     let healthy = signet_ca::serve::hsm_probe(&keys);
