@@ -580,7 +580,12 @@ impl Env {
         ));
         wait_port(self.proxy_port, "signet-proxy serve", &self.proxy_log());
         let deadline = Instant::now() + Duration::from_secs(30);
-        while count_in(&self.proxy_log(), "new view from the CA") == 0 {
+        // Also until the port probe's connection has ended on the proxy's
+        // side (a failed handshake), so it no longer holds one of
+        // 127.0.0.1's connection slots when a test counts them.
+        while count_in(&self.proxy_log(), "new view from the CA") == 0
+            || count_in(&self.proxy_log(), "\"code\":\"tls\"") == 0
+        {
             assert!(
                 Instant::now() < deadline,
                 "no view from the CA within 30 s; proxy log:\n{}\nCA log:\n{}",
