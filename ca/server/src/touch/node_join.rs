@@ -168,6 +168,9 @@ impl Service {
         hash: [u8; 32],
     ) -> std::result::Result<NodeCertificates, Refusal> {
         check_count(request.host_keys.len(), "host_keys")?;
+        // An invite made on another replica a moment ago is in the
+        // database before its announcement reaches this one.
+        self.fresh()?;
         let name = match self.directory().node_invite(&hash) {
             Some(invite) if !invite.spent && now() < invite.expires => invite.name.clone(),
             _ => return Err(token_refused()),
@@ -235,6 +238,9 @@ impl Service {
         request: &NodeRenewRequest,
     ) -> std::result::Result<NodeCertificates, Refusal> {
         check_count(request.renewals.len(), "renewals")?;
+        // A node removed from the inventory on another replica a moment
+        // ago renews no more.
+        self.fresh()?;
         let clock = now();
         if request.time.abs_diff(clock) > RENEWAL_WINDOW_SECS {
             return Err(refused(

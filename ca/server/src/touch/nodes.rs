@@ -140,6 +140,9 @@ impl Service {
                 "this join token is unknown, spent or expired; ask for a new one (signet-ca proxies invite)",
             )
         };
+        // An invite made on another replica a moment ago is in the
+        // database before its announcement reaches this one.
+        self.fresh()?;
         let hash: [u8; 32] = Sha256::digest(request.token.as_bytes()).into();
         let name = match self.directory().proxy_invite(&hash) {
             Some(invite) if !invite.spent && now() < invite.expires => invite.name.clone(),
@@ -183,6 +186,7 @@ impl Service {
                 "this certificate is not a current proxy certificate, or was renewed already; join again",
             )
         };
+        self.fresh()?;
         let Some(name) = self.proxy_of_serial(serial) else {
             return Err(refused());
         };
