@@ -306,9 +306,12 @@ note "unlocked: ssh demo-node works again"
 
 say "10/10 An auditor verifies the signing log without trusting the CA"
 "$ca" export --config "$config" log-key > "$demo/log-key.pem"
-note "the auditor pins the log key (from the HSM, handed over out of band) and reads the log"
-note "through the proxy, as anyone may: $proxy_origin/log/"
+# The log's origin, from the [log] table (the [webauthn] table has an
+# origin too, later in the file).
+log_origin=$(awk -F'"' '/^\[/{t=$0} t=="[log]" && /^origin *=/{print $2; exit}' "$config")
+note "the auditor pins the log key (from the HSM, handed over out of band) and the log's"
+note "name, $log_origin, and reads the log through the proxy, as anyone may: $proxy_origin/log/"
 XDG_STATE_HOME="$demo/auditor" "$signet" audit verify --quiet --log "$proxy_origin/log/" \
-    --key "$demo/log-key.pem" --tls-ca "$demo/x509-ca.pem" 2>&1 | sed 's/^/    /' >&2
+    --key "$demo/log-key.pem" --origin "$log_origin" --tls-ca "$demo/x509-ca.pem" 2>&1 | sed 's/^/    /' >&2
 
 say "Done: alice reached demo-node with plain ssh through the proxy; her key never left the card, the CA's never left the HSM, and every certificate is in the verified log."
