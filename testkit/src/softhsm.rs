@@ -209,6 +209,43 @@ impl SoftHsm {
             .to_owned()
     }
 
+    /// `example` (the text of deploy/signet-ca.example.toml) with its
+    /// `[hsm]` table pointed at this token and its PIN file, and
+    /// `data_dir` at `data` in this token's directory: where every test's
+    /// and benchmark's CA starts, before its own changes.
+    ///
+    /// Panics if the example no longer has a line it replaces: a test
+    /// must not run against the example's real paths.
+    pub fn ca_config_from(&self, example: &str) -> String {
+        let replacements = [
+            (
+                "data_dir = \"/var/lib/signet\"",
+                format!("data_dir = \"{}\"", self.dir().join("data").display()),
+            ),
+            (
+                "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
+                format!("module = \"{}\"", softhsm_module().display()),
+            ),
+            (
+                "token_label = \"signet-ca\"",
+                format!("token_label = \"{}\"", self.label),
+            ),
+            (
+                "pin_file = \"/etc/signet/hsm-pin\"",
+                format!("pin_file = \"{}\"", self.pin_file().display()),
+            ),
+        ];
+        let mut text = example.to_owned();
+        for (from, to) in replacements {
+            assert!(
+                text.contains(from),
+                "the example configuration has no {from:?}"
+            );
+            text = text.replace(from, &to);
+        }
+        text
+    }
+
     /// A token configuration for this token with `sessions` sessions.
     pub fn token_config(&self, sessions: usize) -> signet_hsm::TokenConfig {
         signet_hsm::TokenConfig {

@@ -45,7 +45,7 @@ use signet_ca::store::{CommitMode, LocalStore, StoreOptions};
 use signet_log::note::VerifierKey;
 use signet_log::witness::{Witness, WitnessPolicy};
 use signet_testkit::child::{spawn_tied, Daemon};
-use signet_testkit::{softhsm_module, SoftHsm};
+use signet_testkit::SoftHsm;
 
 #[derive(Parser)]
 #[command(about = "Issuance with 0, 1 and 2 witnesses on loopback (SoftHSM2).")]
@@ -84,23 +84,7 @@ fn sibling(name: &str) -> Result<PathBuf> {
 
 /// The shipped example configuration, pointed at the bench's token.
 fn config_text(hsm: &SoftHsm) -> String {
-    include_str!("../../../deploy/signet-ca.example.toml")
-        .replace(
-            "data_dir = \"/var/lib/signet\"",
-            &format!("data_dir = \"{}\"", hsm.dir().join("data").display()),
-        )
-        .replace(
-            "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
-            &format!("module = \"{}\"", softhsm_module().display()),
-        )
-        .replace(
-            "token_label = \"signet-ca\"",
-            &format!("token_label = \"{}\"", hsm.label()),
-        )
-        .replace(
-            "pin_file = \"/etc/signet/hsm-pin\"",
-            &format!("pin_file = \"{}\"", hsm.pin_file().display()),
-        )
+    hsm.ca_config_from(include_str!("../../../deploy/signet-ca.example.toml"))
 }
 
 /// A `signet-witness serve` on a free loopback port, killed on drop.

@@ -45,7 +45,7 @@ use signet_ca::config::Config;
 use signet_ca::store::configured::{open, OpenKind};
 use signet_ca::store::LogStore;
 use signet_log::entry::{Actor, Change, Entry, EntryKind, Sha256Hex};
-use signet_testkit::{softhsm_module, Postgres, SoftHsm};
+use signet_testkit::{Postgres, SoftHsm};
 
 #[derive(Parser)]
 #[command(about = "Issuance and appends: embedded vs PostgreSQL (1 and 2 replicas), SoftHSM2.")]
@@ -208,23 +208,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let ca_bin = signet_ca_binary()?;
     let hsm = SoftHsm::create("pg-bench");
-    let text = include_str!("../../../deploy/signet-ca.example.toml")
-        .replace(
-            "data_dir = \"/var/lib/signet\"",
-            &format!("data_dir = \"{}\"", hsm.dir().join("data").display()),
-        )
-        .replace(
-            "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
-            &format!("module = \"{}\"", softhsm_module().display()),
-        )
-        .replace(
-            "token_label = \"signet-ca\"",
-            &format!("token_label = \"{}\"", hsm.label()),
-        )
-        .replace(
-            "pin_file = \"/etc/signet/hsm-pin\"",
-            &format!("pin_file = \"{}\"", hsm.pin_file().display()),
-        );
+    let text = hsm.ca_config_from(include_str!("../../../deploy/signet-ca.example.toml"));
     let run = |config: &Path, args: &[&str]| -> Result<String> {
         let out = std::process::Command::new(&ca_bin)
             .env("SOFTHSM2_CONF", hsm.conf())

@@ -52,7 +52,7 @@ use serde_json::{json, Value};
 use signet_firmware_tests::attest::{attest_slot, AttestationRoot, AttestedFacts};
 use signet_firmware_tests::keys::{Algorithm, PrivateKey};
 use signet_hsm::{KeyAlgorithm, RsaHash, Token};
-use signet_testkit::{softhsm_module, SoftHsm};
+use signet_testkit::SoftHsm;
 use webauthn_authenticator_rs::softtoken::SoftToken;
 use webauthn_authenticator_rs::WebauthnAuthenticator as _;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
@@ -140,22 +140,6 @@ fn config_text(hsm: &SoftHsm, port: u16, metrics_port: u16, file_mark: bool) -> 
     let replacements = [
         ("high_water = \"token\"".to_owned(), mark),
         (
-            "data_dir = \"/var/lib/signet\"".to_owned(),
-            format!("data_dir = \"{}\"", hsm.dir().join("data").display()),
-        ),
-        (
-            "module = \"/usr/lib/softhsm/libsofthsm2.so\"".to_owned(),
-            format!("module = \"{}\"", softhsm_module().display()),
-        ),
-        (
-            "token_label = \"signet-ca\"".to_owned(),
-            format!("token_label = \"{}\"", hsm.label()),
-        ),
-        (
-            "pin_file = \"/etc/signet/hsm-pin\"".to_owned(),
-            format!("pin_file = \"{}\"", hsm.pin_file().display()),
-        ),
-        (
             "listen = \"127.0.0.1:8441\"".to_owned(),
             format!("listen = \"127.0.0.1:{port}\""),
         ),
@@ -188,7 +172,7 @@ fn config_text(hsm: &SoftHsm, port: u16, metrics_port: u16, file_mark: bool) -> 
             "per_source_per_minute = 100000000".to_owned(),
         ),
     ];
-    let mut text = include_str!("../../../deploy/signet-ca.example.toml").to_owned();
+    let mut text = hsm.ca_config_from(include_str!("../../../deploy/signet-ca.example.toml"));
     for (from, to) in replacements {
         assert!(
             text.contains(&from),

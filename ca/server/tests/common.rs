@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use signet_testkit::{softhsm_module, Postgres, SoftHsm};
+use signet_testkit::{Postgres, SoftHsm};
 
 pub struct Ca {
     pub hsm: SoftHsm,
@@ -41,23 +41,8 @@ pub fn embedded_store_only(what: &str) -> bool {
 /// The shipped example configuration with test paths and the given key types.
 pub fn example_config(hsm: &SoftHsm, keys: [&str; 4]) -> String {
     let example = include_str!("../../../deploy/signet-ca.example.toml");
-    let mut text = example
-        .replace(
-            "data_dir = \"/var/lib/signet\"",
-            &format!("data_dir = \"{}\"", hsm.dir().join("data").display()),
-        )
-        .replace(
-            "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
-            &format!("module = \"{}\"", softhsm_module().display()),
-        )
-        .replace(
-            "token_label = \"signet-ca\"",
-            &format!("token_label = \"{}\"", hsm.label()),
-        )
-        .replace(
-            "pin_file = \"/etc/signet/hsm-pin\"",
-            &format!("pin_file = \"{}\"", hsm.pin_file().display()),
-        )
+    let mut text = hsm
+        .ca_config_from(example)
         .replace("rp_id = \"ca.example.com\"", "rp_id = \"localhost\"")
         .replace(
             "origin = \"https://ca.example.com\"",

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use signet_testkit::child::spawn_tied;
-use signet_testkit::{free_port, softhsm_module, SoftHsm};
+use signet_testkit::{free_port, SoftHsm};
 
 /// A login only the `ops` role allows; it demands `touch_and_pin`.
 pub const OPS_LOGIN: &str = "ops-admin";
@@ -61,23 +61,8 @@ impl Ca {
         let port = free_port();
         let dir = hsm.dir().to_path_buf();
         let example = include_str!("../../../deploy/signet-ca.example.toml");
-        let mut text = example
-            .replace(
-                "data_dir = \"/var/lib/signet\"",
-                &format!("data_dir = \"{}\"", dir.join("data").display()),
-            )
-            .replace(
-                "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
-                &format!("module = \"{}\"", softhsm_module().display()),
-            )
-            .replace(
-                "token_label = \"signet-ca\"",
-                &format!("token_label = \"{}\"", hsm.label()),
-            )
-            .replace(
-                "pin_file = \"/etc/signet/hsm-pin\"",
-                &format!("pin_file = \"{}\"", hsm.pin_file().display()),
-            )
+        let mut text = hsm
+            .ca_config_from(example)
             .replace(
                 "listen = \"127.0.0.1:8441\"",
                 &format!("listen = \"127.0.0.1:{port}\""),

@@ -18,7 +18,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use signet_testkit::child::{spawn_tied, Daemon};
-use signet_testkit::{free_port, softhsm_module, SoftHsm, Sshd};
+use signet_testkit::{free_port, SoftHsm, Sshd};
 
 /// A login no role allows.
 pub const OUTSIDE_LOGIN: &str = "mallory";
@@ -256,23 +256,8 @@ fn ca(login: &str) -> Ca {
     let dir = hsm.dir().to_owned();
     let fido = self_signed(&dir, "fido-roots", "/CN=unused-root");
     let piv = self_signed(&dir, "piv-roots", "/CN=unused-root");
-    let config = include_str!("../../../deploy/signet-ca.example.toml")
-        .replace(
-            "data_dir = \"/var/lib/signet\"",
-            &format!("data_dir = \"{}\"", dir.join("data").display()),
-        )
-        .replace(
-            "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
-            &format!("module = \"{}\"", softhsm_module().display()),
-        )
-        .replace(
-            "token_label = \"signet-ca\"",
-            &format!("token_label = \"{}\"", hsm.label()),
-        )
-        .replace(
-            "pin_file = \"/etc/signet/hsm-pin\"",
-            &format!("pin_file = \"{}\"", hsm.pin_file().display()),
-        )
+    let config = hsm
+        .ca_config_from(include_str!("../../../deploy/signet-ca.example.toml"))
         .replace("rp_id = \"ca.example.com\"", "rp_id = \"localhost\"")
         .replace(
             "origin = \"https://ca.example.com\"",

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use signet_testkit::child::{spawn_tied, Daemon};
-use signet_testkit::{free_port, softhsm_module, SoftHsm};
+use signet_testkit::{free_port, SoftHsm};
 
 /// A binary of this workspace, next to the test's own directory.
 pub fn binary(name: &str) -> PathBuf {
@@ -207,23 +207,8 @@ impl Edge {
         let piv = self_signed(&dir, "piv-roots");
         let (proxy_port, ca_port, feed_port, metrics_port) =
             (free_port(), free_port(), free_port(), free_port());
-        let mut config = include_str!("../../../deploy/signet-ca.example.toml")
-            .replace(
-                "data_dir = \"/var/lib/signet\"",
-                &format!("data_dir = \"{}\"", dir.join("data").display()),
-            )
-            .replace(
-                "module = \"/usr/lib/softhsm/libsofthsm2.so\"",
-                &format!("module = \"{}\"", softhsm_module().display()),
-            )
-            .replace(
-                "token_label = \"signet-ca\"",
-                &format!("token_label = \"{}\"", hsm.label()),
-            )
-            .replace(
-                "pin_file = \"/etc/signet/hsm-pin\"",
-                &format!("pin_file = \"{}\"", hsm.pin_file().display()),
-            )
+        let mut config = hsm
+            .ca_config_from(include_str!("../../../deploy/signet-ca.example.toml"))
             .replace(
                 "listen = \"127.0.0.1:8441\"",
                 &format!("listen = \"127.0.0.1:{ca_port}\""),
