@@ -51,29 +51,20 @@ use signet_testkit::Sshd;
 /// connections per source address).
 const SOURCES: u8 = 40;
 
+#[derive(clap::Parser)]
+#[command(
+    about = "signet-proxy: throughput, added latency, memory per idle tunnel, lock propagation."
+)]
 struct Args {
+    /// MiB per bulk transfer.
+    #[arg(long, default_value_t = 512)]
     mib: u64,
+    /// Rounds over the three throughput paths (interleaved).
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Idle tunnels held open for the memory and lock measurements.
+    #[arg(long, default_value_t = 1000)]
     tunnels: usize,
-}
-
-fn args() -> Args {
-    let mut args = Args {
-        mib: 512,
-        rounds: 5,
-        tunnels: 1000,
-    };
-    let list: Vec<String> = std::env::args().skip(1).collect();
-    for pair in list.chunks(2) {
-        let value = pair.get(1).expect("a value after each option");
-        match pair[0].as_str() {
-            "--mib" => args.mib = value.parse().unwrap(),
-            "--rounds" => args.rounds = value.parse().unwrap(),
-            "--tunnels" => args.tunnels = value.parse().unwrap(),
-            other => panic!("unknown option {other}"),
-        }
-    }
-    args
 }
 
 /// The benchmark trusts the proxy's certificate without checking it: the
@@ -203,6 +194,17 @@ async fn tunnel(
     Ok(tls)
 }
 
+/// Reads the tunnel until it ends; when it ended.
+async fn closed_at(mut tunnel: Tunnel) -> Instant {
+    let mut buf = [0u8; 64];
+    loop {
+        match tunnel.read(&mut buf).await {
+            Ok(0) | Err(_) => return Instant::now(),
+            Ok(_) => {}
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -251,7 +253,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let args = args();
+    let args = <Args as clap::Parser>::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -445,24 +447,13 @@ fn main() {
     let closed_all = runtime.block_on(async {
         let waits: Vec<_> = tunnels
             .into_iter()
-            .map(|mut t| {
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 64];
-                    loop {
-                        match t.read(&mut buf).await {
-                            Ok(0) | Err(_) => return Instant::now(),
-                            Ok(_) => {}
-                        }
-                    }
-                })
-            })
+            .map(|t| tokio::spawn(closed_at(t)))
             .collect();
-        let started = Instant::now();
         // The runtime's worker keeps reading while the command runs here.
-        let t = Instant::now();
+        let started = Instant::now();
         env.ca
             .ok(&["lock", "--user", "alice", "--reason", "benchmark"]);
-        let ca = t.elapsed();
+        let ca = started.elapsed();
         let mut last = started;
         for w in waits {
             last = last.max(w.await.unwrap());
@@ -478,7 +469,7 @@ fn main() {
     let mut one = Vec::new();
     for _ in 0..10 {
         env.ca.ok(&["unlock", "--user", "alice"]);
-        let mut t = runtime.block_on(async {
+        let t = runtime.block_on(async {
             loop {
                 if let Ok(t) = tunnel(&connector, proxy_addr, source(0), "sink-1", &env.login).await
                 {
@@ -489,20 +480,12 @@ fn main() {
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = runtime.spawn(async move {
-            let mut buf = [0u8; 64];
-            loop {
-                match t.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-            let _ = tx.send(Instant::now());
+            let _ = tx.send(closed_at(t).await);
         });
         let started = Instant::now();
-        let t0 = Instant::now();
         env.ca
             .ok(&["lock", "--user", "alice", "--reason", "benchmark"]);
-        let command = t0.elapsed();
+        let command = started.elapsed();
         let closed = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the tunnel outlived the lock");
